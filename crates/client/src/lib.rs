@@ -1,0 +1,1 @@
+//! berth-client (stub; being written)

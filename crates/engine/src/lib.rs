@@ -1,0 +1,1 @@
+//! berth-engine (stub; being written)

@@ -1,0 +1,1 @@
+//! berth-shim (stub; being written)

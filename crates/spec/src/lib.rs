@@ -1,0 +1,1 @@
+//! berth-spec (stub; being written)

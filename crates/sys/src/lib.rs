@@ -1,0 +1,1 @@
+//! berth-sys (stub; being written)
