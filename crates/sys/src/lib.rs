@@ -1,1 +1,440 @@
-//! berth-sys (stub; being written)
+//! berth-sys: the only Berth crate allowed to use `unsafe`.
+//!
+//! Thin, safe wrappers around the Linux system calls the runtime, the shim and the engine need.
+//! Where `nix` already offers a safe wrapper, it is re-exported instead of re-wrapped.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub use nix::mount::{mount, umount2, MntFlags, MsFlags};
+pub use nix::sched::{setns, unshare, CloneFlags};
+pub use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+pub use nix::unistd::{pivot_root, Pid};
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn nix_err(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// Clones a child process into the new namespaces given by `flags` (any `CLONE_NEW*` flags),
+/// fork-style: the child gets a copy-on-write copy of the caller's memory and file table and runs
+/// `child`; its return value becomes the child's exit code (a panic exits with 255).
+/// Returns the child's pid (as seen from the caller's PID namespace) in the parent.
+///
+/// The caller should be single-threaded: as with `fork`, only the calling thread exists in the
+/// child, so locks held by other threads at the time of the call stay locked there.
+pub fn clone_into_namespaces<F: FnOnce() -> i32>(flags: CloneFlags, child: F) -> io::Result<Pid> {
+    let raw_flags = (flags.bits() as libc::c_ulong) | (libc::SIGCHLD as libc::c_ulong);
+    // SAFETY: clone(2) without CLONE_VM and with a NULL stack behaves like fork(2): the child runs
+    // on a copy-on-write copy of this thread's stack and returns from the syscall with 0. No
+    // pointers are passed to the kernel (parent_tid/child_tid/tls are NULL/0 and no flags that
+    // use them are set).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            raw_flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(255);
+        exit_immediately(code);
+    }
+    Ok(Pid::from_raw(ret as i32))
+}
+
+/// Forks the calling process (see `clone_into_namespaces` with no namespace flags).
+pub fn fork_child<F: FnOnce() -> i32>(child: F) -> io::Result<Pid> {
+    clone_into_namespaces(CloneFlags::empty(), child)
+}
+
+/// Terminates the calling process at once with `code`, without running atexit handlers or
+/// flushing stdio buffers (what a forked child must do).
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit(2) never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Joins the namespace at `path` (e.g. `/proc/123/ns/net`); `nstype` may be empty (any type).
+pub fn setns_path(path: &Path, nstype: CloneFlags) -> io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    setns(f.as_fd(), nstype).map_err(nix_err)
+}
+
+/// Marks this process a child subreaper (orphaned descendants are reparented to it).
+pub fn set_child_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(nix_err)
+}
+
+/// Sets `PR_SET_NO_NEW_PRIVS`.
+pub fn set_no_new_privs() -> io::Result<()> {
+    nix::sys::prctl::set_no_new_privs().map_err(nix_err)
+}
+
+/// Sets (or clears with `None`) the signal delivered when the parent dies.
+pub fn set_pdeathsig(sig: Option<nix::sys::signal::Signal>) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(sig).map_err(nix_err)
+}
+
+/// Sets `PR_SET_KEEPCAPS`.
+pub fn set_keepcaps(keep: bool) -> io::Result<()> {
+    nix::sys::prctl::set_keepcaps(keep).map_err(nix_err)
+}
+
+/// Marks every file descriptor >= `first` close-on-exec (close_range(2) with
+/// `CLOSE_RANGE_CLOEXEC`, falling back to walking `/proc/self/fd`).
+pub fn mark_cloexec_from(first: RawFd) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags of this process's descriptors; no pointers passed.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Some(fd) = entry?.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) {
+            if fd >= first {
+                fds.push(fd);
+            }
+        }
+    }
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on an integer descriptor; a stale one just yields EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Closes every file descriptor >= `first` (close_range(2), with a `/proc/self/fd` fallback).
+pub fn close_from(first: RawFd) -> io::Result<()> {
+    // SAFETY: closing descriptors of this process; the caller owns the whole range by contract.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    if ret == 0 {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: see above.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Opens `path` as if `root` were the root directory (openat2 with `RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS`): `..` and absolute symlinks cannot escape `root`. `flags` are
+/// `open(2)` flags (`O_CLOEXEC` is always added). Falls back to a userspace component-by-component
+/// resolution (`O_NOFOLLOW` at each step, symlinks resolved against `root`) on kernels without
+/// openat2.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how of the given size;
+    // both outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if ret >= 0 {
+        // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+        return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    open_in_root_fallback(root, path, flags, mode)
+}
+
+fn openat_raw(dir: RawFd, name: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: valid C string, plain integer arguments.
+    let fd = unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_in_root_fallback(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let resolved = resolve_in_root_path(root, path)?;
+    let rel = resolved.strip_prefix("/").unwrap_or(&resolved);
+    let name = if rel.as_os_str().is_empty() { OsStr::new(".") } else { rel.as_os_str() };
+    openat_raw(root.as_raw_fd(), name, flags | libc::O_NOFOLLOW, mode)
+}
+
+/// Resolves `path` inside `root` (symlinks are followed but interpreted relative to `root`, `..`
+/// cannot go above it), returning a clean absolute path relative to `root`. The last component
+/// need not exist.
+pub fn resolve_in_root_path(root: BorrowedFd<'_>, path: &Path) -> io::Result<std::path::PathBuf> {
+    use std::path::{Component, PathBuf};
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(comp) = pending.pop() {
+        if comp == ".." {
+            out.pop();
+            continue;
+        }
+        let mut candidate: PathBuf = out.iter().collect();
+        candidate.push(&comp);
+        let rel = candidate.as_os_str();
+        let c = CString::new(rel.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: valid C string and a buffer of the stated length.
+        let n = unsafe {
+            libc::readlinkat(root.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        };
+        if n < 0 {
+            // Not a symlink (EINVAL) or missing (ENOENT): take it literally.
+            out.push(comp);
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        buf.truncate(n as usize);
+        let target = PathBuf::from(OsStr::from_bytes(&buf));
+        if target.is_absolute() {
+            out.clear();
+        }
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(n) => pending.push(n.to_os_string()),
+                Component::ParentDir => pending.push("..".into()),
+                _ => {}
+            }
+        }
+    }
+    let mut p = PathBuf::from("/");
+    p.extend(out);
+    Ok(p)
+}
+
+/// Mounts an overlay filesystem at `target`.
+pub fn mount_overlay(lowerdirs: &[&Path], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    if lowerdirs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "overlay needs at least one lowerdir"));
+    }
+    let lower: Vec<String> = lowerdirs.iter().map(|p| p.display().to_string()).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(nix_err)
+}
+
+/// Unmounts `target` (lazily with `detach`).
+pub fn unmount(target: &Path, detach: bool) -> io::Result<()> {
+    let flags = if detach { MntFlags::MNT_DETACH } else { MntFlags::empty() };
+    umount2(target, flags).map_err(nix_err)
+}
+
+/// Sets the NIS domain name (setdomainname(2)).
+pub fn set_domainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe the bytes of `name`, valid for the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets a resource limit by its raw `RLIMIT_*` number.
+pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `lim` is a valid rlimit that outlives the call.
+    let ret = unsafe { libc::setrlimit(resource as _, &lim) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes `fd` (a terminal) the controlling terminal of this session (TIOCSCTTY).
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument; no memory is passed.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets a terminal's window size (TIOCSWINSZ).
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize struct that outlives the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens a pidfd for `pid` (pidfd_open(2)).
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// Sends `fd` over the Unix socket `sock` with SCM_RIGHTS, with `payload` as the data bytes.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(if payload.is_empty() { b"\0" } else { payload })];
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(nix_err)?;
+    Ok(())
+}
+
+/// Receives one fd sent with `send_fd`; returns it with the data bytes.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = vec![0u8; 4096];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+    let (n, fd) = {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(nix_err)?;
+        let mut fd = None;
+        for c in msg.cmsgs().map_err(nix_err)? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                fd = fds.first().copied();
+            }
+        }
+        (msg.bytes, fd)
+    };
+    let fd = fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd received"))?;
+    buf.truncate(n);
+    // SAFETY: the kernel installed this descriptor for us via SCM_RIGHTS; nothing else owns it.
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn resolve_in_root_contains_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("a/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../..", d.path().join("a/b/up")).unwrap();
+        let root = std::fs::File::open(d.path()).unwrap();
+        assert_eq!(resolve_in_root_path(root.as_fd(), Path::new("/a/abs/passwd")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(resolve_in_root_path(root.as_fd(), Path::new("a/b/up/x")).unwrap(), Path::new("/x"));
+        assert_eq!(resolve_in_root_path(root.as_fd(), Path::new("../../x/./y")).unwrap(), Path::new("/x/y"));
+    }
+
+    #[test]
+    fn open_in_root_stays_inside() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("link")).unwrap();
+        let root = std::fs::File::open(d.path()).unwrap();
+        let fd = open_in_root(root.as_fd(), Path::new("/link"), libc::O_RDONLY, 0).unwrap();
+        let got = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(got, b"inside");
+        let fd = open_in_root_fallback(root.as_fd(), Path::new("../../link"), libc::O_RDONLY, 0).unwrap();
+        let got = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(got, b"inside");
+    }
+
+    #[test]
+    fn clone_into_new_pid_namespace_is_pid_1() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+        let pid = clone_into_namespaces(CloneFlags::CLONE_NEWPID, || {
+            if nix::unistd::getpid().as_raw() == 1 { 7 } else { 1 }
+        })
+        .unwrap();
+        let st = nix::sys::wait::waitpid(pid, None).unwrap();
+        assert_eq!(st, nix::sys::wait::WaitStatus::Exited(pid, 7));
+    }
+
+    #[test]
+    fn overlay_mount_and_unmount() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        for s in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(d.path().join(s)).unwrap();
+        }
+        std::fs::write(d.path().join("lower/f"), b"x").unwrap();
+        let lower = d.path().join("lower");
+        mount_overlay(&[&lower], &d.path().join("upper"), &d.path().join("work"), &d.path().join("merged")).unwrap();
+        let seen = std::fs::read(d.path().join("merged/f"));
+        std::fs::write(d.path().join("merged/g"), b"y").unwrap();
+        unmount(&d.path().join("merged"), false).unwrap();
+        assert_eq!(seen.unwrap(), b"x");
+        assert!(d.path().join("upper/g").exists());
+        assert!(!d.path().join("merged/f").exists());
+    }
+}
