@@ -1,1 +1,420 @@
-//! berth-runtime-lib (stub; being written)
+//! berth-runtime-lib: a synchronous OCI runtime (runc-like) library.
+//!
+//! The container init is cloned directly as a child of the calling process, which must be
+//! single-threaded (the `berth-runtime` CLI or the shim). See `docs/DESIGN.md`.
+
+pub mod cgroups;
+mod error;
+mod init;
+mod rootfs;
+mod state;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use berth_sys::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+pub use error::Error;
+pub use state::{State, Status};
+
+use state::{Persisted, FIFO};
+
+/// Options for [`Runtime::create`].
+#[derive(Debug, Default)]
+pub struct CreateOpts {
+    /// stdin, stdout, stderr of the init; `None` inherits the caller's.
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// Write the init pid here (atomically).
+    pub pid_file: Option<PathBuf>,
+    /// With `process.terminal`, the pty master is sent over this Unix socket (SCM_RIGHTS).
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+}
+
+/// A runtime rooted at a state directory (like `runc --root`).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+}
+
+fn validate_id(id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_string()))
+    }
+}
+
+/// Removes what a failed create left behind.
+struct CreateGuard {
+    dir: PathBuf,
+    cgroup: Option<cgroups::Cgroup>,
+    pid: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn owner_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Runtime { root: root.into() }
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn load(&self, id: &str) -> Result<Persisted, Error> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        if !dir.join(state::STATE_FILE).exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Persisted::load(&dir)
+    }
+
+    /// Creates the container: clones its init (as a child of the caller) into the requested
+    /// namespaces and cgroup; init prepares everything and waits for [`Runtime::start`].
+    pub fn create(&self, id: &str, bundle: &Path, opts: CreateOpts) -> Result<State, Error> {
+        validate_id(id)?;
+        let bundle = std::fs::canonicalize(bundle).map_err(|e| Error::io(format!("bundle {}", bundle.display()), e))?;
+        let cfg = bundle.join("config.json");
+        let spec = Spec::load(&cfg).map_err(|source| Error::Spec { path: cfg.clone(), source })?;
+        let root = spec.root().clone().ok_or_else(|| Error::InvalidSpec("root must be set".into()))?;
+        let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+        let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::io(format!("rootfs {}", rootfs.display()), e))?;
+        let process = spec.process().clone().ok_or_else(|| Error::InvalidSpec("process must be set".into()))?;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::InvalidSpec("args must not be empty".into()));
+        }
+        let linux = spec.linux().clone().unwrap_or_default();
+
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| Error::io(format!("create state root {}", self.root.display()), e))?;
+        let dir = self.dir(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+            Err(e) => return Err(Error::io(format!("create state dir {}", dir.display()), e)),
+        }
+        let mut guard = CreateGuard { dir: dir.clone(), cgroup: None, pid: None, armed: true };
+
+        // exec.fifo: init blocks opening it for writing until `start` opens it for reading.
+        let fifo_path = dir.join(FIFO);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| Error::nix(format!("mkfifo {}", fifo_path.display()), e))?;
+        std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+            .map_err(|e| Error::io("chmod exec.fifo", e))?;
+        let fifo: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&fifo_path)
+            .map_err(|e| Error::io("open exec.fifo", e))?
+            .into();
+
+        let console = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
+            (Some(p), true) => Some(OwnedFd::from(
+                std::os::unix::net::UnixStream::connect(p).map_err(|e| Error::io(format!("connect console socket {}", p.display()), e))?,
+            )),
+            _ => None,
+        };
+
+        // Namespaces.
+        let mut flags = CloneFlags::empty();
+        let mut join: Vec<(CloneFlags, PathBuf)> = Vec::new();
+        let mut pid_join: Option<PathBuf> = None;
+        let mut new_cgroupns = false;
+        for ns in linux.namespaces().clone().unwrap_or_default() {
+            let f = CloneFlags::from_bits_truncate(ns.typ() as i32);
+            match (ns.typ(), ns.path()) {
+                (LinuxNamespaceType::Pid, Some(p)) => pid_join = Some(p.clone()),
+                (LinuxNamespaceType::Cgroup, None) => new_cgroupns = true,
+                (LinuxNamespaceType::Time, None) => return Err(Error::InvalidSpec("time namespaces are not supported".into())),
+                (_, Some(p)) => join.push((f, p.clone())),
+                (_, None) => flags |= f,
+            }
+        }
+        join.sort_by_key(|(f, _)| !f.contains(CloneFlags::CLONE_NEWUSER));
+        let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
+
+        // cgroup.
+        let cg_rel = linux.cgroups_path().clone().unwrap_or_else(|| PathBuf::from(format!("/berth/{id}")));
+        let cg = cgroups::Cgroup::create(&cg_rel)?;
+        guard.cgroup = Some(cg.clone());
+
+        let (parent_sock, child_sock) =
+            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| Error::nix("socketpair", e))?;
+
+        let ctx = init::InitCtx {
+            spec: spec.clone(),
+            rootfs: rootfs.clone(),
+            bundle: bundle.clone(),
+            sync: child_sock,
+            fifo,
+            console,
+            stdio: opts.stdio,
+            no_pivot: opts.no_pivot,
+            cgroup_dirs: cg.dirs.clone(),
+            join,
+            new_cgroupns,
+            new_userns,
+            new_mountns: flags.contains(CloneFlags::CLONE_NEWNS),
+            new_utsns: flags.contains(CloneFlags::CLONE_NEWUTS),
+        };
+
+        // Joining an existing PID namespace affects children only: switch, clone, switch back.
+        let own_pidns = match &pid_join {
+            Some(p) => {
+                let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| Error::io("open /proc/self/ns/pid", e))?;
+                berth_sys::setns_path(p, CloneFlags::CLONE_NEWPID).map_err(|e| Error::io(format!("join pid namespace {}", p.display()), e))?;
+                Some(own)
+            }
+            None => None,
+        };
+        let cloned = berth_sys::clone_into_namespaces(flags, move || init::run(ctx));
+        if let Some(own) = own_pidns {
+            let _ = berth_sys::setns(std::os::fd::AsFd::as_fd(&own), CloneFlags::CLONE_NEWPID);
+        }
+        let pid = cloned.map_err(|e| Error::io("clone container init", e))?;
+        guard.pid = Some(pid);
+
+        if new_userns {
+            write_id_maps(pid, &linux)?;
+        }
+        cg.add_pid(pid.as_raw())?;
+        if let Some(r) = linux.resources() {
+            cg.apply(r)?;
+        }
+        nix::sys::socket::send(parent_sock.as_raw_fd(), init::MSG_GO, MsgFlags::empty()).map_err(|e| Error::nix("sync with init", e))?;
+        let mut buf = vec![0u8; 65536];
+        let n = nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| Error::nix("sync with init", e))?;
+        if n == 0 {
+            let why = match nix::sys::wait::waitpid(pid, None) {
+                Ok(st) => format!("{st:?}"),
+                Err(e) => e.to_string(),
+            };
+            guard.pid = None;
+            return Err(Error::Init { message: format!("container init exited before it was ready ({why})"), exit_code: 1 });
+        }
+        if let Err((code, message)) = init::decode(&buf[..n]) {
+            return Err(Error::Init { message, exit_code: code });
+        }
+
+        let start = state::proc_stat(pid.as_raw()).map(|s| s.1).unwrap_or(0);
+        let md = std::fs::metadata(&dir).map_err(|e| Error::io("stat state dir", e))?;
+        let persisted = Persisted {
+            state: State {
+                oci_version: spec.version().clone(),
+                id: id.to_string(),
+                pid: pid.as_raw(),
+                status: Status::Created,
+                bundle,
+                rootfs,
+                created: now_rfc3339(),
+                owner: owner_name(std::os::unix::fs::MetadataExt::uid(&md)),
+                annotations: spec.annotations().clone().unwrap_or_default(),
+            },
+            init_start_time: start,
+            cgroup_paths: cg.paths(),
+        };
+        persisted.save(&dir)?;
+        if let Some(pf) = &opts.pid_file {
+            state::write_atomic(pf, pid.as_raw().to_string().as_bytes()).map_err(|e| Error::io(format!("write pid file {}", pf.display()), e))?;
+        }
+        guard.armed = false;
+        Ok(persisted.state)
+    }
+
+    /// Lets a created container exec its process.
+    pub fn start(&self, id: &str) -> Result<(), Error> {
+        let p = self.load(id)?;
+        let dir = self.dir(id);
+        let st = p.current(&dir);
+        match st.status {
+            Status::Created => {}
+            Status::Stopped => return Err(Error::BadState { id: id.into(), message: "cannot start a container that has stopped".into() }),
+            _ => return Err(Error::BadState { id: id.into(), message: "cannot start an already running container".into() }),
+        }
+        let fifo_path = dir.join(FIFO);
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo_path)
+            .map_err(|e| Error::io("open exec.fifo", e))?;
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        loop {
+            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&fifo), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) | Err(nix::Error::EINTR) => {
+                    if !p.init_alive() {
+                        return Err(Error::BadState { id: id.into(), message: "cannot start a container that has stopped".into() });
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => return Err(Error::nix("poll exec.fifo", e)),
+            }
+        }
+        let mut b = [0u8; 1];
+        let n = nix::unistd::read(fifo.as_raw_fd(), &mut b).map_err(|e| Error::nix("read exec.fifo", e))?;
+        let _ = std::fs::remove_file(&fifo_path);
+        if n == 0 {
+            return Err(Error::BadState { id: id.into(), message: "cannot start a container that has stopped".into() });
+        }
+        Ok(())
+    }
+
+    /// runc's state of one container.
+    pub fn state(&self, id: &str) -> Result<State, Error> {
+        let p = self.load(id)?;
+        Ok(p.current(&self.dir(id)))
+    }
+
+    /// Sends `signal` to the init (or, with `all`, to every process in the container cgroup).
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
+        let p = self.load(id)?;
+        let st = p.current(&self.dir(id));
+        let sig = Signal::try_from(signal).map_err(|_| Error::InvalidSpec(format!("invalid signal {signal}")))?;
+        if all {
+            let cg = cgroups::Cgroup::from_dirs(&p.cgroup_paths);
+            let pids = cg.pids();
+            if pids.is_empty() && st.status == Status::Stopped {
+                return Err(Error::BadState { id: id.into(), message: "container not running".into() });
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+            }
+            return Ok(());
+        }
+        if st.status == Status::Stopped {
+            return Err(Error::BadState { id: id.into(), message: "container not running".into() });
+        }
+        nix::sys::signal::kill(Pid::from_raw(p.state.pid), sig).map_err(|e| Error::nix(format!("kill {}", p.state.pid), e))
+    }
+
+    /// Removes a container: its cgroup and state. A running container needs `force` (then it
+    /// is killed first); a created one is killed.
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        let p = match self.load(id) {
+            Ok(p) => p,
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let dir = self.dir(id);
+        let st = p.current(&dir);
+        let cg = cgroups::Cgroup::from_dirs(&p.cgroup_paths);
+        match st.status {
+            Status::Stopped => {}
+            Status::Created => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p.state.pid), Signal::SIGKILL);
+            }
+            s if !force => {
+                return Err(Error::BadState { id: id.into(), message: format!("cannot delete container {id} that is not stopped: {s}") });
+            }
+            _ => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p.state.pid), Signal::SIGKILL);
+            }
+        }
+        if st.status != Status::Stopped {
+            for pid in cg.pids() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            // Wait for the init to die (a zombie counts as dead; its parent reaps it).
+            for _ in 0..500 {
+                if !p.init_alive() && cg.pids().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        cg.destroy()?;
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("remove {}", dir.display()), e))
+    }
+
+    /// Every container under the root.
+    pub fn list(&self) -> Result<Vec<State>, Error> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(format!("read {}", self.root.display()), e)),
+        };
+        for e in rd.flatten() {
+            let dir = e.path();
+            if !dir.join(state::STATE_FILE).exists() {
+                continue;
+            }
+            if let Ok(p) = Persisted::load(&dir) {
+                out.push(p.current(&dir));
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+}
+
+fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
+    let fmt = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.iter().flatten().map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size())).collect::<String>()
+    };
+    let uid = fmt(linux.uid_mappings());
+    let gid = fmt(linux.gid_mappings());
+    if uid.is_empty() || gid.is_empty() {
+        return Err(Error::InvalidSpec("user namespace requires uidMappings and gidMappings".into()));
+    }
+    for (f, v) in [("uid_map", uid), ("gid_map", gid)] {
+        let path = format!("/proc/{}/{f}", pid.as_raw());
+        std::fs::write(&path, v).map_err(|e| Error::io(format!("write {path}"), e))?;
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Annotations type re-export for callers building states.
+pub type Annotations = HashMap<String, String>;

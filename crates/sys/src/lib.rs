@@ -327,6 +327,22 @@ pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
     Ok(())
 }
 
+/// Resets every catchable signal to its default disposition and unblocks all signals (what a
+/// process must do before exec'ing a workload: Rust ignores SIGPIPE, and ignored signals survive
+/// exec).
+pub fn reset_signals() -> io::Result<()> {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || (32..=33).contains(&sig) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL never runs user code; invalid numbers just return EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None)
+        .map_err(nix_err)
+}
+
 /// Opens a pidfd for `pid` (pidfd_open(2)).
 pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: integer arguments only.

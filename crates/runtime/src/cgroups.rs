@@ -1,0 +1,363 @@
+//! cgroups v1, v2 and hybrid (detected at run time from /proc/self/mountinfo).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+
+use crate::error::Error;
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Mount point, e.g. `/sys/fs/cgroup/memory` or `/sys/fs/cgroup` (pure v2).
+    pub mount: PathBuf,
+    /// v1 controllers (`name=systemd` for named hierarchies); empty for cgroup2.
+    pub controllers: Vec<String>,
+    /// cgroup2 (unified) hierarchy.
+    pub v2: bool,
+}
+
+impl Hierarchy {
+    fn has(&self, c: &str) -> bool {
+        self.controllers.iter().any(|x| x == c)
+    }
+}
+
+/// Every mounted cgroup hierarchy whose mount shows the hierarchy root.
+pub fn hierarchies() -> io::Result<Vec<Hierarchy>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&info))
+}
+
+fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
+    const NOT_CONTROLLERS: &[&str] =
+        &["rw", "ro", "clone_children", "xattr", "noprefix", "nsdelegate", "cpuset_v2_mode", "memory_recursiveprot", "favordynmods", "memory_localevents"];
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 || pre[3] != "/" {
+            continue;
+        }
+        let mount = PathBuf::from(pre[4]);
+        let hier = match post[0] {
+            "cgroup2" => Hierarchy { mount, controllers: Vec::new(), v2: true },
+            "cgroup" => Hierarchy {
+                mount,
+                controllers: post[2]
+                    .split(',')
+                    .filter(|o| !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent="))
+                    .map(str::to_string)
+                    .collect(),
+                v2: false,
+            },
+            _ => continue,
+        };
+        if !out.iter().any(|h| h.mount == hier.mount || (!h.v2 && h.controllers == hier.controllers && !hier.v2)) {
+            out.push(hier);
+        }
+    }
+    out
+}
+
+/// The cgroup directories of one container.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    /// (hierarchy, absolute directory of the container cgroup)
+    pub dirs: Vec<(Hierarchy, PathBuf)>,
+    /// The cgroupsPath relative to each hierarchy root.
+    pub rel: PathBuf,
+}
+
+fn cg_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Cgroup { path: path.to_path_buf(), source }
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), Error> {
+    std::fs::write(path, value).map_err(cg_err(path))
+}
+
+impl Cgroup {
+    /// Creates `rel` (e.g. `/berth/<id>`) in every hierarchy.
+    pub fn create(rel: &Path) -> Result<Self, Error> {
+        let rel = PathBuf::from("/").join(rel.strip_prefix("/").unwrap_or(rel));
+        let hs = hierarchies().map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
+        let pure_v2 = hs.iter().all(|h| h.v2);
+        let mut cg = Cgroup { dirs: Vec::new(), rel: rel.clone() };
+        for h in hs {
+            let dir = h.mount.join(rel.strip_prefix("/").unwrap_or(&rel));
+            // Create level by level so cpuset (v1) and subtree_control (v2) can be prepared.
+            let mut cur = h.mount.clone();
+            for comp in rel.components().skip(1) {
+                let parent = cur.clone();
+                cur.push(comp);
+                if h.v2 && pure_v2 {
+                    enable_v2_controllers(&parent);
+                }
+                match std::fs::create_dir(&cur) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        let _ = cg.destroy();
+                        return Err(Error::Cgroup { path: cur, source: e });
+                    }
+                }
+                if h.has("cpuset") {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let cur_v = std::fs::read_to_string(cur.join(f)).unwrap_or_default();
+                        if cur_v.trim().is_empty() {
+                            let pv = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                            let _ = std::fs::write(cur.join(f), pv.trim());
+                        }
+                    }
+                }
+            }
+            cg.dirs.push((h, dir));
+        }
+        Ok(cg)
+    }
+
+    /// Rebuilds the handle from persisted directories.
+    pub fn from_dirs(dirs: &[PathBuf]) -> Self {
+        let hs = hierarchies().unwrap_or_default();
+        let mut cg = Cgroup { dirs: Vec::new(), rel: PathBuf::new() };
+        for d in dirs {
+            if let Some(h) = hs.iter().filter(|h| d.starts_with(&h.mount)).max_by_key(|h| h.mount.as_os_str().len()) {
+                cg.rel = PathBuf::from("/").join(d.strip_prefix(&h.mount).unwrap_or(d));
+                cg.dirs.push((h.clone(), d.clone()));
+            }
+        }
+        cg
+    }
+
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|(_, d)| d.clone()).collect()
+    }
+
+    /// Moves `pid` into the cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<(), Error> {
+        for (_, d) in &self.dirs {
+            write_file(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn pure_v2(&self) -> bool {
+        self.dirs.iter().all(|(h, _)| h.v2)
+    }
+
+    /// Applies memory, cpu, cpuset and pids limits.
+    pub fn apply(&self, r: &LinuxResources) -> Result<(), Error> {
+        let pure_v2 = self.pure_v2();
+        for (h, d) in &self.dirs {
+            if h.v2 && pure_v2 {
+                apply_v2(d, r)?;
+            } else if !h.v2 {
+                apply_v1(h, d, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pids in the cgroup (read from the first hierarchy that has the container dir).
+    pub fn pids(&self) -> Vec<i32> {
+        let order = |h: &Hierarchy| if h.has("pids") || h.has("freezer") || h.v2 { 0 } else { 1 };
+        let mut dirs: Vec<&(Hierarchy, PathBuf)> = self.dirs.iter().collect();
+        dirs.sort_by_key(|(h, _)| order(h));
+        for (_, d) in dirs {
+            if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            }
+        }
+        Vec::new()
+    }
+
+    /// Removes the container cgroup everywhere, and its parents (up to the hierarchy root) that
+    /// are now empty. Retries briefly while the kernel still reports it busy.
+    pub fn destroy(&self) -> Result<(), Error> {
+        let mut first_err = None;
+        for (h, d) in &self.dirs {
+            if !d.exists() {
+                continue;
+            }
+            let mut ok = false;
+            for _ in 0..200 {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10))
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(Error::Cgroup { path: d.clone(), source: e });
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                first_err.get_or_insert(Error::Cgroup { path: d.clone(), source: io::Error::from_raw_os_error(libc::EBUSY) });
+                continue;
+            }
+            let mut p = d.parent().map(Path::to_path_buf);
+            while let Some(dir) = p {
+                if dir == h.mount || !dir.starts_with(&h.mount) || std::fs::remove_dir(&dir).is_err() {
+                    break;
+                }
+                p = dir.parent().map(Path::to_path_buf);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn enable_v2_controllers(dir: &Path) {
+    let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in avail.split_whitespace() {
+        if ["cpu", "cpuset", "memory", "pids", "io"].contains(&c) {
+            let _ = std::fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+        }
+    }
+}
+
+fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
+    if h.has("memory") {
+        if let Some(m) = r.memory() {
+            if let Some(v) = m.reservation() {
+                write_file(&d.join("memory.soft_limit_in_bytes"), &v.to_string())?;
+            }
+            if let Some(v) = m.limit() {
+                write_file(&d.join("memory.limit_in_bytes"), &v.to_string())?;
+            }
+            if let Some(v) = m.swap() {
+                let f = d.join("memory.memsw.limit_in_bytes");
+                if f.exists() {
+                    write_file(&f, &v.to_string())?;
+                }
+            }
+            if let Some(v) = m.swappiness() {
+                if v <= 100 {
+                    write_file(&d.join("memory.swappiness"), &v.to_string())?;
+                }
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if h.has("cpu") {
+            if let Some(v) = c.shares() {
+                write_file(&d.join("cpu.shares"), &v.to_string())?;
+            }
+            if let Some(v) = c.period() {
+                write_file(&d.join("cpu.cfs_period_us"), &v.to_string())?;
+            }
+            if let Some(v) = c.quota() {
+                write_file(&d.join("cpu.cfs_quota_us"), &v.to_string())?;
+            }
+        }
+        if h.has("cpuset") {
+            if let Some(v) = c.cpus() {
+                write_file(&d.join("cpuset.cpus"), v)?;
+            }
+            if let Some(v) = c.mems() {
+                write_file(&d.join("cpuset.mems"), v)?;
+            }
+        }
+    }
+    if h.has("pids") {
+        if let Some(p) = r.pids() {
+            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            write_file(&d.join("pids.max"), &v)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
+    if let Some(m) = r.memory() {
+        if let Some(v) = m.reservation() {
+            write_file(&d.join("memory.low"), &v.to_string())?;
+        }
+        if let Some(v) = m.limit() {
+            let s = if v < 0 { "max".to_string() } else { v.to_string() };
+            write_file(&d.join("memory.max"), &s)?;
+            if let Some(sw) = m.swap() {
+                // v1 semantics: swap is memory+swap.
+                let s = if sw < 0 { "max".to_string() } else { (sw - v.max(0)).max(0).to_string() };
+                let f = d.join("memory.swap.max");
+                if f.exists() {
+                    write_file(&f, &s)?;
+                }
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(shares) = c.shares() {
+            // runc's conversion from shares [2..262144] to weight [1..10000].
+            let w = if shares == 0 { 0 } else { 1 + ((shares.clamp(2, 262144) - 2) * 9999) / 262142 };
+            if w > 0 {
+                write_file(&d.join("cpu.weight"), &w.to_string())?;
+            }
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let q = match c.quota() {
+                Some(q) if q > 0 => q.to_string(),
+                _ => "max".to_string(),
+            };
+            let p = c.period().unwrap_or(100000);
+            write_file(&d.join("cpu.max"), &format!("{q} {p}"))?;
+        }
+        if let Some(v) = c.cpus() {
+            write_file(&d.join("cpuset.cpus"), v)?;
+        }
+        if let Some(v) = c.mems() {
+            write_file(&d.join("cpuset.mems"), v)?;
+        }
+    }
+    if let Some(p) = r.pids() {
+        let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+        write_file(&d.join("pids.max"), &v)?;
+    }
+    Ok(())
+}
+
+/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    for d in dirs {
+        if let Ok(s) = std::fs::read_to_string(d.join("freezer.state")) {
+            return s.trim() == "FROZEN";
+        }
+        if let Ok(s) = std::fs::read_to_string(d.join("cgroup.freeze")) {
+            return s.trim() == "1";
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hybrid_mountinfo() {
+        let info = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n\
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n\
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n\
+50 31 0:38 /sub /mnt/x rw,relatime - cgroup2 cgroup2 rw\n";
+        let hs = parse_mountinfo(info);
+        assert_eq!(hs.len(), 3);
+        assert_eq!(hs[0].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(hs[1].controllers, vec!["name=systemd"]);
+        assert!(hs[2].v2);
+    }
+}

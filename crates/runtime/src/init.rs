@@ -1,0 +1,357 @@
+//! The container init: runs in the cloned child, sets up the container, reports to the parent
+//! over the sync socket, waits on exec.fifo, then execs the workload.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use berth_sys::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Spec};
+
+use crate::cgroups::Hierarchy;
+use crate::error::errno_text;
+use crate::rootfs::{self, InitResult, RootfsCtx};
+
+/// Messages on the sync socket.
+pub(crate) const MSG_GO: &[u8] = b"go";
+pub(crate) const MSG_OK: &[u8] = b"ok";
+
+/// Everything the init needs, prepared by the parent before the clone.
+pub(crate) struct InitCtx {
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    pub bundle: PathBuf,
+    pub sync: OwnedFd,
+    pub fifo: OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub stdio: Option<[OwnedFd; 3]>,
+    pub no_pivot: bool,
+    pub cgroup_dirs: Vec<(Hierarchy, PathBuf)>,
+    /// Namespaces to join (type flag, path), user first.
+    pub join: Vec<(CloneFlags, PathBuf)>,
+    pub new_cgroupns: bool,
+    pub new_userns: bool,
+    pub new_mountns: bool,
+    pub new_utsns: bool,
+}
+
+/// An init failure: text + exit code hint.
+struct Fail(i32, String);
+
+impl From<String> for Fail {
+    fn from(s: String) -> Self {
+        Fail(1, s)
+    }
+}
+
+fn send(sync: &OwnedFd, msg: &[u8]) {
+    let _ = nix::sys::socket::send(sync.as_raw_fd(), msg, nix::sys::socket::MsgFlags::empty());
+}
+
+/// Encodes an error for the parent.
+pub(crate) fn encode_error(code: i32, text: &str) -> Vec<u8> {
+    format!("err {code} {text}").into_bytes()
+}
+
+/// Decodes a child message: Ok(()) for ready, Err((code, text)) for an error.
+pub(crate) fn decode(msg: &[u8]) -> Result<(), (i32, String)> {
+    if msg == MSG_OK {
+        return Ok(());
+    }
+    let s = String::from_utf8_lossy(msg);
+    let mut it = s.strip_prefix("err ").unwrap_or(&s).splitn(2, ' ');
+    let code = it.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+    Err((code, it.next().unwrap_or("container init failed").to_string()))
+}
+
+/// Entry point in the child. Returns only on failure (the exit code).
+pub(crate) fn run(ctx: InitCtx) -> i32 {
+    // Wait for the parent: uid/gid maps written, cgroup joined.
+    let mut buf = [0u8; 16];
+    match nix::sys::socket::recv(ctx.sync.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+        Ok(n) if &buf[..n] == MSG_GO => {}
+        _ => return 1,
+    }
+    match setup(&ctx) {
+        Ok(exec) => {
+            send(&ctx.sync, MSG_OK);
+            let code = exec.run(&ctx);
+            code
+        }
+        Err(Fail(code, text)) => {
+            send(&ctx.sync, &encode_error(code, &text));
+            code
+        }
+    }
+}
+
+struct Exec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Exec {
+    fn run(self, ctx: &InitCtx) -> i32 {
+        // Block until `start` opens the fifo for reading.
+        let fifo_path = format!("/proc/self/fd/{}", ctx.fifo.as_raw_fd());
+        let fifo = match std::fs::OpenOptions::new().write(true).open(&fifo_path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("open exec fifo: {e}");
+                return 1;
+            }
+        };
+        let _ = nix::unistd::write(&fifo, b"0");
+        drop(fifo);
+        let _ = berth_sys::reset_signals();
+        let _ = berth_sys::mark_cloexec_from(3);
+        let err = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
+        eprintln!("exec {:?}: {}", self.path, errno_text(err));
+        if err == nix::Error::ENOENT { 127 } else { 126 }
+    }
+}
+
+fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
+    let spec = &ctx.spec;
+    let process = spec.process().clone().ok_or_else(|| "spec has no process".to_string())?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if ctx.new_userns {
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(|e| format!("setresgid(0) in user namespace: {}", errno_text(e)))?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(|e| format!("setresuid(0) in user namespace: {}", errno_text(e)))?;
+    }
+    for (flag, path) in &ctx.join {
+        berth_sys::setns_path(path, *flag)
+            .map_err(|e| format!("join namespace {}: {}", path.display(), crate::error::io_text(&e)))?;
+    }
+    if ctx.new_cgroupns {
+        berth_sys::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare cgroup namespace: {}", errno_text(e)))?;
+    }
+    nix::unistd::setsid().map_err(|e| format!("setsid: {}", errno_text(e)))?;
+    if let Some(h) = spec.hostname() {
+        if ctx.new_utsns || !h.is_empty() {
+            nix::unistd::sethostname(h).map_err(|e| format!("sethostname: {}", errno_text(e)))?;
+        }
+    }
+    if let Some(d) = spec.domainname() {
+        berth_sys::set_domainname(d).map_err(|e| format!("setdomainname: {}", crate::error::io_text(&e)))?;
+    }
+    // stdio: given fds, else inherited.
+    if let Some(stdio) = &ctx.stdio {
+        for (i, fd) in stdio.iter().enumerate() {
+            nix::unistd::dup2(fd.as_raw_fd(), i as i32).map_err(|e| format!("dup2 stdio: {}", errno_text(e)))?;
+        }
+    }
+    let has_mountns = ctx.new_mountns || ctx.join.iter().any(|(f, _)| f.contains(CloneFlags::CLONE_NEWNS));
+    if !has_mountns {
+        return Err("a mount namespace is required".to_string().into());
+    }
+    let rctx = RootfsCtx {
+        spec,
+        rootfs: &ctx.rootfs,
+        bundle: &ctx.bundle,
+        cgroup_dirs: &ctx.cgroup_dirs,
+        in_userns: ctx.new_userns || ctx.join.iter().any(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER)),
+    };
+    rootfs::prepare(&rctx)?;
+    rootfs::switch_root(&ctx.rootfs, ctx.no_pivot)?;
+    if process.terminal().unwrap_or(false) {
+        if let Some(sock) = &ctx.console {
+            setup_console(sock, process.console_size().map(|b| (b.height() as u16, b.width() as u16)))?;
+        }
+    }
+    rootfs::finish(spec)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| format!("set oom_score_adj: {}", crate::error::io_text(&e)))?;
+    }
+    for rl in process.rlimits().clone().unwrap_or_default() {
+        let res = rlimit_number(rl.typ());
+        berth_sys::set_rlimit(res, rl.soft(), rl.hard())
+            .map_err(|e| format!("error setting rlimit type {}: {}", res, crate::error::io_text(&e)))?;
+    }
+    set_user_and_caps(&process)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        berth_sys::set_no_new_privs().map_err(|e| format!("set no_new_privs: {}", crate::error::io_text(&e)))?;
+    }
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as libc::mode_t));
+    let cwd = process.cwd();
+    if let Err(e) = nix::unistd::chdir(cwd.as_path()) {
+        return Err(Fail(126, format!("chdir to cwd ({:?}) set in config.json failed: {}", cwd.display().to_string(), errno_text(e))));
+    }
+    let env = process.env().clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err("args must not be empty".to_string().into());
+    };
+    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
+    let resolved = look_path(arg0, path_var)?;
+    let cs = |s: &str| CString::new(s).map_err(|_| Fail(1, format!("argument {s:?} contains a NUL byte")));
+    Ok(Exec {
+        path: CString::new(resolved.into_os_string().into_encoded_bytes()).map_err(|_| Fail(1, "bad path".into()))?,
+        args: args.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
+        env: env.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
+    })
+}
+
+/// PATH lookup like Go's exec.LookPath (what runc reports).
+fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
+    let is_exec = |p: &Path| -> Result<(), nix::Error> {
+        let md = std::fs::metadata(p).map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+        if !md.is_dir() && md.permissions().mode() & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(nix::Error::EACCES)
+        }
+    };
+    if name.contains('/') {
+        return match is_exec(Path::new(name)) {
+            Ok(()) => Ok(PathBuf::from(name)),
+            Err(nix::Error::EACCES) => Err(Fail(126, format!("exec: {name:?}: permission denied"))),
+            Err(e) => Err(Fail(if e == nix::Error::ENOENT { 127 } else { 126 }, format!("exec: {name:?}: stat {name}: {}", errno_text(e)))),
+        };
+    }
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(name);
+        if is_exec(&cand).is_ok() {
+            return Ok(cand);
+        }
+    }
+    Err(Fail(127, format!("exec: {name:?}: executable file not found in $PATH")))
+}
+
+fn rlimit_number(t: PosixRlimitType) -> i32 {
+    use PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as i32
+}
+
+fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> caps::CapsHashSet {
+    set.iter()
+        .flatten()
+        .filter_map(|c| format!("CAP_{c}").parse::<caps::Capability>().ok())
+        .collect()
+}
+
+fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
+    use caps::CapSet;
+    let user = process.user();
+    let capset = process.capabilities().clone();
+    let cerr = |what: &str| {
+        let what = what.to_string();
+        move |e: caps::errors::CapsError| format!("{what}: {e}")
+    };
+    if let Some(c) = &capset {
+        let keep = to_caps(c.bounding());
+        for cap in caps::all() {
+            if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(cerr("drop bounding capability"))?;
+            }
+        }
+    }
+    berth_sys::set_keepcaps(true).map_err(|e| format!("keepcaps: {e}"))?;
+    let gids: Vec<Gid> = user.additional_gids().clone().unwrap_or_default().into_iter().map(Gid::from_raw).collect();
+    // setgroups is denied in user namespaces where the parent wrote "deny"; ignore EPERM there.
+    if let Err(e) = nix::unistd::setgroups(&gids) {
+        if e != nix::Error::EPERM || !gids.is_empty() {
+            return Err(format!("setgroups: {}", errno_text(e)));
+        }
+    }
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setgid {}: {}", user.gid(), errno_text(e)))?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setuid {}: {}", user.uid(), errno_text(e)))?;
+    berth_sys::set_keepcaps(false).map_err(|e| format!("keepcaps: {e}"))?;
+    // Changing uid makes the process non-dumpable, which would hide /proc/self/fd from it.
+    let _ = nix::sys::prctl::set_dumpable(true);
+    if let Some(c) = &capset {
+        let eff = to_caps(c.effective());
+        let perm = to_caps(c.permitted());
+        let inh = to_caps(c.inheritable());
+        caps::set(None, CapSet::Effective, &eff).map_err(cerr("set effective capabilities"))?;
+        caps::set(None, CapSet::Permitted, &perm).map_err(cerr("set permitted capabilities"))?;
+        caps::set(None, CapSet::Inheritable, &inh).map_err(cerr("set inheritable capabilities"))?;
+        let _ = caps::clear(None, CapSet::Ambient);
+        // Like runc: an ambient capability needs to be permitted and inheritable; others are
+        // skipped rather than failing the container.
+        for cap in to_caps(c.ambient()) {
+            if perm.contains(&cap) && inh.contains(&cap) {
+                caps::raise(None, CapSet::Ambient, cap).map_err(cerr("raise ambient capability"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates a pty inside the container, sends the master over the console socket (SCM_RIGHTS,
+/// like runc), and makes the slave our stdio and controlling terminal.
+fn setup_console(sock: &OwnedFd, size: Option<(u16, u16)>) -> InitResult<()> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| format!("open /dev/ptmx: {}", errno_text(e)))?;
+    nix::pty::grantpt(&master).map_err(|e| format!("grantpt: {}", errno_text(e)))?;
+    nix::pty::unlockpt(&master).map_err(|e| format!("unlockpt: {}", errno_text(e)))?;
+    let name = nix::pty::ptsname_r(&master).map_err(|e| format!("ptsname: {}", errno_text(e)))?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .map_err(|e| format!("open {name}: {}", crate::error::io_text(&e)))?;
+    if let Some((h, w)) = size {
+        let _ = berth_sys::set_winsize(slave.as_fd(), h, w);
+    }
+    berth_sys::send_fd(sock.as_fd(), master.as_fd(), name.as_bytes())
+        .map_err(|e| format!("send console master: {}", crate::error::io_text(&e)))?;
+    for i in 0..3 {
+        nix::unistd::dup2(slave.as_raw_fd(), i).map_err(|e| format!("dup2 console: {}", errno_text(e)))?;
+    }
+    berth_sys::set_controlling_tty(slave.as_fd()).map_err(|e| format!("set controlling tty: {}", crate::error::io_text(&e)))?;
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_roundtrip() {
+        assert_eq!(decode(MSG_OK), Ok(()));
+        assert_eq!(decode(&encode_error(127, "exec: \"x\": not found")), Err((127, "exec: \"x\": not found".into())));
+    }
+
+    #[test]
+    fn look_path_messages() {
+        let e = look_path("nosuch-berth", "/usr/bin:/bin").unwrap_err();
+        assert_eq!((e.0, e.1.as_str()), (127, "exec: \"nosuch-berth\": executable file not found in $PATH"));
+        let e = look_path("/nonexistent", "").unwrap_err();
+        assert_eq!((e.0, e.1.as_str()), (127, "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"));
+        let e = look_path("/etc", "").unwrap_err();
+        assert_eq!(e.0, 126);
+        assert_eq!(look_path("sh", "/nonexistent-dir:/bin").unwrap(), PathBuf::from("/bin/sh"));
+    }
+}
