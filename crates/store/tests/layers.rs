@@ -165,7 +165,7 @@ fn hostile_tars_cannot_write_outside_the_snapshot() -> anyhow::Result<()> {
 
     // 1. `..` climbing out: contained (cleaned to a path below the root).
     let mut t = RawTar::new();
-    t.file(&format!("../escape"), b"x").file(&format!("{depth}{c}/dotdot"), b"x");
+    t.file("../escape", b"x").file(&format!("{depth}{c}/dotdot"), b"x");
     let fsdir = apply_hostile(&store, &canary, "dotdot", t.finish()).expect("dotdot contained");
     assert_eq!(fs::read(fsdir.join("escape"))?, b"x");
     assert_eq!(fs::read(fsdir.join(&c).join("dotdot"))?, b"x");
