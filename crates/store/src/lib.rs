@@ -8,6 +8,7 @@
 mod blobs;
 mod digest;
 mod error;
+mod export;
 mod fsutil;
 mod images;
 mod layers;
@@ -21,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 pub use blobs::BlobStore;
 pub use digest::{ChainId, Descriptor, DiffId, Digest, ImageId};
 pub use error::{Error, ErrorKind, Result};
+pub use export::{write_tar, Whiteouts};
 pub use images::{DeleteReport, ImageInfo, ImageRecord, ImageSummary, ImportOptions};
 pub use layers::{Compression, LayerInfo, SnapshotMeta};
 
