@@ -361,6 +361,30 @@ impl ImageStore {
         Ok(report)
     }
 
+    /// Removes snapshot directories that no image references and no in-flight
+    /// [`apply_layer`](Self::apply_layer) of this process protects (leftovers of interrupted
+    /// pulls). Returns how many were removed. Called by [`open`](Self::open).
+    pub fn gc_snapshots(&self) -> Result<usize> {
+        let meta = self.lock_meta();
+        let in_use: HashSet<String> = meta
+            .images
+            .values()
+            .flat_map(|r| r.layers.iter())
+            .chain(meta.pending.keys())
+            .map(|c| c.hex().to_string())
+            .collect();
+        let mut removed = 0;
+        for e in fs::read_dir(&self.snapshots).ctx("readdir", &self.snapshots)? {
+            let e = e.ctx("readdir", &self.snapshots)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_full_hex(&name) && !in_use.contains(&name) {
+                remove_any(&e.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Points `reference` (any form; normalised) at image `id`.
     pub fn tag(&self, id: &ImageId, reference: &str) -> Result<()> {
         let full = normalize(reference)?.to_full_string();

@@ -50,7 +50,8 @@ pub(crate) struct Meta {
 
 impl ImageStore {
     /// Opens (creating) a store at `root`, loading image records and tags. Leftovers of
-    /// interrupted writes (ingest temp files, `.tmp-*` snapshot dirs) are removed.
+    /// interrupted writes (ingest temp files, `.tmp-*` snapshot dirs, snapshots no image
+    /// uses) are removed, so open one `ImageStore` per root per process.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore> {
         let root = root.into();
         mkdir_all(&root)?;
@@ -74,6 +75,7 @@ impl ImageStore {
         store.clean_tmp_snapshots()?;
         let loaded = store.load()?;
         *store.lock_meta() = loaded;
+        store.gc_snapshots()?;
         Ok(store)
     }
 

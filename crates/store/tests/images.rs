@@ -249,5 +249,21 @@ fn delete_removes_unshared_snapshots_only() -> anyhow::Result<()> {
     store.delete(&base)?;
     assert!(!store.snapshot_exists(&l1.chain_id));
     assert!(store.list()?.is_empty());
+
+    // A snapshot left by an interrupted pull (no image) is swept on reopen.
+    let mut t = RawTar::new();
+    t.file("orphan", b"1");
+    let orphan = store.apply_layer(None, &t.finish()[..])?;
+    let kept = store.create_image(&config_for(&[l1.diff_id.to_string()], "kept"));
+    assert!(kept.is_err(), "l1 was garbage-collected, so its image cannot be created");
+    let l1 = store.apply_layer(None, &{ let mut t = RawTar::new(); t.file("a", b"1"); t.finish() }[..])?;
+    let kept = store.create_image(&config_for(&[l1.diff_id.to_string()], "kept"))?;
+    assert_eq!(store.gc_snapshots()?, 0, "pending snapshot swept while in flight");
+    let root = store.root().to_path_buf();
+    drop(store);
+    let store = ImageStore::open(&root)?;
+    assert!(!store.snapshot_exists(&orphan.chain_id));
+    assert!(store.snapshot_exists(&l1.chain_id));
+    assert_eq!(store.lower_dirs(&kept)?.len(), 1);
     Ok(())
 }
