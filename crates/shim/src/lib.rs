@@ -1,1 +1,18 @@
-//! berth-shim (stub; being written)
+//! berth-shim: the per-container monitor (docs/DESIGN.md, "Shim").
+//!
+//! - [`protocol`]: the framed control protocol shared with the engine.
+//! - [`jsonlog`]: the Docker json-file log writer (Go-compatible JSON escaping).
+//! - [`runtime`]: the [`runtime::ContainerRuntime`] seam and the host-process test runtime.
+//! - [`serve`]: the single-threaded poll loop (socket, stdio pumping, reaping, exit file).
+//! - [`launch`]: the process berthd starts, which re-executes itself as the serving shim and
+//!   relays its ready/error report.
+
+pub mod jsonlog;
+pub mod launch;
+pub mod protocol;
+pub mod runtime;
+pub mod serve;
+
+pub use protocol::ExitStatus;
+pub use runtime::{ContainerRuntime, HostRuntime, RuntimeError};
+pub use serve::{serve, Config, ShimError};

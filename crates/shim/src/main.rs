@@ -1,0 +1,79 @@
+//! `berth-shim --id ID --bundle DIR --runtime-root DIR --log-path FILE --socket PATH
+//! --exit-file FILE [--tty] [--stdin]` (docs/DESIGN.md, "Shim").
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use berth_shim::launch::{self, SERVE_FLAG};
+use berth_shim::{Config, ContainerRuntime, HostRuntime};
+
+#[derive(Parser, Debug)]
+#[command(name = "berth-shim", about = "Berth per-container monitor")]
+struct Args {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: PathBuf,
+    #[arg(long)]
+    runtime_root: PathBuf,
+    #[arg(long)]
+    log_path: PathBuf,
+    #[arg(long)]
+    socket: PathBuf,
+    #[arg(long)]
+    exit_file: PathBuf,
+    #[arg(long)]
+    tty: bool,
+    #[arg(long)]
+    stdin: bool,
+    /// Internal: this process is the serving shim (set by the launcher).
+    #[arg(long = "serve", hide = true)]
+    serve: bool,
+    /// Tests only: run the bundle's process directly on the host instead of in a container.
+    #[arg(long, hide = true)]
+    test_host_runtime: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if !args.serve {
+        let raw: Vec<_> = std::env::args_os().skip(1).collect();
+        std::process::exit(launch::launch(&raw));
+    }
+    std::process::exit(serve(args));
+}
+
+fn serve(args: Args) -> i32 {
+    let _ = SERVE_FLAG;
+    // A new session: no controlling terminal, not in berthd's process group.
+    if let Err(e) = nix::unistd::setsid() {
+        launch::send_report(&Err(format!("berth-shim: setsid: {e}")));
+        return 1;
+    }
+    if let Err(e) = berth_sys::set_child_subreaper() {
+        launch::send_report(&Err(format!("berth-shim: PR_SET_CHILD_SUBREAPER: {e}")));
+        return 1;
+    }
+    let cfg = Config {
+        id: args.id,
+        bundle: args.bundle,
+        log_path: args.log_path,
+        socket: args.socket,
+        exit_file: args.exit_file,
+        tty: args.tty,
+        stdin: args.stdin,
+    };
+    let mut rt: Box<dyn ContainerRuntime> = if args.test_host_runtime {
+        Box::new(HostRuntime::new(args.runtime_root))
+    } else {
+        Box::new(HostRuntime::new(args.runtime_root)) // replaced by the real runtime below
+    };
+    match berth_shim::serve(&cfg, rt.as_mut(), |r| launch::send_report(&r)) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("berth-shim: {e}");
+            1
+        }
+    }
+}
