@@ -368,7 +368,8 @@ class RefDaemon(Daemon):
 _RE_ID64 = re.compile(r"\b(sha256:)?[0-9a-f]{64}\b")
 _RE_ID12 = re.compile(r"\b[0-9a-f]{12}\b")
 _RE_AGO = re.compile(
-    r"\b(Less than a second|About an? \w+|\d+ \w+) ago\b"
+    r"\b(Less than a second|About an? (second|minute|hour|day|week|month|year)"
+    r"|\d+ (seconds?|minutes?|hours?|days?|weeks?|months?|years?))( ago)?\b"
 )
 _RE_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 _RE_SIZE = re.compile(r"\b\d+(\.\d+)?\s?(B|kB|KB|MB|GB)\b")

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# test.sh — the one command that runs Berth's whole test suite on a fresh Debian 12.
+#
+# 1. installs what the tests need (busybox-static, pip, iproute2, docker.io for the
+#    reference daemon of the differential tests, runc, crun; pytest and docker-py);
+# 2. cargo build --release --workspace;
+# 3. cargo test --workspace --release;
+# 4. python3 -m pytest -v tests/e2e against target/release/berthd
+#    (and, when dockerd is present, the differential tests against it).
+# Exits non-zero if any step fails. Env: BERTH_E2E_DIFF=0 disables the
+# differential tests; PYTEST_ARGS adds pytest arguments.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages -----------------------------------------------------------
+need_pkgs=()
+for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+if ((${#need_pkgs[@]})); then
+    step "apt-get install ${need_pkgs[*]}"
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: must run as root to install ${need_pkgs[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" ||
+        { apt-get update -q && apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"; }
+fi
+
+# --- python packages ----------------------------------------------------------
+pip_install() {
+    python3 -m pip install -q "$@" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$@"
+}
+python3 -c 'import pytest' 2>/dev/null || { step "pip install pytest"; pip_install pytest; }
+python3 -c 'import docker' 2>/dev/null || { step "pip install docker"; pip_install docker; }
+
+# --- build and unit tests -----------------------------------------------------
+step "cargo build --release --workspace"
+cargo build --release --workspace
+
+failed=()
+step "cargo test --workspace --release"
+cargo test --workspace --release || failed+=("cargo test")
+
+# --- end-to-end ---------------------------------------------------------------
+if command -v dockerd >/dev/null; then
+    export BERTH_E2E_DIFF=${BERTH_E2E_DIFF:-1}
+fi
+export BERTH_E2E_TARGET=${BERTH_E2E_TARGET:-berth}
+export BERTHD=${BERTHD:-$PWD/target/release/berthd}
+step "python3 -m pytest -v tests/e2e (target $BERTH_E2E_TARGET, diff ${BERTH_E2E_DIFF:-0})"
+# shellcheck disable=SC2086
+python3 -m pytest -v -p no:cacheprovider tests/e2e ${PYTEST_ARGS:-} || failed+=("e2e")
+
+if ((${#failed[@]})); then
+    echo
+    echo "test.sh: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo
+echo "test.sh: all tests passed"
