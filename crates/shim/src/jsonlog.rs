@@ -120,7 +120,10 @@ impl JsonLog {
     /// Opens (creating if needed) `path` for appending.
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file, partial: [Vec::new(), Vec::new()] })
+        Ok(Self {
+            file,
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Records a chunk of output read at `now`: every completed line becomes one entry.
@@ -186,8 +189,14 @@ mod tests {
     #[test]
     fn escapes_like_go() {
         assert_eq!(esc(b"a\"b\\c\n\r\t"), r#"a\"b\\c\n\r\t"#);
-        assert_eq!(esc(b"<a href='x'>&</a>"), r#"\u003ca href='x'\u003e\u0026\u003c/a\u003e"#);
-        assert_eq!(esc(b"\x00\x01\x08\x0c\x1b\x7f"), r#"\u0000\u0001\u0008\u000c\u001b"#.to_string() + "\x7f");
+        assert_eq!(
+            esc(b"<a href='x'>&</a>"),
+            r#"\u003ca href='x'\u003e\u0026\u003c/a\u003e"#
+        );
+        assert_eq!(
+            esc(b"\x00\x01\x08\x0c\x1b\x7f"),
+            r#"\u0000\u0001\u0008\u000c\u001b"#.to_string() + "\x7f"
+        );
         assert_eq!(esc("é✓\u{2028}\u{2029}😀".as_bytes()), "é✓\\u2028\\u2029😀");
         // Invalid UTF-8: one replacement per bad byte, like Go's utf8.DecodeRune loop.
         assert_eq!(esc(b"a\xffb\xe2\x82c"), r#"a\ufffdb\ufffd\ufffdc"#);
@@ -238,7 +247,12 @@ mod tests {
         let s = std::fs::read_to_string(&p).unwrap();
         let logs: Vec<String> = s
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["log"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["log"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0].len(), MAX_LINE - 1);

@@ -29,7 +29,8 @@ pub fn decode_report(s: &str) -> Option<Result<i32, String>> {
     if let Some(rest) = s.strip_prefix("ok ") {
         return rest.trim().parse().ok().map(Ok);
     }
-    s.strip_prefix("err ").map(|e| Err(e.trim_end().to_string()))
+    s.strip_prefix("err ")
+        .map(|e| Err(e.trim_end().to_string()))
 }
 
 /// Writes the report to stdout (the launcher's pipe), then detaches stdout to /dev/null so the
@@ -97,10 +98,16 @@ mod tests {
 
     #[test]
     fn report_roundtrip() {
-        for r in [Ok(42), Err("exec: \"nosuch\": executable file not found in $PATH".to_string())] {
+        for r in [
+            Ok(42),
+            Err("exec: \"nosuch\": executable file not found in $PATH".to_string()),
+        ] {
             assert_eq!(decode_report(&encode_report(&r)), Some(r));
         }
         assert_eq!(decode_report(""), None);
-        assert_eq!(decode_report("err line1\nline2\n"), Some(Err("line1\nline2".into())));
+        assert_eq!(
+            decode_report("err line1\nline2\n"),
+            Some(Err("line1\nline2".into()))
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use berth_shim::launch::{self, SERVE_FLAG};
-use berth_shim::{Config, ContainerRuntime, HostRuntime};
+use berth_shim::launch;
+use berth_shim::{Config, ContainerRuntime, HostRuntime, OciRuntime};
 
 #[derive(Parser, Debug)]
 #[command(name = "berth-shim", about = "Berth per-container monitor")]
@@ -45,7 +45,6 @@ fn main() {
 }
 
 fn serve(args: Args) -> i32 {
-    let _ = SERVE_FLAG;
     // A new session: no controlling terminal, not in berthd's process group.
     if let Err(e) = nix::unistd::setsid() {
         launch::send_report(&Err(format!("berth-shim: setsid: {e}")));
@@ -67,7 +66,8 @@ fn serve(args: Args) -> i32 {
     let mut rt: Box<dyn ContainerRuntime> = if args.test_host_runtime {
         Box::new(HostRuntime::new(args.runtime_root))
     } else {
-        Box::new(HostRuntime::new(args.runtime_root)) // replaced by the real runtime below
+        let console = cfg.socket.with_file_name("console.sock");
+        Box::new(OciRuntime::new(args.runtime_root, console))
     };
     match berth_shim::serve(&cfg, rt.as_mut(), |r| launch::send_report(&r)) {
         Ok(_) => 0,

@@ -129,7 +129,10 @@ mod tests {
                 got.push(f);
             }
         }
-        assert_eq!(got, vec![(1, b"hello".to_vec()), (3, vec![]), (2, vec![0xff; 300])]);
+        assert_eq!(
+            got,
+            vec![(1, b"hello".to_vec()), (3, vec![]), (2, vec![0xff; 300])]
+        );
         assert_eq!(d.pending(), 0);
     }
 
@@ -137,12 +140,22 @@ mod tests {
     fn rejects_huge_frame() {
         let mut d = Decoder::new();
         d.push(&[11, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(d.next_frame(), Err(FrameTooLarge { kind: 11, len: 0xffff_ffff }));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameTooLarge {
+                kind: 11,
+                len: 0xffff_ffff
+            })
+        );
     }
 
     #[test]
     fn exit_status_json_shape() {
-        let s = ExitStatus { exit_code: 3, finished_at: "x".into(), oom_killed: false };
+        let s = ExitStatus {
+            exit_code: 3,
+            finished_at: "x".into(),
+            oom_killed: false,
+        };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
             r#"{"ExitCode":3,"FinishedAt":"x","OOMKilled":false}"#

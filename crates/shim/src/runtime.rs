@@ -19,12 +19,30 @@ use nix::sys::stat::Mode;
 #[error("{0}")]
 pub struct RuntimeError(pub String);
 
+/// How the container's stdio is connected.
+#[derive(Debug)]
+pub enum ContainerIo {
+    /// These fds become the container's 0, 1, 2.
+    Pipes([OwnedFd; 3]),
+    /// The container gets a terminal; the runtime hands back its master.
+    Terminal,
+}
+
+/// A created container.
+#[derive(Debug)]
+pub struct Created {
+    /// Init pid (a child of the calling process).
+    pub pid: i32,
+    /// The pty master with [`ContainerIo::Terminal`].
+    pub console: Option<OwnedFd>,
+}
+
 /// What the shim needs from a container runtime.
 pub trait ContainerRuntime {
-    /// Creates the container with `stdio` as its fds 0, 1, 2. Its init process must be a child of
-    /// the calling process and must not run the user program before [`ContainerRuntime::start`].
-    /// Returns the init pid.
-    fn create(&mut self, id: &str, bundle: &Path, stdio: [OwnedFd; 3]) -> Result<i32, RuntimeError>;
+    /// Creates the container. Its init process must be a child of the calling process and must
+    /// not run the user program before [`ContainerRuntime::start`].
+    fn create(&mut self, id: &str, bundle: &Path, io: ContainerIo)
+        -> Result<Created, RuntimeError>;
     /// Lets the created container run its program.
     fn start(&mut self, id: &str) -> Result<(), RuntimeError>;
     /// Removes what remains of the container after its init exited.
@@ -52,7 +70,9 @@ impl HostRuntime {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn is_executable(p: &Path) -> bool {
-    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Checks that `prog` can be executed, with runc-like error texts.
@@ -61,20 +81,32 @@ fn check_executable(prog: &str, env: &[String]) -> Result<(), RuntimeError> {
         if is_executable(Path::new(prog)) {
             return Ok(());
         }
-        return Err(RuntimeError(format!("exec: \"{prog}\": stat {prog}: no such file or directory")));
+        return Err(RuntimeError(format!(
+            "exec: \"{prog}\": stat {prog}: no such file or directory"
+        )));
     }
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    if path.split(':').any(|d| !d.is_empty() && is_executable(&Path::new(d).join(prog))) {
+    if path
+        .split(':')
+        .any(|d| !d.is_empty() && is_executable(&Path::new(d).join(prog)))
+    {
         return Ok(());
     }
-    Err(RuntimeError(format!("exec: \"{prog}\": executable file not found in $PATH")))
+    Err(RuntimeError(format!(
+        "exec: \"{prog}\": executable file not found in $PATH"
+    )))
 }
 
 impl ContainerRuntime for HostRuntime {
-    fn create(&mut self, id: &str, bundle: &Path, stdio: [OwnedFd; 3]) -> Result<i32, RuntimeError> {
+    fn create(
+        &mut self,
+        id: &str,
+        bundle: &Path,
+        io: ContainerIo,
+    ) -> Result<Created, RuntimeError> {
         let cfg_path = bundle.join("config.json");
         let text = fs::read(&cfg_path)
             .map_err(|e| RuntimeError(format!("cannot read {}: {e}", cfg_path.display())))?;
@@ -83,24 +115,49 @@ impl ContainerRuntime for HostRuntime {
         let process = &cfg["process"];
         let args: Vec<String> = process["args"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         if args.is_empty() {
             return Err(RuntimeError("process.args must not be empty".into()));
         }
         let env: Vec<String> = process["env"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         check_executable(&args[0], &env)?;
 
         let dir = self.root.join(id);
-        fs::create_dir_all(&dir).map_err(|e| RuntimeError(format!("mkdir {}: {e}", dir.display())))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError(format!("mkdir {}: {e}", dir.display())))?;
         let fifo = self.fifo(id);
         let _ = fs::remove_file(&fifo);
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
             .map_err(|e| RuntimeError(format!("mkfifo {}: {e}", fifo.display())))?;
 
+        let (stdio, console) = match io {
+            ContainerIo::Pipes(fds) => (fds, None),
+            ContainerIo::Terminal => {
+                // No controlling terminal here (that needs setsid in the child): fine for tests.
+                let pty = nix::pty::openpty(None, None)
+                    .map_err(|e| RuntimeError(format!("openpty: {e}")))?;
+                let dup = |f: &OwnedFd| {
+                    f.try_clone()
+                        .map_err(|e| RuntimeError(format!("dup pty: {e}")))
+                };
+                (
+                    [dup(&pty.slave)?, dup(&pty.slave)?, pty.slave],
+                    Some(pty.master),
+                )
+            }
+        };
         let [i, o, e] = stdio;
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
@@ -122,8 +179,13 @@ impl ContainerRuntime for HostRuntime {
             }
         }
         // The Child handle is dropped without waiting: the shim reaps every child itself.
-        let child = cmd.spawn().map_err(|e| RuntimeError(format!("spawn /bin/sh: {e}")))?;
-        Ok(child.id() as i32)
+        let child = cmd
+            .spawn()
+            .map_err(|e| RuntimeError(format!("spawn /bin/sh: {e}")))?;
+        Ok(Created {
+            pid: child.id() as i32,
+            console,
+        })
     }
 
     fn start(&mut self, id: &str) -> Result<(), RuntimeError> {
@@ -137,15 +199,20 @@ impl ContainerRuntime for HostRuntime {
                 .open(&fifo)
             {
                 Ok(mut f) => {
-                    f.write_all(b"\n").map_err(|e| RuntimeError(format!("start: {e}")))?;
+                    f.write_all(b"\n")
+                        .map_err(|e| RuntimeError(format!("start: {e}")))?;
                     let _ = fs::remove_file(&fifo);
                     return Ok(());
                 }
-                Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) && Instant::now() < deadline => {
+                Err(e)
+                    if e.raw_os_error() == Some(nix::libc::ENXIO) && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(RuntimeError(format!("container {id} is not in the created state")));
+                    return Err(RuntimeError(format!(
+                        "container {id} is not in the created state"
+                    )));
                 }
                 Err(e) => return Err(RuntimeError(format!("start: open {}: {e}", fifo.display()))),
             }

@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 
 use crate::jsonlog::{format_time, JsonLog, Stream};
 use crate::protocol::{self, Decoder, ExitStatus, Resize, Started};
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{ContainerIo, ContainerRuntime};
 
 /// Output bytes queued for one client before further output frames to it are dropped (the log
 /// file stays complete; a slow client never blocks the container).
@@ -64,7 +64,10 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ShimError {
 
 fn nix_err(what: impl Into<String>) -> impl FnOnce(Errno) -> ShimError {
     let what = what.into();
-    move |e| ShimError::Io { what, source: io::Error::from(e) }
+    move |e| ShimError::Io {
+        what,
+        source: io::Error::from(e),
+    }
 }
 
 fn set_nonblocking(fd: &impl AsFd) -> Result<(), Errno> {
@@ -75,14 +78,22 @@ fn set_nonblocking(fd: &impl AsFd) -> Result<(), Errno> {
 }
 
 fn set_cloexec(fd: &impl AsFd) -> Result<(), Errno> {
-    fcntl(fd.as_fd().as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    fcntl(
+        fd.as_fd().as_raw_fd(),
+        FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC),
+    )?;
     Ok(())
 }
 
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp{}", std::process::id()));
@@ -206,23 +217,15 @@ fn setup<'a>(cfg: &'a Config, rt: &'a mut dyn ContainerRuntime) -> Result<Shim<'
     let _ = std::fs::remove_file(&cfg.socket);
     let listener = UnixListener::bind(&cfg.socket)
         .map_err(io_err(format!("listen on {}", cfg.socket.display())))?;
-    listener.set_nonblocking(true).map_err(io_err("socket nonblocking"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("socket nonblocking"))?;
 
-    let log = JsonLog::open(&cfg.log_path).map_err(io_err(format!("open {}", cfg.log_path.display())))?;
+    let log =
+        JsonLog::open(&cfg.log_path).map_err(io_err(format!("open {}", cfg.log_path.display())))?;
 
-    let (stdio, out, stdin, master) = if cfg.tty {
-        let pty = nix::pty::openpty(None, None).map_err(nix_err("openpty"))?;
-        set_cloexec(&pty.master).map_err(nix_err("pty master cloexec"))?;
-        set_cloexec(&pty.slave).map_err(nix_err("pty slave cloexec"))?;
-        set_nonblocking(&pty.master).map_err(nix_err("pty master nonblocking"))?;
-        let master = File::from(pty.master);
-        let dup = |f: &File| f.try_clone().map_err(io_err("dup pty"));
-        let s0: OwnedFd = pty.slave;
-        let s1 = s0.try_clone().map_err(io_err("dup pty slave"))?;
-        let s2 = s0.try_clone().map_err(io_err("dup pty slave"))?;
-        let stdin = if cfg.stdin { Some(dup(&master)?) } else { None };
-        let reader = dup(&master)?;
-        ([s0, s1, s2], [Some(reader), None], stdin, Some(master))
+    let (io, pipes) = if cfg.tty {
+        (ContainerIo::Terminal, None)
     } else {
         let (in_r, in_w): (OwnedFd, Option<File>) = if cfg.stdin {
             let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_err("pipe"))?;
@@ -236,12 +239,36 @@ fn setup<'a>(cfg: &'a Config, rt: &'a mut dyn ContainerRuntime) -> Result<Shim<'
         let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_err("pipe"))?;
         set_nonblocking(&out_r).map_err(nix_err("stdout nonblocking"))?;
         set_nonblocking(&err_r).map_err(nix_err("stderr nonblocking"))?;
-        ([in_r, out_w, err_w], [Some(File::from(out_r)), Some(File::from(err_r))], in_w, None)
+        (
+            ContainerIo::Pipes([in_r, out_w, err_w]),
+            Some((File::from(out_r), File::from(err_r), in_w)),
+        )
     };
 
-    // The container's ends are moved into the runtime and closed here once it returns, so
-    // that EOF on the read ends means every writer in the container is gone.
-    let pid = rt.create(&cfg.id, &cfg.bundle, stdio).map_err(|e| ShimError::Create(e.0))?;
+    // The container's ends are moved into the runtime and closed once it returns, so that EOF
+    // on the read ends means every writer in the container is gone.
+    let created = rt
+        .create(&cfg.id, &cfg.bundle, io)
+        .map_err(|e| ShimError::Create(e.0))?;
+    let pid = created.pid;
+
+    let (out, stdin, master) = match (pipes, created.console) {
+        (Some((o, e, i)), _) => ([Some(o), Some(e)], i, None),
+        (None, Some(m)) => {
+            set_cloexec(&m).map_err(nix_err("pty master cloexec"))?;
+            set_nonblocking(&m).map_err(nix_err("pty master nonblocking"))?;
+            let master = File::from(m);
+            let dup = |f: &File| f.try_clone().map_err(io_err("dup pty master"));
+            let stdin = if cfg.stdin { Some(dup(&master)?) } else { None };
+            ([Some(dup(&master)?), None], stdin, Some(master))
+        }
+        (None, None) => {
+            let _ = rt.delete(&cfg.id);
+            return Err(ShimError::Create(
+                "the runtime returned no terminal for --tty".into(),
+            ));
+        }
+    };
 
     Ok(Shim {
         cfg,
@@ -321,7 +348,10 @@ impl Shim<'_> {
         }
         let timeout = match self.drain_deadline {
             Some(d) => {
-                let ms = d.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32;
+                let ms = d
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(60_000) as i32;
                 PollTimeout::try_from(ms.max(1)).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
@@ -396,12 +426,22 @@ impl Shim<'_> {
     }
 
     fn read_output(&mut self, i: usize) {
-        let stream = if i == 0 { Stream::Stdout } else { Stream::Stderr };
-        let kind = if i == 0 { protocol::STDOUT } else { protocol::STDERR };
+        let stream = if i == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        };
+        let kind = if i == 0 {
+            protocol::STDOUT
+        } else {
+            protocol::STDERR
+        };
         let mut buf = vec![0u8; READ_CHUNK];
         // A bounded number of reads per wakeup keeps one busy stream from starving the rest.
         for _ in 0..16 {
-            let Some(f) = self.out[i].as_mut() else { return };
+            let Some(f) = self.out[i].as_mut() else {
+                return;
+            };
             match f.read(&mut buf) {
                 Ok(0) => return self.close_output(i),
                 Ok(n) => self.emit(stream, kind, &buf[..n]),
@@ -415,7 +455,11 @@ impl Shim<'_> {
 
     fn close_output(&mut self, i: usize) {
         self.out[i] = None;
-        let stream = if i == 0 { Stream::Stdout } else { Stream::Stderr };
+        let stream = if i == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        };
         let _ = self.log.flush_partial(stream, Utc::now());
     }
 
@@ -516,7 +560,9 @@ impl Shim<'_> {
                     self.flush_stdin();
                 }
                 protocol::RESIZE => {
-                    if let (Some(m), Ok(r)) = (&self.master, serde_json::from_slice::<Resize>(&frame.1)) {
+                    if let (Some(m), Ok(r)) =
+                        (&self.master, serde_json::from_slice::<Resize>(&frame.1))
+                    {
                         let _ = berth_sys::set_winsize(m.as_fd(), r.h, r.w);
                     }
                 }
@@ -528,7 +574,10 @@ impl Shim<'_> {
     fn start(&mut self, i: usize) {
         if !self.started {
             if let Some((code, _)) = &self.exit {
-                let msg = format!("container {} has already exited with code {code}", self.cfg.id);
+                let msg = format!(
+                    "container {} has already exited with code {code}",
+                    self.cfg.id
+                );
                 return self.reply(i, protocol::FAILED, msg.as_bytes());
             }
             if let Err(e) = self.rt.start(&self.cfg.id) {
@@ -545,7 +594,11 @@ impl Shim<'_> {
         self.out = [None, None];
         let _ = self.log.finish(now);
         let (code, finished_at) = self.exit.clone().unwrap_or((255, format_time(now)));
-        let status = ExitStatus { exit_code: code, finished_at, oom_killed: false };
+        let status = ExitStatus {
+            exit_code: code,
+            finished_at,
+            oom_killed: false,
+        };
         let body = serde_json::to_vec(&status).unwrap_or_default();
         let wrote = write_atomic(&self.cfg.exit_file, &body)
             .map_err(io_err(format!("write {}", self.cfg.exit_file.display())));
@@ -574,10 +627,16 @@ impl Shim<'_> {
             if self.clients.is_empty() || left.is_zero() {
                 return;
             }
-            let mut fds: Vec<PollFd> =
-                self.clients.iter().map(|c| PollFd::new(c.sock.as_fd(), PollFlags::POLLOUT)).collect();
+            let mut fds: Vec<PollFd> = self
+                .clients
+                .iter()
+                .map(|c| PollFd::new(c.sock.as_fd(), PollFlags::POLLOUT))
+                .collect();
             let ms = (left.as_millis() as i32).max(1);
-            let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
+            let _ = poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            );
             drop(fds);
             for c in &mut self.clients {
                 c.flush();

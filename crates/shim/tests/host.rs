@@ -24,7 +24,8 @@ fn output_streams_exit_code_log_and_exit_file() {
     chrono::DateTime::parse_from_rfc3339(&exit.finished_at).unwrap();
 
     // The exit file holds exactly what the exit frame carried.
-    let file: protocol::ExitStatus = serde_json::from_slice(&std::fs::read(s.exit_file()).unwrap()).unwrap();
+    let file: protocol::ExitStatus =
+        serde_json::from_slice(&std::fs::read(s.exit_file()).unwrap()).unwrap();
     assert_eq!(file, exit);
     let leftovers: Vec<_> = std::fs::read_dir(s.bundle())
         .unwrap()
@@ -35,13 +36,24 @@ fn output_streams_exit_code_log_and_exit_file() {
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 
     let log = read_log(&s.log());
-    let stdout: Vec<_> = log.iter().filter(|(_, st)| st == "stdout").map(|(l, _)| l.as_str()).collect();
-    let stderr: Vec<_> = log.iter().filter(|(_, st)| st == "stderr").map(|(l, _)| l.as_str()).collect();
+    let stdout: Vec<_> = log
+        .iter()
+        .filter(|(_, st)| st == "stdout")
+        .map(|(l, _)| l.as_str())
+        .collect();
+    let stderr: Vec<_> = log
+        .iter()
+        .filter(|(_, st)| st == "stderr")
+        .map(|(l, _)| l.as_str())
+        .collect();
     assert_eq!(stdout, vec!["out\n", "more <&> \"q\"\n", "tail"]);
     assert_eq!(stderr, vec!["err\n", "bad\u{fffd}\n"]);
     // Go-style escaping in the raw file.
     let raw = std::fs::read_to_string(s.log()).unwrap();
-    assert!(raw.contains(r#""log":"more \u003c\u0026\u003e \"q\"\n","stream":"stdout""#), "{raw}");
+    assert!(
+        raw.contains(r#""log":"more \u003c\u0026\u003e \"q\"\n","stream":"stdout""#),
+        "{raw}"
+    );
     assert!(raw.contains(r#""log":"bad\ufffd\n""#), "{raw}");
 
     // The runtime state was deleted, the socket removed, the shim is gone.
@@ -51,8 +63,12 @@ fn output_streams_exit_code_log_and_exit_file() {
 
 #[test]
 fn kill_by_signal_gives_128_plus_n() {
-    for (sig, code) in [(nix::sys::signal::Signal::SIGKILL, 137), (nix::sys::signal::Signal::SIGTERM, 143)] {
-        let s = launch(Opts::new(&["sh", "-c", "echo ready; exec sleep 100"])).unwrap_or_else(|(_, e)| panic!("{e}"));
+    for (sig, code) in [
+        (nix::sys::signal::Signal::SIGKILL, 137),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let s = launch(Opts::new(&["sh", "-c", "echo ready; exec sleep 100"]))
+            .unwrap_or_else(|(_, e)| panic!("{e}"));
         let mut c = s.connect();
         let mut acc = Collected::default();
         c.start(&mut acc);
@@ -86,7 +102,8 @@ fn stdin_is_piped_and_closed() {
 
 #[test]
 fn without_stdin_flag_container_reads_dev_null() {
-    let s = launch(Opts::new(&["sh", "-c", "cat; echo eof-$?"])).unwrap_or_else(|(_, e)| panic!("{e}"));
+    let s =
+        launch(Opts::new(&["sh", "-c", "cat; echo eof-$?"])).unwrap_or_else(|(_, e)| panic!("{e}"));
     let mut c = s.connect();
     let mut acc = Collected::default();
     c.send(protocol::STDIN, b"ignored\n");
@@ -113,7 +130,10 @@ fn two_clients_and_disconnects_do_not_affect_container() {
     // A leaves without a word; the container keeps running.
     drop(a);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(matches!(proc_state(s.pid), Some(st) if st != 'Z'), "container died with its client");
+    assert!(
+        matches!(proc_state(s.pid), Some(st) if st != 'Z'),
+        "container died with its client"
+    );
     // A half-closed client (sends, then shuts down its writing side) still receives output.
     let mut late = s.connect();
     late.send(protocol::STDIN, b"x\n");
@@ -134,7 +154,10 @@ fn create_failure_reports_error_and_cleans_up() {
         Ok(_) => panic!("create should fail"),
         Err(x) => x,
     };
-    assert_eq!(err.trim(), "exec: \"nosuch-binary-xyz\": executable file not found in $PATH");
+    assert_eq!(
+        err.trim(),
+        "exec: \"nosuch-binary-xyz\": executable file not found in $PATH"
+    );
     let sock = dir.path().join("run").join("shim.sock");
     assert!(!sock.exists());
     wait_for(5, "failed shim to exit", || serving_shims(&sock).is_empty());
@@ -142,7 +165,8 @@ fn create_failure_reports_error_and_cleans_up() {
 
 #[test]
 fn start_twice_replies_same_pid_and_late_start_fails() {
-    let s = launch(Opts::new(&["sh", "-c", "sleep 0.3; exit 0"])).unwrap_or_else(|(_, e)| panic!("{e}"));
+    let s = launch(Opts::new(&["sh", "-c", "sleep 0.3; exit 0"]))
+        .unwrap_or_else(|(_, e)| panic!("{e}"));
     let mut c = s.connect();
     let mut acc = Collected::default();
     let p1 = c.start(&mut acc);
@@ -157,17 +181,26 @@ fn start_twice_replies_same_pid_and_late_start_fails() {
 fn orphans_are_reaped_no_zombies() {
     // The inner shell exits at once, orphaning `sleep`; the shim is the subreaper and must reap it
     // while the container is still running.
-    let s = launch(Opts::new(&["sh", "-c", "sh -c 'sleep 0.2 & echo $!'; sleep 1.5; echo end"]))
-        .unwrap_or_else(|(_, e)| panic!("{e}"));
+    let s = launch(Opts::new(&[
+        "sh",
+        "-c",
+        "sh -c 'sleep 0.2 & echo $!'; sleep 1.5; echo end",
+    ]))
+    .unwrap_or_else(|(_, e)| panic!("{e}"));
     let mut c = s.connect();
     let mut acc = Collected::default();
     c.start(&mut acc);
     c.read_until(&mut acc, |a| a.stdout.ends_with(b"\n"));
     let orphan: i32 = acc.out().trim().parse().unwrap();
-    wait_for(1, "orphan to finish", || proc_state(orphan).is_none_or(|st| st == 'Z'));
+    wait_for(1, "orphan to finish", || {
+        proc_state(orphan).is_none_or(|st| st == 'Z')
+    });
     // Either reaped already, or a zombie for a moment: within a short while it must be gone.
     wait_for(1, "orphan to be reaped", || proc_state(orphan).is_none());
-    assert!(matches!(proc_state(s.pid), Some(st) if st != 'Z'), "container still running");
+    assert!(
+        matches!(proc_state(s.pid), Some(st) if st != 'Z'),
+        "container still running"
+    );
     c.read_to_end(&mut acc);
     assert!(acc.out().ends_with("end\n"));
     assert_shim_gone(&s);
@@ -175,7 +208,8 @@ fn orphans_are_reaped_no_zombies() {
 
 #[test]
 fn exit_file_appears_atomically() {
-    let s = launch(Opts::new(&["sh", "-c", "sleep 0.3; exit 7"])).unwrap_or_else(|(_, e)| panic!("{e}"));
+    let s = launch(Opts::new(&["sh", "-c", "sleep 0.3; exit 7"]))
+        .unwrap_or_else(|(_, e)| panic!("{e}"));
     let path = s.exit_file();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -183,8 +217,8 @@ fn exit_file_appears_atomically() {
         let mut seen = 0;
         while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
             if let Ok(b) = std::fs::read(&path) {
-                let st: protocol::ExitStatus =
-                    serde_json::from_slice(&b).unwrap_or_else(|e| panic!("partial exit file {b:?}: {e}"));
+                let st: protocol::ExitStatus = serde_json::from_slice(&b)
+                    .unwrap_or_else(|e| panic!("partial exit file {b:?}: {e}"));
                 assert_eq!(st.exit_code, 7);
                 seen += 1;
             }
@@ -216,19 +250,33 @@ fn slow_client_does_not_block_container_and_log_is_complete() {
     assert_eq!(acc.exit.as_ref().unwrap().exit_code, 0);
     let mut accs = Collected::default();
     slow.read_to_end(&mut accs);
-    assert!(accs.stdout.len() < N, "slow client got everything ({}), nothing was dropped?", accs.stdout.len());
+    assert!(
+        accs.stdout.len() < N,
+        "slow client got everything ({}), nothing was dropped?",
+        accs.stdout.len()
+    );
     assert_eq!(accs.stderr, b"fin\n");
     assert_eq!(accs.exit, acc.exit);
     let log = read_log(&s.log());
-    let total: usize = log.iter().filter(|(_, st)| st == "stdout").map(|(l, _)| l.len()).sum();
+    let total: usize = log
+        .iter()
+        .filter(|(_, st)| st == "stdout")
+        .map(|(l, _)| l.len())
+        .sum();
     assert_eq!(total, N + 1);
-    assert!(log.iter().all(|(l, _)| l.len() <= berth_shim::jsonlog::MAX_LINE));
+    assert!(log
+        .iter()
+        .all(|(l, _)| l.len() <= berth_shim::jsonlog::MAX_LINE));
     assert_shim_gone(&s);
 }
 
 #[test]
 fn tty_resize_and_input() {
-    let mut o = Opts::new(&["sh", "-c", "stty size; read x; echo got-$x; echo to-stderr >&2"]);
+    let mut o = Opts::new(&[
+        "sh",
+        "-c",
+        "stty size; read x; echo got-$x; echo to-stderr >&2",
+    ]);
     o.tty = true;
     o.stdin = true;
     let s = launch(o).unwrap_or_else(|(_, e)| panic!("{e}"));

@@ -15,6 +15,9 @@ pub struct Shim {
     pub pid: i32,
 }
 
+/// Writes a bundle into the given directory.
+pub type BundleFn = Box<dyn Fn(&Path)>;
+
 pub struct Opts<'a> {
     pub args: &'a [&'a str],
     pub tty: bool,
@@ -22,12 +25,18 @@ pub struct Opts<'a> {
     /// Extra args (e.g. the runtime selection); `--test-host-runtime` unless overridden.
     pub runtime_args: Vec<String>,
     /// Prepares the bundle (rootfs, custom config.json); default writes a config.json only.
-    pub bundle: Option<Box<dyn Fn(&Path)>>,
+    pub bundle: Option<BundleFn>,
 }
 
 impl<'a> Opts<'a> {
     pub fn new(args: &'a [&'a str]) -> Self {
-        Opts { args, tty: false, stdin: false, runtime_args: vec!["--test-host-runtime".into()], bundle: None }
+        Opts {
+            args,
+            tty: false,
+            stdin: false,
+            runtime_args: vec!["--test-host-runtime".into()],
+            bundle: None,
+        }
     }
 }
 
@@ -100,9 +109,16 @@ pub fn launch(o: Opts) -> Result<Shim, (tempfile::TempDir, String)> {
     // output() reads both pipes to EOF: this also proves the serving shim does not keep them.
     let out = cmd.output().unwrap();
     if out.status.success() {
-        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("pid on stdout");
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("pid on stdout");
         assert!(pid > 1);
-        assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(Shim { pid, ..shim })
     } else {
         assert_eq!(out.status.code(), Some(1));
@@ -124,12 +140,15 @@ pub struct Collected {
 
 impl Conn {
     pub fn new(sock: UnixStream) -> Self {
-        sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         Conn { sock }
     }
 
     pub fn send(&mut self, kind: u8, payload: &[u8]) {
-        self.sock.write_all(&protocol::encode(kind, payload)).unwrap();
+        self.sock
+            .write_all(&protocol::encode(kind, payload))
+            .unwrap();
     }
 
     /// Next frame; None at EOF.
@@ -155,7 +174,12 @@ impl Conn {
                 let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
                 return v["Pid"].as_i64().unwrap() as i32;
             }
-            assert_ne!(k, protocol::FAILED, "start failed: {}", String::from_utf8_lossy(&p));
+            assert_ne!(
+                k,
+                protocol::FAILED,
+                "start failed: {}",
+                String::from_utf8_lossy(&p)
+            );
             acc.add(k, p);
         }
     }
@@ -175,7 +199,12 @@ impl Conn {
         while let Some((k, p)) = self.next() {
             acc.add(k, p);
         }
-        assert_eq!(acc.kinds.last(), Some(&protocol::EXIT), "exit frame must come last: {:?}", acc.kinds);
+        assert_eq!(
+            acc.kinds.last(),
+            Some(&protocol::EXIT),
+            "exit frame must come last: {:?}",
+            acc.kinds
+        );
     }
 }
 
@@ -206,13 +235,19 @@ pub fn serving_shims(needle: &Path) -> Vec<i32> {
     let needle = needle.to_string_lossy().into_owned();
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let args: Vec<String> = cmd.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == "--serve") && args.iter().any(|a| *a == needle) {
-            if proc_state(pid) != Some('Z') {
-                v.push(pid);
-            }
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let serving = args.iter().any(|a| a == "--serve") && args.contains(&needle);
+        if serving && proc_state(pid) != Some('Z') {
+            v.push(pid);
         }
     }
     v
@@ -229,9 +264,16 @@ pub fn wait_for(secs: u64, what: &str, f: impl Fn() -> bool) {
 
 /// The shim has exited and removed its socket; the container init is gone (reaped).
 pub fn assert_shim_gone(s: &Shim) {
-    wait_for(10, "serving shim to exit", || serving_shims(&s.socket()).is_empty());
+    wait_for(10, "serving shim to exit", || {
+        serving_shims(&s.socket()).is_empty()
+    });
     assert!(!s.socket().exists(), "socket left behind");
-    assert_eq!(proc_state(s.pid), None, "container init {} not reaped", s.pid);
+    assert_eq!(
+        proc_state(s.pid),
+        None,
+        "container init {} not reaped",
+        s.pid
+    );
 }
 
 /// Parses the json-file log: (log, stream) per line, checking every line's shape.
@@ -239,13 +281,17 @@ pub fn read_log(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
         .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad log line {l:?}: {e}"));
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad log line {l:?}: {e}"));
             let obj = v.as_object().unwrap();
             assert_eq!(obj.len(), 3, "{l}");
             let t = obj["time"].as_str().unwrap();
             chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("bad time {t}: {e}"));
             assert!(t.ends_with('Z') && t.len() == 30, "time {t}");
-            (obj["log"].as_str().unwrap().to_string(), obj["stream"].as_str().unwrap().to_string())
+            (
+                obj["log"].as_str().unwrap().to_string(),
+                obj["stream"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
