@@ -10,6 +10,7 @@
 
 pub mod jsonlog;
 pub mod launch;
+pub mod oom;
 pub mod protocol;
 pub mod real;
 pub mod runtime;

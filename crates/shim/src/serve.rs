@@ -174,6 +174,9 @@ struct Shim<'a> {
     log: JsonLog,
     sfd: SignalFd,
     exit: Option<(i32, String)>,
+    /// The container's memory cgroup and its oom_kill count at create time.
+    oom_watch: Option<(PathBuf, u64)>,
+    oom_killed: bool,
     drain_deadline: Option<Instant>,
 }
 
@@ -285,6 +288,11 @@ fn setup<'a>(cfg: &'a Config, rt: &'a mut dyn ContainerRuntime) -> Result<Shim<'
         log,
         sfd,
         exit: None,
+        // Only a cgroup of its own (not the shim's, as with the host test runtime).
+        oom_watch: crate::oom::watch(pid).filter(|(d, _)| {
+            crate::oom::watch(std::process::id() as i32).is_none_or(|(own, _)| own != *d)
+        }),
+        oom_killed: false,
         drain_deadline: None,
     })
 }
@@ -391,6 +399,11 @@ impl Shim<'_> {
                     if st.pid() == Some(Pid::from_raw(self.pid)) && self.exit.is_none() {
                         if let Some(code) = exit_code(st) {
                             self.exit = Some((code, format_time(Utc::now())));
+                            // Read now: the cgroup disappears with the runtime delete.
+                            if let Some((dir, before)) = &self.oom_watch {
+                                self.oom_killed =
+                                    crate::oom::oom_kills(dir).is_some_and(|n| n > *before);
+                            }
                             self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
                             // Nothing can read stdin any more.
                             self.stdin = None;
@@ -597,7 +610,7 @@ impl Shim<'_> {
         let status = ExitStatus {
             exit_code: code,
             finished_at,
-            oom_killed: false,
+            oom_killed: self.oom_killed,
         };
         let body = serde_json::to_vec(&status).unwrap_or_default();
         let wrote = write_atomic(&self.cfg.exit_file, &body)

@@ -31,7 +31,7 @@ fn cgroups_path() -> String {
     )
 }
 
-fn busybox_bundle(args: Vec<String>, tty: bool, cgroup: String) -> Box<dyn Fn(&Path)> {
+fn busybox_bundle(args: Vec<String>, tty: bool, cgroup: String, memory: Option<i64>) -> BundleFn {
     Box::new(move |bundle: &Path| {
         let bin = bundle.join("rootfs/bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -65,6 +65,10 @@ fn busybox_bundle(args: Vec<String>, tty: bool, cgroup: String) -> Box<dyn Fn(&P
                 "cgroupsPath": cgroup,
             },
         });
+        let mut cfg = cfg;
+        if let Some(limit) = memory {
+            cfg["linux"]["resources"] = serde_json::json!({"memory": {"limit": limit}});
+        }
         std::fs::write(bundle.join("config.json"), cfg.to_string()).unwrap();
     })
 }
@@ -79,6 +83,7 @@ fn opts<'a>(args: &[&str], tty: bool, stdin: bool) -> (Opts<'a>, String) {
         args.iter().map(|s| s.to_string()).collect(),
         tty,
         cg.clone(),
+        None,
     ));
     (o, cg)
 }
@@ -222,4 +227,34 @@ fn busybox_missing_executable() {
         .join("rtroot")
         .join(format!("c{}", std::process::id()))
         .exists());
+}
+
+#[test]
+fn busybox_oom_killed() {
+    if skip() {
+        return;
+    }
+    let (mut o, cg) = opts(&[], false, false);
+    let args = [
+        "sh",
+        "-c",
+        "echo start; x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo survived",
+    ];
+    o.bundle = Some(busybox_bundle(
+        args.iter().map(|s| s.to_string()).collect(),
+        false,
+        cg.clone(),
+        Some(32 << 20),
+    ));
+    let s = launch(o).unwrap_or_else(|(_, e)| panic!("{e}"));
+    let mut c = s.connect();
+    let mut acc = Collected::default();
+    c.start(&mut acc);
+    c.read_to_end(&mut acc);
+    let exit = acc.exit.clone().unwrap();
+    assert_eq!(acc.out(), "start\n");
+    assert_eq!(exit.exit_code, 137);
+    assert!(exit.oom_killed, "{exit:?}");
+    assert_shim_gone(&s);
+    assert_runtime_cleaned(&s, &cg);
 }
