@@ -17,11 +17,12 @@ pub use error::{Error, Result};
 pub use frames::{encode_frame, Frame, FrameDecoder, FrameError, StreamKind};
 pub use host::{parse_host, DEFAULT_SOCKET};
 
+pub use hyper::Method;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST, UPGRADE, USER_AGENT};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -1,0 +1,195 @@
+//! Docker-style human-readable durations, sizes and table output.
+
+/// "Less than a second", "1 second", "5 minutes", "About an hour", "3 days", ...
+/// (same thresholds as the docker CLI).
+pub fn human_duration(secs: f64) -> String {
+    let seconds = secs.max(0.0) as i64;
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = seconds / 60;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    // hours are rounded to the nearest hour
+    let hours = ((secs / 3600.0) + 0.5).floor() as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
+}
+
+/// `human_duration(now - then) + " ago"`, for unix-second timestamps.
+pub fn ago(unix_secs: i64) -> String {
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    format!("{} ago", human_duration(now - unix_secs as f64))
+}
+
+/// Format `v` with `sig` significant digits like Go's `%.{sig}g` for 0 < v < 10^sig.
+fn sig_digits(v: f64, sig: i32) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let mag = v.abs().log10().floor() as i32;
+    let decimals = (sig - 1 - mag).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn human_units(size: f64, base: f64, units: &[&str]) -> String {
+    let mut v = size;
+    let mut i = 0;
+    while v >= base && i < units.len() - 1 {
+        v /= base;
+        i += 1;
+    }
+    format!("{}{}", sig_digits(v, 4), units[i])
+}
+
+/// Decimal sizes like docker: "4.3MB", "1.98MB", "512B", "1.235GB".
+pub fn human_size(bytes: i64) -> String {
+    human_units(
+        bytes.max(0) as f64,
+        1000.0,
+        &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"],
+    )
+}
+
+/// Binary sizes like docker info's "Total Memory: 23.54GiB".
+pub fn bytes_size(bytes: i64) -> String {
+    human_units(
+        bytes.max(0) as f64,
+        1024.0,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"],
+    )
+}
+
+/// Render rows like Go's tabwriter with docker's settings (minwidth 10, padding 3):
+/// every column but the last is padded to max(10, widest cell + 3).
+pub fn table(rows: &[Vec<String>]) -> String {
+    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; ncols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                let w = (widths[i] + 3).max(10);
+                for _ in c.chars().count()..w {
+                    line.push(' ');
+                }
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Shorten to `max` characters with a trailing "…" like docker's Ellipsis.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// First 12 hex digits of an id, dropping any `sha256:` prefix.
+pub fn short_id(id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_match_docker_thresholds() {
+        assert_eq!(human_duration(0.4), "Less than a second");
+        assert_eq!(human_duration(1.2), "1 second");
+        assert_eq!(human_duration(59.9), "59 seconds");
+        assert_eq!(human_duration(60.0), "About a minute");
+        assert_eq!(human_duration(119.0), "About a minute");
+        assert_eq!(human_duration(120.0), "2 minutes");
+        assert_eq!(human_duration(59.0 * 60.0), "59 minutes");
+        assert_eq!(human_duration(3600.0), "About an hour");
+        assert_eq!(human_duration(5400.0), "2 hours"); // 1.5h rounds up
+        assert_eq!(human_duration(47.0 * 3600.0), "47 hours");
+        assert_eq!(human_duration(48.0 * 3600.0), "2 days");
+        assert_eq!(human_duration(14.0 * 86400.0), "2 weeks");
+        assert_eq!(human_duration(60.0 * 86400.0), "2 months");
+        assert_eq!(human_duration(800.0 * 86400.0), "2 years");
+        assert_eq!(human_duration(-5.0), "Less than a second");
+    }
+
+    #[test]
+    fn sizes_match_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(1_980_000), "1.98MB");
+        assert_eq!(human_size(4_300_000), "4.3MB");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(999_999), "1000kB");
+        assert_eq!(human_size(5_000_000_000), "5GB");
+        assert_eq!(bytes_size(25_275_817_984), "23.54GiB");
+        assert_eq!(bytes_size(1024), "1KiB");
+    }
+
+    #[test]
+    fn table_pads_like_tabwriter() {
+        let t = table(&[
+            vec!["CONTAINER ID".into(), "IMAGE".into(), "PORTS".into(), "NAMES".into()],
+            vec!["7698917236c0".into(), "busybox".into(), "".into(), "t1".into()],
+        ]);
+        assert_eq!(
+            t,
+            "CONTAINER ID   IMAGE     PORTS     NAMES\n7698917236c0   busybox             t1\n"
+        );
+    }
+
+    #[test]
+    fn ellipsis_and_short_id() {
+        assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
+        assert_eq!(ellipsis("abcdefghijklmnopqrstuvwxyz", 20), "abcdefghijklmnopqrs…");
+        assert_eq!(short_id("sha256:50d84a6f50e64553558fab4e"), "50d84a6f50e6");
+    }
+}
