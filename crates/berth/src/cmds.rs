@@ -147,7 +147,7 @@ async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
         kv(&mut out, "  ", "Go version", s(&v, "/GoVersion"));
     }
     kv(&mut out, "  ", "Git commit", s(&v, "/GitCommit"));
-    kv(&mut out, "  ", "Built", s(&v, "/BuildTime"));
+    kv(&mut out, "  ", "Built", ansic_time(s(&v, "/BuildTime")));
     kv(&mut out, "  ", "OS/Arch", format!("{}/{}", s(&v, "/Os"), s(&v, "/Arch")));
     kv(
         &mut out,
@@ -174,6 +174,17 @@ async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
     }
     print!("{out}");
     Ok(0)
+}
+
+/// RFC 3339 -> Go's ANSIC layout in local time ("Thu May  7 21:09:36 2026"), as docker prints.
+fn ansic_time(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => d
+            .with_timezone(&chrono::Local)
+            .format("%a %b %e %H:%M:%S %Y")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
 }
 
 fn go_arch() -> &'static str {
@@ -225,6 +236,9 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
             }
         }
     }
+    if let Some(st) = v.pointer("/Swarm/LocalNodeState").and_then(Value::as_str) {
+        o.push_str(&format!(" Swarm: {st}\n"));
+    }
     if let Some(rt) = v.get("Runtimes").and_then(Value::as_object) {
         let mut names: Vec<&String> = rt.keys().collect();
         names.sort();
@@ -233,6 +247,18 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
     }
     if !s(&v, "/DefaultRuntime").is_empty() {
         o.push_str(&format!(" Default Runtime: {}\n", s(&v, "/DefaultRuntime")));
+    }
+    if let Some(ib) = v.get("InitBinary").and_then(Value::as_str) {
+        o.push_str(&format!(" Init Binary: {ib}\n"));
+    }
+    for (label, ptr) in [
+        ("containerd version", "/ContainerdCommit/ID"),
+        ("runc version", "/RuncCommit/ID"),
+        ("init version", "/InitCommit/ID"),
+    ] {
+        if let Some(id) = v.pointer(ptr).and_then(Value::as_str) {
+            o.push_str(&format!(" {label}: {id}\n"));
+        }
     }
     if let Some(so) = v.get("SecurityOptions").and_then(Value::as_array) {
         if !so.is_empty() {
@@ -267,7 +293,24 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
     o.push_str(&format!(" Docker Root Dir: {}\n", s(&v, "/DockerRootDir")));
     o.push_str(&format!(" Debug Mode: {}\n", b("/Debug")));
     o.push_str(&format!(" Experimental: {}\n", b("/ExperimentalBuild")));
-    o.push_str(&format!(" Live Restore Enabled: {}\n", b("/LiveRestoreEnabled")));
+    let mut insecure: Vec<String> = Vec::new();
+    if let Some(idx) = v.pointer("/RegistryConfig/IndexConfigs").and_then(Value::as_object) {
+        for (name, cfg) in idx {
+            if cfg.get("Secure").and_then(Value::as_bool) == Some(false) {
+                insecure.push(name.clone());
+            }
+        }
+    }
+    if let Some(cidrs) = v.pointer("/RegistryConfig/InsecureRegistryCIDRs").and_then(Value::as_array) {
+        insecure.extend(cidrs.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    if !insecure.is_empty() {
+        o.push_str(" Insecure Registries:\n");
+        for r in insecure {
+            o.push_str(&format!("  {r}\n"));
+        }
+    }
+    o.push_str(&format!(" Live Restore Enabled: {}\n\n", b("/LiveRestoreEnabled")));
     print!("{o}");
     if let Some(w) = v.get("Warnings").and_then(Value::as_array) {
         for w in w.iter().filter_map(Value::as_str) {

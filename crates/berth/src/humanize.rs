@@ -46,12 +46,23 @@ pub fn ago(unix_secs: i64) -> String {
     format!("{} ago", human_duration(now - unix_secs as f64))
 }
 
-/// Format `v` with `sig` significant digits like Go's `%.{sig}g` for 0 < v < 10^sig.
+/// Format `v` with `sig` significant digits like Go's `%.{sig}g` (for 0 <= v < 10000).
 fn sig_digits(v: f64, sig: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let mag = v.abs().log10().floor() as i32;
+    let mut mag = v.abs().log10().floor() as i32;
+    // rounding may carry into the next power of ten (999.7 -> 1000 with 3 digits)
+    let scale = 10f64.powi(sig - 1 - mag);
+    if (v * scale).round() / scale >= 10f64.powi(mag + 1) {
+        mag += 1;
+    }
+    if mag >= sig {
+        // Go switches to exponent form: %.3g of 999.9 is "1e+03"
+        let m = v / 10f64.powi(mag);
+        let digits = sig_digits(m, sig);
+        return format!("{digits}e+{mag:02}");
+    }
     let decimals = (sig - 1 - mag).max(0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
@@ -62,19 +73,29 @@ fn sig_digits(v: f64, sig: i32) -> String {
 }
 
 fn human_units(size: f64, base: f64, units: &[&str]) -> String {
+    human_units_prec(size, 4, base, units)
+}
+
+fn human_units_prec(size: f64, prec: i32, base: f64, units: &[&str]) -> String {
     let mut v = size;
     let mut i = 0;
     while v >= base && i < units.len() - 1 {
         v /= base;
         i += 1;
     }
-    format!("{}{}", sig_digits(v, 4), units[i])
+    format!("{}{}", sig_digits(v, prec), units[i])
 }
 
-/// Decimal sizes like docker: "4.3MB", "1.98MB", "512B", "1.235GB".
+/// Decimal sizes with 3 significant digits like docker's tables: "4.3MB", "1.98MB", "512B".
 pub fn human_size(bytes: i64) -> String {
-    human_units(
+    human_size_prec(bytes, 3)
+}
+
+/// Decimal sizes with `prec` significant digits (docker's HumanSizeWithPrecision).
+pub fn human_size_prec(bytes: i64, prec: i32) -> String {
+    human_units_prec(
         bytes.max(0) as f64,
+        prec,
         1000.0,
         &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"],
     )
@@ -167,8 +188,11 @@ mod tests {
         assert_eq!(human_size(1000), "1kB");
         assert_eq!(human_size(1_980_000), "1.98MB");
         assert_eq!(human_size(4_300_000), "4.3MB");
-        assert_eq!(human_size(1_234_567), "1.235MB");
-        assert_eq!(human_size(999_999), "1000kB");
+        assert_eq!(human_size(1_982_464), "1.98MB");
+        assert_eq!(human_size(1_234_567), "1.23MB");
+        assert_eq!(human_size_prec(1_234_567, 4), "1.235MB");
+        assert_eq!(human_size(999_999), "1e+03kB");
+        assert_eq!(human_size(9_996), "10kB");
         assert_eq!(human_size(5_000_000_000), "5GB");
         assert_eq!(bytes_size(25_275_817_984), "23.54GiB");
         assert_eq!(bytes_size(1024), "1KiB");
