@@ -359,7 +359,11 @@ pub struct HostConfig {
     pub device_requests: Option<Vec<DeviceRequest>>,
     #[serde(skip_serializing_if = "is_zero_i64", deserialize_with = "nd")]
     pub kernel_memory: i64,
-    #[serde(rename = "KernelMemoryTCP", skip_serializing_if = "is_zero_i64", deserialize_with = "nd")]
+    #[serde(
+        rename = "KernelMemoryTCP",
+        skip_serializing_if = "is_zero_i64",
+        deserialize_with = "nd"
+    )]
     pub kernel_memory_tcp: i64,
     #[serde(deserialize_with = "nd")]
     pub memory_reservation: i64,

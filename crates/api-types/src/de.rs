@@ -29,10 +29,10 @@ pub fn is_zero_i64(n: &i64) -> bool {
 
 /// `skip_serializing_if` helper mirroring Go's `omitempty` on nil-or-empty slices.
 pub fn is_none_or_empty_vec<T>(v: &Option<Vec<T>>) -> bool {
-    v.as_ref().map_or(true, |v| v.is_empty())
+    !matches!(v, Some(v) if !v.is_empty())
 }
 
 /// `skip_serializing_if` helper mirroring Go's `omitempty` on nil-or-empty maps.
 pub fn is_none_or_empty_map<K, V>(v: &Option<std::collections::BTreeMap<K, V>>) -> bool {
-    v.as_ref().map_or(true, |v| v.is_empty())
+    !matches!(v, Some(v) if !v.is_empty())
 }

@@ -113,7 +113,9 @@ impl<'de> Deserialize<'de> for Filters {
         impl<'de> Visitor<'de> for V {
             type Value = Filters;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a filters object {\"name\": {\"value\": true}} or {\"name\": [\"value\"]}")
+                f.write_str(
+                    "a filters object {\"name\": {\"value\": true}} or {\"name\": [\"value\"]}",
+                )
             }
             fn visit_unit<E: de::Error>(self) -> Result<Filters, E> {
                 Ok(Filters::default())
@@ -146,7 +148,8 @@ mod tests {
 
     #[test]
     fn both_forms_parse_the_same() {
-        let a = Filters::parse(r#"{"label":{"k=v":true,"x":true},"status":{"running":true}}"#).unwrap();
+        let a =
+            Filters::parse(r#"{"label":{"k=v":true,"x":true},"status":{"running":true}}"#).unwrap();
         let b = Filters::parse(r#"{"label":["k=v","x"],"status":["running"]}"#).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.get("label"), ["k=v".to_string(), "x".to_string()]);
@@ -178,8 +181,11 @@ mod tests {
 
     #[test]
     fn kv_matching() {
-        let labels: BTreeMap<String, String> =
-            [("a".to_string(), "1".to_string()), ("b".to_string(), "".to_string())].into();
+        let labels: BTreeMap<String, String> = [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "".to_string()),
+        ]
+        .into();
         let f = |s: &str| Filters::parse(s).unwrap();
         assert!(f("{}").match_kv("label", &labels));
         assert!(f(r#"{"label":["a=1"]}"#).match_kv("label", &labels));

@@ -62,35 +62,54 @@ pub struct ProgressMessage {
 impl ProgressMessage {
     /// `{"status": s}`.
     pub fn status(s: impl Into<String>) -> Self {
-        ProgressMessage { status: s.into(), ..Default::default() }
+        ProgressMessage {
+            status: s.into(),
+            ..Default::default()
+        }
     }
     /// `{"status": s, "id": id}`.
     pub fn status_id(s: impl Into<String>, id: impl Into<String>) -> Self {
-        ProgressMessage { status: s.into(), id: id.into(), ..Default::default() }
+        ProgressMessage {
+            status: s.into(),
+            id: id.into(),
+            ..Default::default()
+        }
     }
     /// `{"stream": s}`.
     pub fn stream(s: impl Into<String>) -> Self {
-        ProgressMessage { stream: s.into(), ..Default::default() }
+        ProgressMessage {
+            stream: s.into(),
+            ..Default::default()
+        }
     }
     /// `{"errorDetail": {"message": m}, "error": m}`, how dockerd ends a failed stream.
     pub fn error(m: impl Into<String>) -> Self {
         let m = m.into();
         ProgressMessage {
-            error_detail: Some(ErrorDetail { code: 0, message: m.clone() }),
+            error_detail: Some(ErrorDetail {
+                code: 0,
+                message: m.clone(),
+            }),
             error: m,
             ..Default::default()
         }
     }
     /// `{"aux": v}`.
     pub fn aux(v: serde_json::Value) -> Self {
-        ProgressMessage { aux: Some(v), ..Default::default() }
+        ProgressMessage {
+            aux: Some(v),
+            ..Default::default()
+        }
     }
     /// The error text of this message, if it reports one.
     pub fn error_text(&self) -> Option<&str> {
         if !self.error.is_empty() {
             Some(&self.error)
         } else {
-            self.error_detail.as_ref().map(|e| e.message.as_str()).filter(|m| !m.is_empty())
+            self.error_detail
+                .as_ref()
+                .map(|e| e.message.as_str())
+                .filter(|m| !m.is_empty())
         }
     }
 }

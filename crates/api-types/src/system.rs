@@ -205,6 +205,8 @@ pub struct ErrorResponse {
 impl ErrorResponse {
     /// `{"message": msg}`.
     pub fn new(message: impl Into<String>) -> Self {
-        ErrorResponse { message: message.into() }
+        ErrorResponse {
+            message: message.into(),
+        }
     }
 }

@@ -25,7 +25,9 @@ fn assert_covers(orig: &Value, ours: &Value, path: &str, ignore: &[&str]) {
                 if ignore.contains(&p.as_str()) {
                     continue;
                 }
-                let vb = b.get(k).unwrap_or_else(|| panic!("{p} lost in re-serialisation"));
+                let vb = b
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{p} lost in re-serialisation"));
                 assert_covers(va, vb, &p, ignore);
             }
         }
@@ -70,7 +72,10 @@ fn container_inspect() {
     assert_eq!(top_keys(&orig), top_keys(&ours));
     assert_eq!(top_keys(&orig["Config"]), top_keys(&ours["Config"]));
     assert_eq!(top_keys(&orig["State"]), top_keys(&ours["State"]));
-    assert_eq!(top_keys(&orig["NetworkSettings"]), top_keys(&ours["NetworkSettings"]));
+    assert_eq!(
+        top_keys(&orig["NetworkSettings"]),
+        top_keys(&ours["NetworkSettings"])
+    );
     // Without ?size the size fields disappear.
     let mut c2 = c.clone();
     c2.size_rw = None;
@@ -94,25 +99,42 @@ fn containers_list() {
 #[test]
 fn create_requests() {
     let r: ContainerCreateRequest = round_trip("container-create.request.run-many-flags.json", &[]);
-    assert_eq!(r.config.entrypoint.as_deref(), Some(&["/bin/sh".to_string()][..]));
+    assert_eq!(
+        r.config.entrypoint.as_deref(),
+        Some(&["/bin/sh".to_string()][..])
+    );
     assert_eq!(r.config.stop_timeout, Some(3));
     assert_eq!(r.host_config.nano_cpus, 500_000_000);
     assert_eq!(r.host_config.init, Some(true));
     assert_eq!(r.host_config.ulimits.as_ref().unwrap()[0].soft, 1024);
     assert_eq!(r.host_config.mounts.as_ref().unwrap()[1].r#type, "tmpfs");
-    assert_eq!(r.config.healthcheck.as_ref().unwrap().interval, 5_000_000_000);
+    assert_eq!(
+        r.config.healthcheck.as_ref().unwrap().interval,
+        5_000_000_000
+    );
 
-    for name in ["container-create.request.run-d.json", "container-create.request.run-it.json"] {
+    for name in [
+        "container-create.request.run-d.json",
+        "container-create.request.run-it.json",
+    ] {
         let _: ContainerCreateRequest = round_trip(name, &[]);
     }
 
     // docker-compose: minimal body, IPAMConfig {} (empty object).
     // NetworkDisabled is omitempty in dockerd's Config; compose sends false.
-    let r: ContainerCreateRequest =
-        round_trip("container-create.request.docker-compose.json", &[".NetworkDisabled"]);
+    let r: ContainerCreateRequest = round_trip(
+        "container-create.request.docker-compose.json",
+        &[".NetworkDisabled"],
+    );
     assert_eq!(r.host_config.network_mode, "dpcompose_backend");
-    assert_eq!(r.host_config.binds.as_deref(), Some(&["dpcompose_data:/data:rw".to_string()][..]));
-    assert_eq!(r.config.labels.as_ref().unwrap()["com.docker.compose.service"], "web");
+    assert_eq!(
+        r.host_config.binds.as_deref(),
+        Some(&["dpcompose_data:/data:rw".to_string()][..])
+    );
+    assert_eq!(
+        r.config.labels.as_ref().unwrap()["com.docker.compose.service"],
+        "web"
+    );
     assert!(r.config.volumes.as_ref().unwrap().contains_key("/data"));
 }
 
@@ -137,13 +159,29 @@ fn minimal_and_odd_create_bodies() {
     assert_eq!(pb["80/tcp"], None);
     assert_eq!(pb["81/tcp"].as_ref().unwrap()[0].host_port, "8081");
     // Entrypoint null vs [""] vs [] serialise distinctly.
-    let ser = |e: Option<Vec<String>>| serde_json::to_value(ContainerConfig { entrypoint: e, ..Default::default() }).unwrap()["Entrypoint"].clone();
+    let ser = |e: Option<Vec<String>>| {
+        serde_json::to_value(ContainerConfig {
+            entrypoint: e,
+            ..Default::default()
+        })
+        .unwrap()["Entrypoint"]
+            .clone()
+    };
     assert_eq!(ser(None), Value::Null);
     assert_eq!(ser(Some(vec![])), serde_json::json!([]));
     assert_eq!(ser(Some(vec![String::new()])), serde_json::json!([""]));
     // omitempty fields stay out
     let v = serde_json::to_value(ContainerConfig::default()).unwrap();
-    for k in ["ExposedPorts", "Healthcheck", "ArgsEscaped", "MacAddress", "StopSignal", "StopTimeout", "Shell", "NetworkDisabled"] {
+    for k in [
+        "ExposedPorts",
+        "Healthcheck",
+        "ArgsEscaped",
+        "MacAddress",
+        "StopSignal",
+        "StopTimeout",
+        "Shell",
+        "NetworkDisabled",
+    ] {
         assert!(v.get(k).is_none(), "{k}");
     }
     for k in ["Env", "Cmd", "Entrypoint", "OnBuild", "Labels", "Volumes"] {
@@ -156,13 +194,19 @@ fn images() {
     let l: Vec<ImageSummary> = round_trip("images-list.response.json", &[]);
     assert_eq!(l[0].repo_digests, None);
     let orig = sample("images-list.response.json");
-    assert_eq!(top_keys(&orig[0]), top_keys(&serde_json::to_value(&l).unwrap()[0]));
+    assert_eq!(
+        top_keys(&orig[0]),
+        top_keys(&serde_json::to_value(&l).unwrap()[0])
+    );
 
     let i: ImageInspect = round_trip("image-inspect.response.json", &[]);
     assert_eq!(i.root_fs.layers.as_ref().unwrap().len(), 2);
     assert_eq!(i.metadata.last_tag_time, "2026-11-23T18:18:09.249654228Z");
     let orig = sample("image-inspect.response.json");
-    assert_eq!(top_keys(&orig), top_keys(&serde_json::to_value(&i).unwrap()));
+    assert_eq!(
+        top_keys(&orig),
+        top_keys(&serde_json::to_value(&i).unwrap())
+    );
 
     let h: Vec<HistoryItem> = round_trip("image-history.response.json", &[]);
     assert_eq!(h[1].comment, "Imported from -");
@@ -179,28 +223,53 @@ fn system() {
     assert_eq!(v.api_version, "1.41");
     assert_eq!(v.components.len(), 4);
     let orig = sample("version.response.json");
-    assert_eq!(top_keys(&orig), top_keys(&serde_json::to_value(&v).unwrap()));
+    assert_eq!(
+        top_keys(&orig),
+        top_keys(&serde_json::to_value(&v).unwrap())
+    );
 
     let i: Info = round_trip("info.response.json", &[]);
     assert_eq!(i.ncpu, 2);
     assert_eq!(i.cgroup_version, "1");
     assert_eq!(i.driver_status[0][0], "Backing Filesystem");
-    assert!(i.extra.is_empty(), "unexpected untyped fields: {:?}", i.extra.keys());
+    assert!(
+        i.extra.is_empty(),
+        "unexpected untyped fields: {:?}",
+        i.extra.keys()
+    );
     let orig = sample("info.response.json");
-    assert_eq!(top_keys(&orig), top_keys(&serde_json::to_value(&i).unwrap()));
+    assert_eq!(
+        top_keys(&orig),
+        top_keys(&serde_json::to_value(&i).unwrap())
+    );
     // Unknown fields are kept.
     let i: Info = serde_json::from_str(r#"{"ID":"x","CDISpecDirs":["/etc/cdi"]}"#).unwrap();
-    assert_eq!(serde_json::to_value(&i).unwrap()["CDISpecDirs"][0], "/etc/cdi");
+    assert_eq!(
+        serde_json::to_value(&i).unwrap()["CDISpecDirs"][0],
+        "/etc/cdi"
+    );
 }
 
 #[test]
 fn progress_streams() {
     let dir = PathBuf::from("/work/shared/reference/docker-engine-api/samples");
     let mut n = 0;
-    for f in ["pull.progress.jsonl", "push.progress.jsonl", "build.progress.jsonl", "build-failed.progress.jsonl", "import.progress.jsonl", "load.progress.jsonl"] {
-        for line in std::fs::read_to_string(dir.join(f)).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+    for f in [
+        "pull.progress.jsonl",
+        "push.progress.jsonl",
+        "build.progress.jsonl",
+        "build-failed.progress.jsonl",
+        "import.progress.jsonl",
+        "load.progress.jsonl",
+    ] {
+        for line in std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             let orig: Value = serde_json::from_str(line).unwrap();
-            let m: ProgressMessage = serde_json::from_str(line).unwrap_or_else(|e| panic!("{f}: {line}: {e}"));
+            let m: ProgressMessage =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{f}: {line}: {e}"));
             let ours = serde_json::to_value(&m).unwrap();
             assert_eq!(orig, ours, "{f}: {line}");
             n += 1;
@@ -208,19 +277,38 @@ fn progress_streams() {
     }
     assert!(n > 10);
     let e = ProgressMessage::error("boom");
-    assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"errorDetail":{"message":"boom"},"error":"boom"}"#);
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        r#"{"errorDetail":{"message":"boom"},"error":"boom"}"#
+    );
     assert_eq!(e.error_text(), Some("boom"));
 }
 
 #[test]
 fn small_bodies() {
-    let w = WaitResponse { status_code: 3, error: None };
-    assert_eq!(serde_json::to_string(&w).unwrap(), r#"{"StatusCode":3,"Error":null}"#);
-    let w: WaitResponse = serde_json::from_str(r#"{"StatusCode":1,"Error":{"Message":"x"}}"#).unwrap();
+    let w = WaitResponse {
+        status_code: 3,
+        error: None,
+    };
+    assert_eq!(
+        serde_json::to_string(&w).unwrap(),
+        r#"{"StatusCode":3,"Error":null}"#
+    );
+    let w: WaitResponse =
+        serde_json::from_str(r#"{"StatusCode":1,"Error":{"Message":"x"}}"#).unwrap();
     assert_eq!(w.error.unwrap().message, "x");
-    assert_eq!(serde_json::to_string(&ErrorResponse::new("no such container")).unwrap(), r#"{"message":"no such container"}"#);
-    let c = ContainerCreateResponse { id: "abc".into(), warnings: vec![] };
-    assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"Id":"abc","Warnings":[]}"#);
+    assert_eq!(
+        serde_json::to_string(&ErrorResponse::new("no such container")).unwrap(),
+        r#"{"message":"no such container"}"#
+    );
+    let c = ContainerCreateResponse {
+        id: "abc".into(),
+        warnings: vec![],
+    };
+    assert_eq!(
+        serde_json::to_string(&c).unwrap(),
+        r#"{"Id":"abc","Warnings":[]}"#
+    );
     let _: ExecConfig = round_trip("exec-create.request.json", &[]);
     let _: ContainerTopResponse = round_trip("container-top.response.json", &[]);
     let _: Vec<FilesystemChange> = round_trip("container-changes.response.json", &[]);

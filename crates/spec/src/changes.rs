@@ -79,7 +79,9 @@ fn words(s: &str, env: &[String], expand: bool) -> Result<Vec<String>, ChangeErr
                     i += 1;
                 }
                 if i >= chars.len() {
-                    return Err(err("unexpected end of statement while looking for matching single-quote"));
+                    return Err(err(
+                        "unexpected end of statement while looking for matching single-quote",
+                    ));
                 }
                 i += 1;
             }
@@ -87,7 +89,10 @@ fn words(s: &str, env: &[String], expand: bool) -> Result<Vec<String>, ChangeErr
                 in_word = true;
                 i += 1;
                 while i < chars.len() && chars[i] != '"' {
-                    if chars[i] == '\\' && i + 1 < chars.len() && matches!(chars[i + 1], '"' | '\\' | '$') {
+                    if chars[i] == '\\'
+                        && i + 1 < chars.len()
+                        && matches!(chars[i + 1], '"' | '\\' | '$')
+                    {
                         cur.push(chars[i + 1]);
                         i += 2;
                     } else if chars[i] == '$' && expand {
@@ -98,7 +103,9 @@ fn words(s: &str, env: &[String], expand: bool) -> Result<Vec<String>, ChangeErr
                     }
                 }
                 if i >= chars.len() {
-                    return Err(err("unexpected end of statement while looking for matching double-quote"));
+                    return Err(err(
+                        "unexpected end of statement while looking for matching double-quote",
+                    ));
                 }
                 i += 1;
             }
@@ -127,7 +134,11 @@ fn words(s: &str, env: &[String], expand: bool) -> Result<Vec<String>, ChangeErr
 }
 
 fn lookup<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
-    env.iter().rev().find_map(|e| e.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+    env.iter().rev().find_map(|e| {
+        e.split_once('=')
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    })
 }
 
 /// Expands `$NAME`, `${NAME}`, `${NAME:-word}`, `${NAME:+word}` at `chars[i] == '$'`;
@@ -135,7 +146,11 @@ fn lookup<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
 fn expand_var(chars: &[char], i: usize, env: &[String], out: &mut String) -> Result<usize, String> {
     let mut j = i + 1;
     if j < chars.len() && chars[j] == '{' {
-        let close = chars[j..].iter().position(|c| *c == '}').ok_or("missing '}'")? + j;
+        let close = chars[j..]
+            .iter()
+            .position(|c| *c == '}')
+            .ok_or("missing '}'")?
+            + j;
         let inner: String = chars[j + 1..close].iter().collect();
         let (name, op) = match inner.find(':') {
             Some(p) => (&inner[..p], Some(&inner[p..])),
@@ -144,7 +159,9 @@ fn expand_var(chars: &[char], i: usize, env: &[String], out: &mut String) -> Res
         let val = lookup(env, name);
         match op {
             None => out.push_str(val.unwrap_or("")),
-            Some(o) if o.starts_with(":-") => out.push_str(val.filter(|v| !v.is_empty()).unwrap_or(&o[2..])),
+            Some(o) if o.starts_with(":-") => {
+                out.push_str(val.filter(|v| !v.is_empty()).unwrap_or(&o[2..]))
+            }
             Some(o) if o.starts_with(":+") => {
                 if val.is_some_and(|v| !v.is_empty()) {
                     out.push_str(&o[2..])
@@ -190,7 +207,11 @@ fn command_form(args: &str, shell: &Option<Vec<String>>) -> Vec<String> {
     }
 }
 
-fn name_values(instr: &str, args: &str, env: &[String]) -> Result<Vec<(String, String)>, ChangeError> {
+fn name_values(
+    instr: &str,
+    args: &str,
+    env: &[String],
+) -> Result<Vec<(String, String)>, ChangeError> {
     let ws = words(args, env, true)?;
     if ws.is_empty() {
         return Err(ChangeError::NoArgs(instr.to_string()));
@@ -225,13 +246,17 @@ fn parse_duration(s: &str) -> Option<i64> {
         return None;
     }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_end == 0 {
             return None;
         }
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -252,9 +277,13 @@ fn healthcheck(args: &str) -> Result<HealthConfig, ChangeError> {
     let mut rest = args.trim_start();
     while let Some(flag) = rest.strip_prefix("--") {
         let end = flag.find(char::is_whitespace).unwrap_or(flag.len());
-        let (name, value) = flag[..end].split_once('=').ok_or_else(|| ChangeError::Healthcheck(format!("missing a value on flag: {}", &flag[..end])))?;
+        let (name, value) = flag[..end].split_once('=').ok_or_else(|| {
+            ChangeError::Healthcheck(format!("missing a value on flag: {}", &flag[..end]))
+        })?;
         let dur = || {
-            parse_duration(value).ok_or_else(|| ChangeError::Healthcheck(format!("time: invalid duration \"{value}\"")))
+            parse_duration(value).ok_or_else(|| {
+                ChangeError::Healthcheck(format!("time: invalid duration \"{value}\""))
+            })
         };
         match name {
             "interval" => h.interval = dur()?,
@@ -262,7 +291,9 @@ fn healthcheck(args: &str) -> Result<HealthConfig, ChangeError> {
             "start-period" => h.start_period = dur()?,
             "start-interval" => h.start_interval = dur()?,
             "retries" => {
-                h.retries = value.parse().map_err(|_| ChangeError::Healthcheck(format!("invalid retries: {value}")))?
+                h.retries = value
+                    .parse()
+                    .map_err(|_| ChangeError::Healthcheck(format!("invalid retries: {value}")))?
             }
             _ => return Err(ChangeError::Healthcheck(format!("Unknown flag: {name}"))),
         }
@@ -275,23 +306,33 @@ fn healthcheck(args: &str) -> Result<HealthConfig, ChangeError> {
     match kw.to_uppercase().as_str() {
         "NONE" => {
             if !cmd.is_empty() {
-                return Err(ChangeError::Healthcheck("HEALTHCHECK NONE takes no arguments".into()));
+                return Err(ChangeError::Healthcheck(
+                    "HEALTHCHECK NONE takes no arguments".into(),
+                ));
             }
             if h != HealthConfig::default() {
-                return Err(ChangeError::Healthcheck("HEALTHCHECK NONE does not support options".into()));
+                return Err(ChangeError::Healthcheck(
+                    "HEALTHCHECK NONE does not support options".into(),
+                ));
             }
             h.test = Some(vec!["NONE".into()]);
         }
         "CMD" => {
             if cmd.is_empty() {
-                return Err(ChangeError::Healthcheck("Missing command after HEALTHCHECK CMD".into()));
+                return Err(ChangeError::Healthcheck(
+                    "Missing command after HEALTHCHECK CMD".into(),
+                ));
             }
             h.test = Some(match json_form(cmd) {
                 Some(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
                 None => vec!["CMD-SHELL".to_string(), cmd.to_string()],
             });
         }
-        other => return Err(ChangeError::Healthcheck(format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"))),
+        other => {
+            return Err(ChangeError::Healthcheck(format!(
+                "Unknown type {other:?} in HEALTHCHECK (try CMD)"
+            )))
+        }
     }
     Ok(h)
 }
@@ -300,7 +341,11 @@ fn healthcheck(args: &str) -> Result<HealthConfig, ChangeError> {
 pub fn apply_changes(config: &mut ContainerConfig, changes: &[String]) -> Result<(), ChangeError> {
     let mut cmd_set = false;
     for line in changes {
-        for l in line.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for l in line
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             apply_one(config, l, &mut cmd_set)?;
         }
     }
@@ -328,7 +373,19 @@ fn apply_one(c: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Result<
     };
     let upper = instr.to_uppercase();
     let env: Vec<String> = c.env.clone().unwrap_or_default();
-    let valid = ["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"];
+    let valid = [
+        "CMD",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "HEALTHCHECK",
+        "LABEL",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    ];
     if !valid.contains(&upper.as_str()) {
         return Err(ChangeError::NotValid(instr.to_lowercase()));
     }
@@ -341,7 +398,11 @@ fn apply_one(c: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Result<
             *cmd_set = true;
         }
         "ENTRYPOINT" => {
-            c.entrypoint = if args.is_empty() { None } else { Some(command_form(args, &c.shell)) };
+            c.entrypoint = if args.is_empty() {
+                None
+            } else {
+                Some(command_form(args, &c.shell))
+            };
             if !*cmd_set {
                 c.cmd = None;
             }
@@ -350,7 +411,10 @@ fn apply_one(c: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Result<
             let mut env = env;
             for (k, v) in name_values("ENV", args, &env.clone())? {
                 let entry = format!("{k}={v}");
-                match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) == k) {
+                match env
+                    .iter_mut()
+                    .find(|e| e.split_once('=').map_or(e.as_str(), |(ek, _)| ek) == k)
+                {
                     Some(e) => *e = entry,
                     None => env.push(entry),
                 }
@@ -373,7 +437,10 @@ fn apply_one(c: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Result<
                 }
                 let bad = || ChangeError::InvalidPort(p.to_string());
                 let (lo, hi) = match p.split_once('-') {
-                    Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+                    Some((a, b)) => (
+                        a.parse::<u16>().map_err(|_| bad())?,
+                        b.parse::<u16>().map_err(|_| bad())?,
+                    ),
                     None => {
                         let n = p.parse::<u16>().map_err(|_| bad())?;
                         (n, n)
@@ -394,7 +461,11 @@ fn apply_one(c: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Result<
             let joined = if w.starts_with('/') {
                 w
             } else {
-                let base = if c.working_dir.is_empty() { "/" } else { c.working_dir.as_str() };
+                let base = if c.working_dir.is_empty() {
+                    "/"
+                } else {
+                    c.working_dir.as_str()
+                };
                 format!("{}/{}", base.trim_end_matches('/'), w)
             };
             c.working_dir = clean_path(&joined);
@@ -418,7 +489,10 @@ fn apply_one(c: &mut ContainerConfig, line: &str, cmd_set: &mut bool) -> Result<
             match trigger.as_str() {
                 "ONBUILD" => return Err(ChangeError::OnBuildChain),
                 "FROM" | "MAINTAINER" => return Err(ChangeError::OnBuildTrigger(trigger)),
-                _ => c.on_build.get_or_insert_with(Vec::new).push(args.to_string()),
+                _ => c
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(args.to_string()),
             }
         }
         "HEALTHCHECK" => c.healthcheck = Some(healthcheck(args)?),
@@ -448,7 +522,10 @@ mod tests {
 
     fn apply(changes: &[&str]) -> Result<ContainerConfig, ChangeError> {
         let mut c = ContainerConfig::default();
-        apply_changes(&mut c, &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply_changes(
+            &mut c,
+            &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         Ok(c)
     }
 
@@ -475,11 +552,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.user, "1");
-        assert_eq!(c.exposed_ports.unwrap().keys().cloned().collect::<Vec<_>>(), ["100/tcp", "101/tcp", "80/tcp", "90/udp"]);
+        assert_eq!(
+            c.exposed_ports.unwrap().keys().cloned().collect::<Vec<_>>(),
+            ["100/tcp", "101/tcp", "80/tcp", "90/udp"]
+        );
         assert_eq!(c.env, v(&["A=1", "B=x y", "C=d e"]));
         assert_eq!(c.entrypoint, v(&["/e"]));
         assert_eq!(c.cmd, v(&["/bin/sh", "-c", "echo hi"]));
-        assert_eq!(c.volumes.unwrap().keys().cloned().collect::<Vec<_>>(), ["/v1", "/v2"]);
+        assert_eq!(
+            c.volumes.unwrap().keys().cloned().collect::<Vec<_>>(),
+            ["/v1", "/v2"]
+        );
         assert_eq!(c.working_dir, "/a/1/b");
         let l = c.labels.unwrap();
         assert_eq!(l["a"], "b");
@@ -490,7 +573,14 @@ mod tests {
         assert_eq!(h.retries, 2);
         assert_eq!(c.on_build, v(&["run echo"]));
 
-        let c = apply(&["ENTRYPOINT /e x", r#"CMD ["a"]"#, r#"VOLUME ["/j"]"#, "ENV X=1", "ENV X=2"]).unwrap();
+        let c = apply(&[
+            "ENTRYPOINT /e x",
+            r#"CMD ["a"]"#,
+            r#"VOLUME ["/j"]"#,
+            "ENV X=1",
+            "ENV X=2",
+        ])
+        .unwrap();
         assert_eq!(c.env, v(&["X=2"]));
         assert_eq!(c.entrypoint, v(&["/bin/sh", "-c", "/e x"]));
         assert_eq!(c.cmd, v(&["a"]));
@@ -499,11 +589,22 @@ mod tests {
 
     #[test]
     fn entrypoint_resets_cmd_unless_cmd_given_first() {
-        let mut c = ContainerConfig { cmd: v(&["sh"]), ..Default::default() };
+        let mut c = ContainerConfig {
+            cmd: v(&["sh"]),
+            ..Default::default()
+        };
         apply_changes(&mut c, &[r#"ENTRYPOINT ["/x"]"#.to_string()]).unwrap();
         assert_eq!(c.cmd, None);
-        let mut c = ContainerConfig { cmd: v(&["sh"]), shell: v(&["/bin/bash", "-lc"]), ..Default::default() };
-        apply_changes(&mut c, &["CMD run".to_string(), "ENTRYPOINT go".to_string()]).unwrap();
+        let mut c = ContainerConfig {
+            cmd: v(&["sh"]),
+            shell: v(&["/bin/bash", "-lc"]),
+            ..Default::default()
+        };
+        apply_changes(
+            &mut c,
+            &["CMD run".to_string(), "ENTRYPOINT go".to_string()],
+        )
+        .unwrap();
         assert_eq!(c.cmd, v(&["/bin/bash", "-lc", "run"]));
         assert_eq!(c.entrypoint, v(&["/bin/bash", "-lc", "go"]));
     }
@@ -518,15 +619,30 @@ mod tests {
         assert_eq!(e("ENV"), "ENV requires at least one argument");
         assert_eq!(e("ENV A"), "ENV must have two arguments");
         assert_eq!(e("EXPOSE abc"), "Invalid containerPort: abc");
-        assert_eq!(e("ONBUILD ONBUILD X"), "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
-        assert_eq!(e("ONBUILD FROM x"), "FROM isn't allowed as an ONBUILD trigger");
+        assert_eq!(
+            e("ONBUILD ONBUILD X"),
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        );
+        assert_eq!(
+            e("ONBUILD FROM x"),
+            "FROM isn't allowed as an ONBUILD trigger"
+        );
         assert!(e("ENV A=1 B").starts_with("Syntax error - can't find = in \"B\""));
         assert!(e("HEALTHCHECK --interval=xx CMD true").contains("invalid duration"));
     }
 
     #[test]
     fn misc() {
-        let c = apply(&["STOPSIGNAL SIGKILL", "HEALTHCHECK NONE", "LABEL k v w", "WORKDIR /a/../b/./c", r#"HEALTHCHECK CMD ["curl","-f"]"#, "ENV P=${NOPE:-def}", "ENV Q='$P'"]).unwrap();
+        let c = apply(&[
+            "STOPSIGNAL SIGKILL",
+            "HEALTHCHECK NONE",
+            "LABEL k v w",
+            "WORKDIR /a/../b/./c",
+            r#"HEALTHCHECK CMD ["curl","-f"]"#,
+            "ENV P=${NOPE:-def}",
+            "ENV Q='$P'",
+        ])
+        .unwrap();
         assert_eq!(c.stop_signal, "SIGKILL");
         assert_eq!(c.labels.unwrap()["k"], "v w");
         assert_eq!(c.working_dir, "/b/c");

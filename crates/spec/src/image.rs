@@ -25,7 +25,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { typ: "layers".to_string(), diff_ids: Vec::new() }
+        RootFs {
+            typ: "layers".to_string(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 

@@ -40,7 +40,10 @@ pub enum MergeError {
 ///   `--entrypoint ""` clears both the image's entrypoint and its cmd).
 /// * `Healthcheck`: request fields override the image's field by field.
 /// * Error `No command specified` if both end up empty.
-pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Result<ContainerConfig, MergeError> {
+pub fn merge_config(
+    user: &ContainerConfig,
+    image: &ContainerConfig,
+) -> Result<ContainerConfig, MergeError> {
     let mut c = user.clone();
     if c.user.is_empty() {
         c.user = image.user.clone();
@@ -51,7 +54,7 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Result<C
                 u.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        (u, i) if u.as_ref().map_or(true, |u| u.is_empty()) => *u = i.clone(),
+        (u, i) if none_or_empty(u) => *u = i.clone(),
         _ => {}
     }
     let user_env = c.env.clone().unwrap_or_default();
@@ -71,8 +74,8 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Result<C
     for (k, v) in image.labels.iter().flatten() {
         labels.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    if c.entrypoint.as_ref().map_or(true, |e| e.is_empty()) {
-        if c.cmd.as_ref().map_or(true, |e| e.is_empty()) {
+    if none_or_empty(&c.entrypoint) {
+        if none_or_empty(&c.cmd) {
             c.cmd = image.cmd.clone();
             c.args_escaped = image.args_escaped;
         }
@@ -84,7 +87,7 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Result<C
         match &mut c.healthcheck {
             None => c.healthcheck = Some(ih.clone()),
             Some(h) => {
-                if h.test.as_ref().map_or(true, |t| t.is_empty()) {
+                if none_or_empty(&h.test) {
                     h.test = ih.test.clone();
                 }
                 if h.interval == 0 {
@@ -114,25 +117,33 @@ pub fn merge_config(user: &ContainerConfig, image: &ContainerConfig) -> Result<C
                 u.insert(k.clone(), v.clone());
             }
         }
-        (u, i) if u.as_ref().map_or(true, |u| u.is_empty()) => *u = i.clone(),
+        (u, i) if none_or_empty(u) => *u = i.clone(),
         _ => {}
     }
     if c.stop_signal.is_empty() {
         c.stop_signal = image.stop_signal.clone();
     }
-    if c.shell.as_ref().map_or(true, |s| s.is_empty()) && image.shell.is_some() {
+    if none_or_empty(&c.shell) && image.shell.is_some() {
         c.shell = image.shell.clone();
-    }
-    if c.on_build.is_none() {
-        // dockerd does not merge OnBuild into containers; keep null.
     }
     if c.entrypoint.as_deref() == Some(&[String::new()][..]) {
         c.entrypoint = None;
     }
-    if c.entrypoint.as_ref().map_or(true, |e| e.is_empty()) && c.cmd.as_ref().map_or(true, |e| e.is_empty()) {
+    if none_or_empty(&c.entrypoint) && none_or_empty(&c.cmd) {
         return Err(MergeError::NoCommand);
     }
     Ok(c)
+}
+
+/// True for `None` or an empty collection (Go's `len(x) == 0`).
+fn none_or_empty<C>(o: &Option<C>) -> bool
+where
+    for<'a> &'a C: IntoIterator,
+{
+    match o {
+        None => true,
+        Some(c) => c.into_iter().next().is_none(),
+    }
 }
 
 fn env_key(e: &str) -> &str {
@@ -157,7 +168,9 @@ pub struct Process {
 impl Process {
     /// `[path] + args`, the OCI `process.args`.
     pub fn argv(&self) -> Vec<String> {
-        std::iter::once(self.path.clone()).chain(self.args.iter().cloned()).collect()
+        std::iter::once(self.path.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
     }
 }
 
@@ -176,7 +189,10 @@ pub fn entrypoint_and_args(c: &ContainerConfig) -> Result<(String, Vec<String>),
 /// `TERM=xterm` (tty only), then `config_env` replaces entries with the same key in place or
 /// is appended; an entry without `=` removes that key.
 pub fn daemon_env(config_env: &[String], hostname: &str, tty: bool) -> Vec<String> {
-    let mut env = vec![format!("PATH={DEFAULT_PATH_ENV}"), format!("HOSTNAME={hostname}")];
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH_ENV}"),
+        format!("HOSTNAME={hostname}"),
+    ];
     if tty {
         env.push("TERM=xterm".to_string());
     }
@@ -196,7 +212,10 @@ pub fn replace_or_append_env(defaults: Vec<String>, overrides: &[String]) -> Vec
                 }
             }
             Some((k, _)) => {
-                if let Some(slot) = env.iter_mut().find(|e| e.as_deref().map(env_key) == Some(k)) {
+                if let Some(slot) = env
+                    .iter_mut()
+                    .find(|e| e.as_deref().map(env_key) == Some(k))
+                {
                     *slot = Some(o.clone());
                 } else {
                     env.push(Some(o.clone()));
@@ -217,9 +236,22 @@ pub fn effective_process(
     let merged = merge_config(request, image)?;
     let (path, args) = entrypoint_and_args(&merged)?;
     let env = daemon_env(merged.env.as_deref().unwrap_or(&[]), hostname, merged.tty);
-    let cwd = if merged.working_dir.is_empty() { "/".to_string() } else { merged.working_dir.clone() };
+    let cwd = if merged.working_dir.is_empty() {
+        "/".to_string()
+    } else {
+        merged.working_dir.clone()
+    };
     let user = merged.user.clone();
-    Ok((merged, Process { path, args, env, cwd, user }))
+    Ok((
+        merged,
+        Process {
+            path,
+            args,
+            env,
+            cwd,
+            user,
+        },
+    ))
 }
 
 /// A resolved user: numeric ids plus the supplementary groups found in /etc/group.
@@ -274,7 +306,10 @@ fn group_entries(s: &str) -> impl Iterator<Item = GroupEntry<'_>> {
         Some(GroupEntry {
             name: f[0],
             gid: f.get(2).and_then(|x| x.parse().ok()),
-            members: f.get(3).map(|m| m.split(',').filter(|x| !x.is_empty()).collect()).unwrap_or_default(),
+            members: f
+                .get(3)
+                .map(|m| m.split(',').filter(|x| !x.is_empty()).collect())
+                .unwrap_or_default(),
         })
     })
 }
@@ -302,7 +337,12 @@ pub fn resolve_user(
     passwd: Option<&str>,
     group: Option<&str>,
 ) -> Result<ExecUser, MergeError> {
-    let mut u = ExecUser { uid: 0, gid: 0, sgids: Vec::new(), home: "/".to_string() };
+    let mut u = ExecUser {
+        uid: 0,
+        gid: 0,
+        sgids: Vec::new(),
+        home: "/".to_string(),
+    };
     let (user_arg, group_arg) = match user_spec.split_once(':') {
         Some((a, b)) => (a, b),
         None => (user_spec, ""),
@@ -370,10 +410,15 @@ pub fn resolve_user(
 
 /// dockerd's `getAdditionalGroups` for `HostConfig.GroupAdd`: names looked up in /etc/group,
 /// numbers taken as they are.
-pub fn additional_groups(group_add: &[String], group: Option<&str>) -> Result<Vec<u32>, MergeError> {
+pub fn additional_groups(
+    group_add: &[String],
+    group: Option<&str>,
+) -> Result<Vec<u32>, MergeError> {
     let mut out = Vec::new();
     for g in group_add {
-        let found = group.and_then(|c| group_entries(c).find(|e| e.name == g || parse_id(g).is_some_and(|n| e.gid == Some(n))));
+        let found = group.and_then(|c| {
+            group_entries(c).find(|e| e.name == g || parse_id(g).is_some_and(|n| e.gid == Some(n)))
+        });
         match (found, parse_id(g)) {
             (Some(e), _) => out.push(check_range(e.gid.unwrap_or(0))?),
             (None, Some(n)) => out.push(check_range(n)?),
@@ -392,32 +437,108 @@ mod tests {
     }
 
     fn cfg(ep: Option<Vec<String>>, cmd: Option<Vec<String>>) -> ContainerConfig {
-        ContainerConfig { entrypoint: ep, cmd, ..Default::default() }
+        ContainerConfig {
+            entrypoint: ep,
+            cmd,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn cmd_entrypoint_table() {
         let none: Option<Vec<String>> = None;
         // (image ep, image cmd, req ep, req cmd) -> Ok((path,args)) or NoCommand
-        type Row = (Option<Vec<String>>, Option<Vec<String>>, Option<Vec<String>>, Option<Vec<String>>, Option<(&'static str, Vec<&'static str>)>);
+        type Row = (
+            Option<Vec<String>>,
+            Option<Vec<String>>,
+            Option<Vec<String>>,
+            Option<Vec<String>>,
+            Option<(&'static str, Vec<&'static str>)>,
+        );
         let rows: Vec<Row> = vec![
             // image CMD only
-            (none.clone(), v(&["sh"]), none.clone(), none.clone(), Some(("sh", vec![]))),
-            (none.clone(), v(&["sh"]), none.clone(), v(&["echo", "hi"]), Some(("echo", vec!["hi"]))),
-            (none.clone(), v(&["sh"]), none.clone(), v(&[]), Some(("sh", vec![]))),
-            (none.clone(), v(&["sh"]), v(&["/bin/sh"]), v(&["-c", "echo hi"]), Some(("/bin/sh", vec!["-c", "echo hi"]))),
+            (
+                none.clone(),
+                v(&["sh"]),
+                none.clone(),
+                none.clone(),
+                Some(("sh", vec![])),
+            ),
+            (
+                none.clone(),
+                v(&["sh"]),
+                none.clone(),
+                v(&["echo", "hi"]),
+                Some(("echo", vec!["hi"])),
+            ),
+            (
+                none.clone(),
+                v(&["sh"]),
+                none.clone(),
+                v(&[]),
+                Some(("sh", vec![])),
+            ),
+            (
+                none.clone(),
+                v(&["sh"]),
+                v(&["/bin/sh"]),
+                v(&["-c", "echo hi"]),
+                Some(("/bin/sh", vec!["-c", "echo hi"])),
+            ),
             // request entrypoint without cmd does not take the image cmd
-            (none.clone(), v(&["sh"]), v(&["/bin/echo"]), none.clone(), Some(("/bin/echo", vec![]))),
+            (
+                none.clone(),
+                v(&["sh"]),
+                v(&["/bin/echo"]),
+                none.clone(),
+                Some(("/bin/echo", vec![])),
+            ),
             // --entrypoint "" clears the image entrypoint and its cmd
             (v(&["/init"]), v(&["sh"]), v(&[""]), none.clone(), None),
-            (v(&["/init"]), v(&["sh"]), v(&[""]), v(&["ls", "/"]), Some(("ls", vec!["/"]))),
+            (
+                v(&["/init"]),
+                v(&["sh"]),
+                v(&[""]),
+                v(&["ls", "/"]),
+                Some(("ls", vec!["/"])),
+            ),
             // [] clears the entrypoint but keeps the image cmd (Go: non-nil empty slice)
-            (v(&["/init"]), v(&["sh"]), v(&[]), none.clone(), Some(("sh", vec![]))),
+            (
+                v(&["/init"]),
+                v(&["sh"]),
+                v(&[]),
+                none.clone(),
+                Some(("sh", vec![])),
+            ),
             // image ENTRYPOINT + CMD
-            (v(&["/init", "-v"]), v(&["serve"]), none.clone(), none.clone(), Some(("/init", vec!["-v", "serve"]))),
-            (v(&["/init"]), v(&["serve"]), none.clone(), v(&["other"]), Some(("/init", vec!["other"]))),
-            (v(&["/init"]), v(&["serve"]), v(&["/bin/sh"]), none.clone(), Some(("/bin/sh", vec![]))),
-            (v(&["/init"]), none.clone(), none.clone(), none.clone(), Some(("/init", vec![]))),
+            (
+                v(&["/init", "-v"]),
+                v(&["serve"]),
+                none.clone(),
+                none.clone(),
+                Some(("/init", vec!["-v", "serve"])),
+            ),
+            (
+                v(&["/init"]),
+                v(&["serve"]),
+                none.clone(),
+                v(&["other"]),
+                Some(("/init", vec!["other"])),
+            ),
+            (
+                v(&["/init"]),
+                v(&["serve"]),
+                v(&["/bin/sh"]),
+                none.clone(),
+                Some(("/bin/sh", vec![])),
+            ),
+            (
+                v(&["/init"]),
+                none.clone(),
+                none.clone(),
+                none.clone(),
+                Some(("/init", vec![])),
+            ),
             // nothing anywhere
             (none.clone(), none.clone(), none.clone(), none.clone(), None),
             (none.clone(), none.clone(), v(&[]), v(&[]), None),
@@ -452,7 +573,13 @@ mod tests {
             env: v(&["PATH=/bin:/usr/bin", "A=image", "B=image"]),
             working_dir: "/srv".into(),
             user: "daemon".into(),
-            labels: Some([("l1".to_string(), "i".to_string()), ("l2".to_string(), "i".to_string())].into()),
+            labels: Some(
+                [
+                    ("l1".to_string(), "i".to_string()),
+                    ("l2".to_string(), "i".to_string()),
+                ]
+                .into(),
+            ),
             cmd: v(&["run"]),
             stop_signal: "SIGQUIT".into(),
             ..Default::default()
@@ -463,8 +590,20 @@ mod tests {
             ..Default::default()
         };
         let (m, p) = effective_process(&req, &image, "myhost").unwrap();
-        assert_eq!(m.env, v(&["A=req", "C=req", "PATH=/bin:/usr/bin", "B=image"]));
-        assert_eq!(p.env, vec!["PATH=/bin:/usr/bin", "HOSTNAME=myhost", "A=req", "C=req", "B=image"]);
+        assert_eq!(
+            m.env,
+            v(&["A=req", "C=req", "PATH=/bin:/usr/bin", "B=image"])
+        );
+        assert_eq!(
+            p.env,
+            vec![
+                "PATH=/bin:/usr/bin",
+                "HOSTNAME=myhost",
+                "A=req",
+                "C=req",
+                "B=image"
+            ]
+        );
         assert_eq!(p.cwd, "/srv");
         assert_eq!(p.user, "daemon");
         assert_eq!(m.stop_signal, "SIGQUIT");
@@ -472,24 +611,47 @@ mod tests {
         assert_eq!(l["l1"], "r");
         assert_eq!(l["l2"], "i");
 
-        let req = ContainerConfig { working_dir: "/tmp".into(), user: "1000".into(), tty: true, ..Default::default() };
+        let req = ContainerConfig {
+            working_dir: "/tmp".into(),
+            user: "1000".into(),
+            tty: true,
+            ..Default::default()
+        };
         let (_, p) = effective_process(&req, &cfg(None, v(&["sh"])), "h").unwrap();
         assert_eq!(p.cwd, "/tmp");
         assert_eq!(p.user, "1000");
-        assert_eq!(p.env, vec![format!("PATH={DEFAULT_PATH_ENV}"), "HOSTNAME=h".into(), "TERM=xterm".into()]);
-        let (_, p) = effective_process(&ContainerConfig::default(), &cfg(None, v(&["sh"])), "h").unwrap();
+        assert_eq!(
+            p.env,
+            vec![
+                format!("PATH={DEFAULT_PATH_ENV}"),
+                "HOSTNAME=h".into(),
+                "TERM=xterm".into()
+            ]
+        );
+        let (_, p) =
+            effective_process(&ContainerConfig::default(), &cfg(None, v(&["sh"])), "h").unwrap();
         assert_eq!(p.cwd, "/");
         assert_eq!(p.user, "");
     }
 
     #[test]
     fn env_without_equals_unsets() {
-        let e = daemon_env(&["HOSTNAME".into(), "X=1".into(), "PATH=/p".into(), "NOPE".into()], "h", false);
+        let e = daemon_env(
+            &[
+                "HOSTNAME".into(),
+                "X=1".into(),
+                "PATH=/p".into(),
+                "NOPE".into(),
+            ],
+            "h",
+            false,
+        );
         assert_eq!(e, vec!["PATH=/p", "X=1"]);
     }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nbob:x:1000:1000::/home/bob:/bin/sh\n# comment\n";
-    const GROUP: &str = "root:x:0:\nwheel:x:10:root,bob\naudio:x:29:bob\nbob:x:1000:\nstaff:x:50:\n";
+    const GROUP: &str =
+        "root:x:0:\nwheel:x:10:root,bob\naudio:x:29:bob\nbob:x:1000:\nstaff:x:50:\n";
 
     #[test]
     fn user_resolution_table() {
@@ -510,19 +672,33 @@ mod tests {
         assert_eq!(ok("4242:4343"), (4242, 4343, vec![]));
         assert_eq!(ok(":wheel"), (0, 10, vec![]));
         assert_eq!(r("bob").unwrap().home, "/home/bob");
-        assert_eq!(r("nosuch").unwrap_err().to_string(), "unable to find user nosuch: no matching entries in passwd file");
-        assert_eq!(r("bob:nogroup").unwrap_err().to_string(), "unable to find group nogroup: no matching entries in group file");
+        assert_eq!(
+            r("nosuch").unwrap_err().to_string(),
+            "unable to find user nosuch: no matching entries in passwd file"
+        );
+        assert_eq!(
+            r("bob:nogroup").unwrap_err().to_string(),
+            "unable to find group nogroup: no matching entries in group file"
+        );
         assert_eq!(r("-1").unwrap_err(), MergeError::IdRange);
         assert_eq!(r("1:99999999999").unwrap_err(), MergeError::IdRange);
         // no passwd/group files at all
         assert_eq!(resolve_user("", None, None).unwrap().uid, 0);
-        assert_eq!(resolve_user("123:456", None, None).map(|u| (u.uid, u.gid)).unwrap(), (123, 456));
+        assert_eq!(
+            resolve_user("123:456", None, None)
+                .map(|u| (u.uid, u.gid))
+                .unwrap(),
+            (123, 456)
+        );
         assert!(resolve_user("bob", None, None).is_err());
     }
 
     #[test]
     fn group_add() {
-        assert_eq!(additional_groups(&["wheel".into(), "777".into(), "50".into()], Some(GROUP)).unwrap(), vec![10, 777, 50]);
+        assert_eq!(
+            additional_groups(&["wheel".into(), "777".into(), "50".into()], Some(GROUP)).unwrap(),
+            vec![10, 777, 50]
+        );
         assert!(additional_groups(&["nosuch".into()], Some(GROUP)).is_err());
     }
 }

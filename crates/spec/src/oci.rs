@@ -91,8 +91,13 @@ pub const DEFAULT_MASKED_PATHS: [&str; 10] = [
 ];
 
 /// Docker's default `readonlyPaths`.
-pub const DEFAULT_READONLY_PATHS: [&str; 5] =
-    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// `/dev/shm` size when `HostConfig.ShmSize` is 0.
 pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
@@ -187,13 +192,24 @@ pub struct RunInput {
 
 impl Default for Process {
     fn default() -> Self {
-        Process { path: String::new(), args: Vec::new(), env: Vec::new(), cwd: "/".into(), user: String::new() }
+        Process {
+            path: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: String::new(),
+        }
     }
 }
 
 impl Default for ExecUser {
     fn default() -> Self {
-        ExecUser { uid: 0, gid: 0, sgids: Vec::new(), home: "/".into() }
+        ExecUser {
+            uid: 0,
+            gid: 0,
+            sgids: Vec::new(),
+            home: "/".into(),
+        }
     }
 }
 
@@ -202,7 +218,11 @@ fn normalize_cap(c: &str) -> Result<String, OciError> {
     if u == "ALL" {
         return Ok(u);
     }
-    let u = if u.starts_with("CAP_") { u } else { format!("CAP_{u}") };
+    let u = if u.starts_with("CAP_") {
+        u
+    } else {
+        format!("CAP_{u}")
+    };
     if ALL_CAPABILITIES.contains(&u.as_str()) {
         Ok(u)
     } else {
@@ -235,7 +255,11 @@ pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, OciError> {
     let add = norm(adds)?;
     let all = "ALL".to_string();
     let caps: Vec<String> = if add.contains(&all) {
-        ALL_CAPABILITIES.iter().map(|s| s.to_string()).filter(|c| !drop.contains(c)).collect()
+        ALL_CAPABILITIES
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
     } else if drop.contains(&all) {
         add
     } else {
@@ -251,8 +275,22 @@ pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, OciError> {
 }
 
 const ULIMITS: [&str; 16] = [
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack",
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Value {
@@ -288,7 +326,10 @@ pub fn parse_bind(spec: &str) -> Result<BindSpec, OciError> {
         [s, d, m] => (*s, *d, *m),
         _ => return Err(OciError::InvalidBind(spec.to_string())),
     };
-    if destination.is_empty() || !destination.starts_with('/') || (source.is_empty() && parts.len() > 1) {
+    if destination.is_empty()
+        || !destination.starts_with('/')
+        || (source.is_empty() && parts.len() > 1)
+    {
         return Err(OciError::InvalidBind(spec.to_string()));
     }
     let mut b = BindSpec {
@@ -317,7 +358,10 @@ pub fn parse_bind(spec: &str) -> Result<BindSpec, OciError> {
 }
 
 fn tmpfs_options(user: &str) -> Vec<String> {
-    let mut opts: Vec<String> = ["noexec", "nosuid", "nodev", "rprivate"].iter().map(|s| s.to_string()).collect();
+    let mut opts: Vec<String> = ["noexec", "nosuid", "nodev", "rprivate"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for o in user.split(',').map(str::trim).filter(|o| !o.is_empty()) {
         let opposite = match o {
             "exec" => Some("noexec"),
@@ -403,28 +447,72 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
     if input.tty {
         process["terminal"] = json!(true);
         if hc.console_size != [0, 0] {
-            process["consoleSize"] = json!({"height": hc.console_size[0], "width": hc.console_size[1]});
+            process["consoleSize"] =
+                json!({"height": hc.console_size[0], "width": hc.console_size[1]});
         }
     }
     if !rlimits.is_empty() {
         process["rlimits"] = json!(rlimits);
     }
-    if hc.security_opt.iter().flatten().any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true") {
+    if hc.security_opt.iter().flatten().any(|o| {
+        o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
+    }) {
         process["noNewPrivileges"] = json!(true);
     }
 
     // ---- mounts ----
     let ro_sys = if hc.privileged { "rw" } else { "ro" };
-    let shm = if hc.shm_size > 0 { hc.shm_size } else { DEFAULT_SHM_SIZE };
+    let shm = if hc.shm_size > 0 {
+        hc.shm_size
+    } else {
+        DEFAULT_SHM_SIZE
+    };
     let shm_size = format!("size={shm}");
     let mut mounts: Vec<Value> = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro_sys]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &[ro_sys, "nosuid", "noexec", "nodev"]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm_size]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", ro_sys],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &[ro_sys, "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
+        ),
     ];
     let mut user_mounts: Vec<Value> = Vec::new();
     let bind_mount = |dest: &str, src: &str, ro: bool, recursive: bool, prop: &str| {
@@ -436,7 +524,11 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         mount(dest, "bind", src, &o)
     };
     let volume_path = |key: &str| -> Result<String, OciError> {
-        input.volume_paths.get(key).cloned().ok_or_else(|| OciError::UnresolvedVolume(key.to_string()))
+        input
+            .volume_paths
+            .get(key)
+            .cloned()
+            .ok_or_else(|| OciError::UnresolvedVolume(key.to_string()))
     };
     for b in hc.binds.iter().flatten() {
         let b = parse_bind(b)?;
@@ -447,7 +539,13 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         } else {
             b.source.clone()
         };
-        user_mounts.push(bind_mount(&b.destination, &src, b.read_only, true, &b.propagation));
+        user_mounts.push(bind_mount(
+            &b.destination,
+            &src,
+            b.read_only,
+            true,
+            &b.propagation,
+        ));
     }
     for (dest, opts) in hc.tmpfs.iter().flatten() {
         let o = tmpfs_options(opts);
@@ -455,20 +553,39 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         user_mounts.push(mount(dest, "tmpfs", "tmpfs", &o));
     }
     for m in hc.mounts.iter().flatten() {
-        let invalid = |reason: &str| OciError::InvalidMount { typ: m.r#type.clone(), reason: reason.to_string() };
+        let invalid = |reason: &str| OciError::InvalidMount {
+            typ: m.r#type.clone(),
+            reason: reason.to_string(),
+        };
         if !m.target.starts_with('/') {
-            return Err(invalid(&format!("invalid mount path: '{}' mount path must be absolute", m.target)));
+            return Err(invalid(&format!(
+                "invalid mount path: '{}' mount path must be absolute",
+                m.target
+            )));
         }
         match m.r#type.as_str() {
             "bind" => {
                 if !m.source.starts_with('/') {
-                    return Err(invalid(&format!("invalid mount path: '{}' mount path must be absolute", m.source)));
+                    return Err(invalid(&format!(
+                        "invalid mount path: '{}' mount path must be absolute",
+                        m.source
+                    )));
                 }
                 let bo = m.bind_options.clone().unwrap_or_default();
-                user_mounts.push(bind_mount(&m.target, &m.source, m.read_only, !bo.non_recursive, &bo.propagation));
+                user_mounts.push(bind_mount(
+                    &m.target,
+                    &m.source,
+                    m.read_only,
+                    !bo.non_recursive,
+                    &bo.propagation,
+                ));
             }
             "volume" => {
-                let src = if m.source.is_empty() { volume_path(&m.target)? } else { volume_path(&m.source)? };
+                let src = if m.source.is_empty() {
+                    volume_path(&m.target)?
+                } else {
+                    volume_path(&m.source)?
+                };
                 user_mounts.push(bind_mount(&m.target, &src, m.read_only, true, ""));
             }
             "tmpfs" => {
@@ -509,11 +626,21 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
     let user_dests: Vec<String> = user_mounts
         .iter()
         .chain(etc_mounts.iter())
-        .filter_map(|m| m["destination"].as_str().map(|s| s.trim_end_matches('/').to_string()))
+        .filter_map(|m| {
+            m["destination"]
+                .as_str()
+                .map(|s| s.trim_end_matches('/').to_string())
+        })
         .collect();
-    mounts.retain(|m| !user_dests.iter().any(|d| Some(d.as_str()) == m["destination"].as_str()));
+    mounts.retain(|m| {
+        !user_dests
+            .iter()
+            .any(|d| Some(d.as_str()) == m["destination"].as_str())
+    });
     etc_mounts.retain(|m| {
-        !user_mounts.iter().any(|u| u["destination"] == m["destination"])
+        !user_mounts
+            .iter()
+            .any(|u| u["destination"] == m["destination"])
     });
     mounts.extend(user_mounts);
     mounts.extend(etc_mounts);
@@ -552,9 +679,12 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         devices = vec![json!({"allow": true, "access": "rwm"})];
     } else {
         for (maj, min) in [(1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1)] {
-            devices.push(json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}));
+            devices.push(
+                json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}),
+            );
         }
-        devices.push(json!({"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}));
+        devices
+            .push(json!({"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}));
         for r in hc.device_cgroup_rules.iter().flatten() {
             devices.push(parse_device_rule(r)?);
         }
@@ -615,7 +745,10 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         sysctl.insert(k.clone(), v.clone());
     }
 
-    let cgroups_path = input.cgroups_path.clone().unwrap_or_else(|| format!("/berth/{}", input.id));
+    let cgroups_path = input
+        .cgroups_path
+        .clone()
+        .unwrap_or_else(|| format!("/berth/{}", input.id));
     let mut linux = json!({
         "sysctl": sysctl,
         "resources": resources,
@@ -623,8 +756,16 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         "namespaces": namespaces,
     });
     if !hc.privileged {
-        let masked: Vec<String> = hc.masked_paths.clone().unwrap_or_else(|| DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect());
-        let ro: Vec<String> = hc.readonly_paths.clone().unwrap_or_else(|| DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect());
+        let masked: Vec<String> = hc
+            .masked_paths
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect());
+        let ro: Vec<String> = hc.readonly_paths.clone().unwrap_or_else(|| {
+            DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
         linux["maskedPaths"] = json!(masked);
         linux["readonlyPaths"] = json!(ro);
     }
@@ -660,7 +801,12 @@ mod tests {
     }
 
     fn strs(v: &Value) -> Vec<String> {
-        let mut out: Vec<String> = v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
         out.sort();
         out
     }
@@ -675,7 +821,9 @@ mod tests {
     #[test]
     fn typical_run() {
         let image = ContainerConfig {
-            env: Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+            env: Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ]),
             cmd: Some(vec!["sh".into()]),
             ..Default::default()
         };
@@ -689,7 +837,12 @@ mod tests {
             ..Default::default()
         };
         let (_, process) = effective_process(&req, &image, "myhost").unwrap();
-        let user = resolve_user(&process.user, Some("root:x:0:0::/root:/bin/sh\n"), Some("root:x:0:\nwheel:x:10:root\n")).unwrap();
+        let user = resolve_user(
+            &process.user,
+            Some("root:x:0:0::/root:/bin/sh\n"),
+            Some("root:x:0:\nwheel:x:10:root\n"),
+        )
+        .unwrap();
         let input = RunInput {
             id: "abc".into(),
             rootfs: "/run/berth/containers/abc/rootfs".into(),
@@ -706,30 +859,94 @@ mod tests {
         assert_eq!(p["args"], json!(["/bin/sh", "-c", "echo hi"]));
         assert_eq!(
             p["env"],
-            json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=myhost", "A=1"])
+            json!([
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=myhost",
+                "A=1"
+            ])
         );
         assert_eq!(p["cwd"], "/tmp");
-        assert_eq!(p["user"], json!({"uid": 1000, "gid": 0, "additionalGids": [0]}));
+        assert_eq!(
+            p["user"],
+            json!({"uid": 1000, "gid": 0, "additionalGids": [0]})
+        );
         assert!(p.get("terminal").is_none() || p["terminal"] == false);
-        assert_eq!(strs(&p["capabilities"]["bounding"]), sorted(&DEFAULT_CAPABILITIES));
-        assert!(p["capabilities"].get("effective").is_none(), "non-root gets bounding only");
+        assert_eq!(
+            strs(&p["capabilities"]["bounding"]),
+            sorted(&DEFAULT_CAPABILITIES)
+        );
+        assert!(
+            p["capabilities"].get("effective").is_none(),
+            "non-root gets bounding only"
+        );
         assert!(p.get("noNewPrivileges").is_none() || p["noNewPrivileges"] == false);
         assert_eq!(j["hostname"], "myhost");
         assert_eq!(j["root"]["path"], "/run/berth/containers/abc/rootfs");
-        let dests: Vec<&str> = j["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        let dests: Vec<&str> = j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
         assert_eq!(
             dests,
-            ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/dev/mqueue",
+                "/dev/shm",
+                "/etc/resolv.conf",
+                "/etc/hostname",
+                "/etc/hosts"
+            ]
         );
-        let m = |d: &str| j["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == d).unwrap().clone();
-        assert_eq!(m("/dev")["options"], json!(["nosuid", "strictatime", "mode=755", "size=65536k"]));
-        assert_eq!(m("/dev/pts")["options"], json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]));
-        assert_eq!(m("/dev/shm")["options"], json!(["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]));
-        assert_eq!(m("/sys")["options"], json!(["nosuid", "noexec", "nodev", "ro"]));
-        assert_eq!(m("/etc/hosts"), json!({"destination": "/etc/hosts", "type": "bind", "source": "/var/lib/berth/containers/abc/hosts", "options": ["rbind", "rprivate"]}));
+        let m = |d: &str| {
+            j["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == d)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            m("/dev")["options"],
+            json!(["nosuid", "strictatime", "mode=755", "size=65536k"])
+        );
+        assert_eq!(
+            m("/dev/pts")["options"],
+            json!([
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5"
+            ])
+        );
+        assert_eq!(
+            m("/dev/shm")["options"],
+            json!(["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"])
+        );
+        assert_eq!(
+            m("/sys")["options"],
+            json!(["nosuid", "noexec", "nodev", "ro"])
+        );
+        assert_eq!(
+            m("/etc/hosts"),
+            json!({"destination": "/etc/hosts", "type": "bind", "source": "/var/lib/berth/containers/abc/hosts", "options": ["rbind", "rprivate"]})
+        );
         let l = &j["linux"];
         assert_eq!(l["cgroupsPath"], "/berth/abc");
-        let ns: Vec<&str> = l["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> = l["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(ns, ["mount", "network", "uts", "pid", "ipc"]);
         assert_eq!(l["maskedPaths"], json!(DEFAULT_MASKED_PATHS));
         assert_eq!(l["readonlyPaths"], json!(DEFAULT_READONLY_PATHS));
@@ -743,7 +960,11 @@ mod tests {
     #[test]
     fn host_config_bits() {
         let hc = HostConfig {
-            binds: Some(vec!["/tmp/b:/data:ro".into(), "/tmp/b:/data2".into(), "vol1:/v".into()]),
+            binds: Some(vec![
+                "/tmp/b:/data:ro".into(),
+                "/tmp/b:/data2".into(),
+                "vol1:/v".into(),
+            ]),
             tmpfs: Some([("/run".to_string(), "size=1m".to_string())].into()),
             memory: 64 << 20,
             memory_swap: 128 << 20,
@@ -751,7 +972,11 @@ mod tests {
             cpu_shares: 512,
             pids_limit: Some(100),
             cpuset_cpus: "0".into(),
-            ulimits: Some(vec![Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }]),
+            ulimits: Some(vec![Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048,
+            }]),
             cap_add: Some(vec!["NET_ADMIN".into()]),
             cap_drop: Some(vec!["CAP_MKNOD".into()]),
             readonly_rootfs: true,
@@ -762,20 +987,34 @@ mod tests {
         let input = RunInput {
             id: "x".into(),
             rootfs: "rootfs".into(),
-            process: Process { path: "sleep".into(), args: vec!["1".into()], ..Default::default() },
+            process: Process {
+                path: "sleep".into(),
+                args: vec!["1".into()],
+                ..Default::default()
+            },
             tty: true,
             host_config: hc,
             group_add_gids: vec![777],
-            user: ExecUser { sgids: vec![10], ..Default::default() },
+            user: ExecUser {
+                sgids: vec![10],
+                ..Default::default()
+            },
             hosts_path: Some("/h".into()),
-            volume_paths: [("vol1".to_string(), "/var/lib/berth/volumes/vol1/_data".to_string())].into(),
+            volume_paths: [(
+                "vol1".to_string(),
+                "/var/lib/berth/volumes/vol1/_data".to_string(),
+            )]
+            .into(),
             ..Default::default()
         };
         let j = to_json(&generate(&input).unwrap());
         let p = &j["process"];
         assert_eq!(p["terminal"], true);
         assert_eq!(p["user"]["additionalGids"], json!([0, 10, 777]));
-        assert_eq!(p["rlimits"], json!([{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024}]));
+        assert_eq!(
+            p["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024}])
+        );
         let mut want = sorted(&DEFAULT_CAPABILITIES);
         want.retain(|c| c != "CAP_MKNOD");
         want.push("CAP_NET_ADMIN".into());
@@ -783,17 +1022,37 @@ mod tests {
         assert_eq!(strs(&p["capabilities"]["bounding"]), want);
         assert_eq!(strs(&p["capabilities"]["effective"]), want);
         assert_eq!(j["root"]["readonly"], true);
-        let m = |d: &str| j["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == d).unwrap_or_else(|| panic!("{d}")).clone();
+        let m = |d: &str| {
+            j["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == d)
+                .unwrap_or_else(|| panic!("{d}"))
+                .clone()
+        };
         assert_eq!(m("/data")["options"], json!(["rbind", "ro", "rprivate"]));
         assert_eq!(m("/data2")["options"], json!(["rbind", "rprivate"]));
         assert_eq!(m("/v")["source"], "/var/lib/berth/volumes/vol1/_data");
-        assert_eq!(m("/run"), json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "nosuid", "nodev", "rprivate", "size=1m"]}));
-        assert_eq!(m("/dev/shm")["options"], json!(["nosuid", "noexec", "nodev", "mode=1777", "size=33554432"]));
-        assert_eq!(m("/etc/hosts")["options"], json!(["rbind", "ro", "rprivate"]));
+        assert_eq!(
+            m("/run"),
+            json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "nosuid", "nodev", "rprivate", "size=1m"]})
+        );
+        assert_eq!(
+            m("/dev/shm")["options"],
+            json!(["nosuid", "noexec", "nodev", "mode=1777", "size=33554432"])
+        );
+        assert_eq!(
+            m("/etc/hosts")["options"],
+            json!(["rbind", "ro", "rprivate"])
+        );
         let r = &j["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 67108864);
         assert_eq!(r["memory"]["swap"], 134217728);
-        assert_eq!(r["cpu"], json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}));
+        assert_eq!(
+            r["cpu"],
+            json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"})
+        );
         assert_eq!(r["pids"]["limit"], 100);
         assert_eq!(j["linux"]["sysctl"]["net.core.somaxconn"], "1024");
     }
@@ -810,62 +1069,142 @@ mod tests {
             capabilities(&hc)
         };
         assert_eq!(caps(&[], &[], false).unwrap().len(), 14);
-        assert_eq!(caps(&["ALL"], &[], false).unwrap().len(), ALL_CAPABILITIES.len());
-        assert_eq!(caps(&["all"], &["sys_admin"], false).unwrap().len(), ALL_CAPABILITIES.len() - 1);
-        assert_eq!(caps(&["chown"], &["ALL"], false).unwrap(), vec!["CAP_CHOWN"]);
+        assert_eq!(
+            caps(&["ALL"], &[], false).unwrap().len(),
+            ALL_CAPABILITIES.len()
+        );
+        assert_eq!(
+            caps(&["all"], &["sys_admin"], false).unwrap().len(),
+            ALL_CAPABILITIES.len() - 1
+        );
+        assert_eq!(
+            caps(&["chown"], &["ALL"], false).unwrap(),
+            vec!["CAP_CHOWN"]
+        );
         assert!(caps(&[], &["ALL"], false).unwrap().is_empty());
         assert_eq!(caps(&[], &[], true).unwrap().len(), ALL_CAPABILITIES.len());
-        assert_eq!(caps(&["FOO"], &[], false).unwrap_err().to_string(), "unknown capability: \"CAP_FOO\"");
+        assert_eq!(
+            caps(&["FOO"], &[], false).unwrap_err().to_string(),
+            "unknown capability: \"CAP_FOO\""
+        );
     }
 
     #[test]
     fn namespaces_modes_and_privileged() {
-        let mut input = RunInput { id: "n".into(), process: Process { path: "x".into(), ..Default::default() }, ..Default::default() };
+        let mut input = RunInput {
+            id: "n".into(),
+            process: Process {
+                path: "x".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         input.host_config.network_mode = "host".into();
         input.host_config.pid_mode = "host".into();
         input.host_config.privileged = true;
         input.cgroup_v2 = true;
         let j = to_json(&generate(&input).unwrap());
-        let ns: Vec<&str> = j["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> = j["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(ns, ["mount", "uts", "ipc", "cgroup"]);
         assert!(j["linux"].get("maskedPaths").is_none());
-        assert!(j["linux"]["sysctl"].get("net.ipv4.ping_group_range").is_none());
-        assert_eq!(j["linux"]["resources"]["devices"], json!([{"allow": true, "access": "rwm"}]));
-        let sys = j["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/sys").unwrap();
+        assert!(j["linux"]["sysctl"]
+            .get("net.ipv4.ping_group_range")
+            .is_none());
+        assert_eq!(
+            j["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        let sys = j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
         assert_eq!(sys["options"][3], "rw");
 
-        let mut input = RunInput { id: "n".into(), process: Process { path: "x".into(), ..Default::default() }, ..Default::default() };
+        let mut input = RunInput {
+            id: "n".into(),
+            process: Process {
+                path: "x".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         input.network = NamespaceSource::Path("/proc/42/ns/net".into());
         input.host_config.cgroupns_mode = "host".into();
         input.cgroup_v2 = true;
         let j = to_json(&generate(&input).unwrap());
-        assert_eq!(j["linux"]["namespaces"][1], json!({"type": "network", "path": "/proc/42/ns/net"}));
+        assert_eq!(
+            j["linux"]["namespaces"][1],
+            json!({"type": "network", "path": "/proc/42/ns/net"})
+        );
         assert_eq!(j["linux"]["namespaces"].as_array().unwrap().len(), 5);
     }
 
     #[test]
     fn binds_and_errors() {
-        assert_eq!(parse_bind("/a:/b:ro,Z").unwrap(), BindSpec { source: "/a".into(), destination: "/b".into(), read_only: true, propagation: "rprivate".into() });
+        assert_eq!(
+            parse_bind("/a:/b:ro,Z").unwrap(),
+            BindSpec {
+                source: "/a".into(),
+                destination: "/b".into(),
+                read_only: true,
+                propagation: "rprivate".into()
+            }
+        );
         assert!(parse_bind("/data").unwrap().source.is_empty());
         assert!(parse_bind("v:/x").unwrap().is_volume());
         assert_eq!(parse_bind("/a:/b:shared").unwrap().propagation, "shared");
-        assert_eq!(parse_bind("/a:b").unwrap_err().to_string(), "invalid volume specification: '/a:b'");
-        assert_eq!(parse_bind("/a:/b:bogus").unwrap_err().to_string(), "invalid mode: bogus");
+        assert_eq!(
+            parse_bind("/a:b").unwrap_err().to_string(),
+            "invalid volume specification: '/a:b'"
+        );
+        assert_eq!(
+            parse_bind("/a:/b:bogus").unwrap_err().to_string(),
+            "invalid mode: bogus"
+        );
         assert!(parse_bind("/a:/b:/c:/d").is_err());
-        let mut input = RunInput { process: Process { path: "x".into(), ..Default::default() }, ..Default::default() };
+        let mut input = RunInput {
+            process: Process {
+                path: "x".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         input.host_config.binds = Some(vec!["nosuchvol:/x".into()]);
-        assert!(matches!(generate(&input), Err(OciError::UnresolvedVolume(_))));
+        assert!(matches!(
+            generate(&input),
+            Err(OciError::UnresolvedVolume(_))
+        ));
         input.host_config.binds = None;
-        input.host_config.ulimits = Some(vec![Ulimit { name: "bogus".into(), soft: 1, hard: 1 }]);
-        assert_eq!(generate(&input).unwrap_err().to_string(), "invalid ulimit type: bogus");
+        input.host_config.ulimits = Some(vec![Ulimit {
+            name: "bogus".into(),
+            soft: 1,
+            hard: 1,
+        }]);
+        assert_eq!(
+            generate(&input).unwrap_err().to_string(),
+            "invalid ulimit type: bogus"
+        );
         input.host_config.ulimits = None;
         input.host_config.device_cgroup_rules = Some(vec!["c 1:3 rwm".into(), "b *:* m".into()]);
         let j = to_json(&generate(&input).unwrap());
         let devs = j["linux"]["resources"]["devices"].as_array().unwrap();
-        assert_eq!(devs[8], json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}));
+        assert_eq!(
+            devs[8],
+            json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"})
+        );
         assert_eq!(devs[9], json!({"allow": true, "type": "b", "access": "m"}));
         input.host_config.device_cgroup_rules = Some(vec!["x 1:3".into()]);
         assert!(generate(&input).is_err());
-        assert_eq!(tmpfs_options("exec,size=1m,size=2m"), ["nosuid", "nodev", "rprivate", "exec", "size=2m"]);
+        assert_eq!(
+            tmpfs_options("exec,size=1m,size=2m"),
+            ["nosuid", "nodev", "rprivate", "exec", "size=2m"]
+        );
     }
 }

@@ -99,9 +99,15 @@ fn is_domain_component(s: &str) -> bool {
 fn is_domain(s: &str) -> bool {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         // [ipv6]:port
-        let Some(end) = rest.find(']') else { return false };
+        let Some(end) = rest.find(']') else {
+            return false;
+        };
         let ip = &rest[..end];
-        if ip.is_empty() || !ip.bytes().all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.') {
+        if ip.is_empty()
+            || !ip
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
             return false;
         }
         let after = &rest[end + 1..];
@@ -129,12 +135,17 @@ fn is_domain(s: &str) -> bool {
 fn is_tag(s: &str) -> bool {
     let b = s.as_bytes();
     let w = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    !b.is_empty() && b.len() <= 128 && w(b[0]) && b[1..].iter().all(|c| w(*c) || *c == b'.' || *c == b'-')
+    !b.is_empty()
+        && b.len() <= 128
+        && w(b[0])
+        && b[1..].iter().all(|c| w(*c) || *c == b'.' || *c == b'-')
 }
 
 /// `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`
 fn digest_matches_grammar(s: &str) -> bool {
-    let Some((alg, hex)) = s.split_once(':') else { return false };
+    let Some((alg, hex)) = s.split_once(':') else {
+        return false;
+    };
     let alg_ok = alg.split(['-', '_', '+', '.']).all(|p| {
         let b = p.as_bytes();
         !b.is_empty() && b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric())
@@ -154,7 +165,10 @@ fn validate_digest(s: &str) -> Result<(), ReferenceError> {
     if hex.len() != len {
         return Err(ReferenceError::DigestLength);
     }
-    if !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+    if !hex
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
         return Err(ReferenceError::DigestFormat);
     }
     Ok(())
@@ -162,14 +176,19 @@ fn validate_digest(s: &str) -> Result<(), ReferenceError> {
 
 /// True for exactly 64 lowercase hex characters (a full image/container id).
 pub fn is_full_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 /// True if `s` could be a (possibly truncated) hex id, with or without a `sha256:` prefix:
 /// 1 to 64 lowercase hex characters.
 pub fn looks_like_id(s: &str) -> bool {
     let s = s.strip_prefix("sha256:").unwrap_or(s);
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 /// Splits `name` into (domain, remainder) like distribution's `splitDockerDomain`.
@@ -177,7 +196,8 @@ fn split_docker_domain(name: &str) -> (String, String) {
     let (mut domain, mut remainder) = match name.find('/') {
         Some(i) => {
             let first = &name[..i];
-            if !first.contains(['.', ':']) && first != "localhost" && first.to_lowercase() == first {
+            if !first.contains(['.', ':']) && first != "localhost" && first.to_lowercase() == first
+            {
                 (DEFAULT_DOMAIN.to_string(), name.to_string())
             } else {
                 (first.to_string(), name[i + 1..].to_string())
@@ -234,7 +254,12 @@ impl Reference {
         if let Some(d) = &digest {
             validate_digest(d)?;
         }
-        Ok(Reference { domain, path, tag, digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
     }
 
     fn grammar_error(_s: &str) -> ReferenceError {
@@ -254,7 +279,9 @@ impl Reference {
             None => &remainder[..],
         };
         if remote.to_lowercase() != remote {
-            return Err(ReferenceError::MustBeLowercase { remote: remote.to_string() });
+            return Err(ReferenceError::MustBeLowercase {
+                remote: remote.to_string(),
+            });
         }
         Self::parse(&format!("{domain}/{remainder}"))
     }
@@ -278,7 +305,11 @@ impl Reference {
         if !is_tag(tag) {
             return Err(ReferenceError::InvalidTag);
         }
-        Ok(Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() })
+        Ok(Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        })
     }
 
     /// Registry domain, e.g. `docker.io`, `localhost:5000` (empty only from [`Self::parse`]).
@@ -359,25 +390,74 @@ mod tests {
     #[test]
     fn normalisation_table() {
         let cases: &[(&str, &str, &str)] = &[
-            ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-            ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
-            ("library/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-            ("docker.io/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-            ("index.docker.io/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+            (
+                "busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "busybox:1.36",
+                "docker.io/library/busybox:1.36",
+                "busybox:1.36",
+            ),
+            (
+                "library/busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "docker.io/busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "index.docker.io/busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
             ("user/app:v1", "docker.io/user/app:v1", "user/app:v1"),
-            ("user/app/sub", "docker.io/user/app/sub:latest", "user/app/sub:latest"),
-            ("docker.io/library/a/b", "docker.io/library/a/b:latest", "library/a/b:latest"),
+            (
+                "user/app/sub",
+                "docker.io/user/app/sub:latest",
+                "user/app/sub:latest",
+            ),
+            (
+                "docker.io/library/a/b",
+                "docker.io/library/a/b:latest",
+                "library/a/b:latest",
+            ),
             ("localhost/x", "localhost/x:latest", "localhost/x:latest"),
-            ("localhost:5000/x", "localhost:5000/x:latest", "localhost:5000/x:latest"),
-            ("localhost:5000/x:t", "localhost:5000/x:t", "localhost:5000/x:t"),
-            ("example.com/a/b:V1.0-rc_1", "example.com/a/b:V1.0-rc_1", "example.com/a/b:V1.0-rc_1"),
+            (
+                "localhost:5000/x",
+                "localhost:5000/x:latest",
+                "localhost:5000/x:latest",
+            ),
+            (
+                "localhost:5000/x:t",
+                "localhost:5000/x:t",
+                "localhost:5000/x:t",
+            ),
+            (
+                "example.com/a/b:V1.0-rc_1",
+                "example.com/a/b:V1.0-rc_1",
+                "example.com/a/b:V1.0-rc_1",
+            ),
             ("[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x:latest"),
             ("Foo/bar", "Foo/bar:latest", "Foo/bar:latest"),
-            ("a__b-c---d/f_g.h", "docker.io/a__b-c---d/f_g.h:latest", "a__b-c---d/f_g.h:latest"),
-            ("localhost:5000", "docker.io/library/localhost:5000", "localhost:5000"),
+            (
+                "a__b-c---d/f_g.h",
+                "docker.io/a__b-c---d/f_g.h:latest",
+                "a__b-c---d/f_g.h:latest",
+            ),
+            (
+                "localhost:5000",
+                "docker.io/library/localhost:5000",
+                "localhost:5000",
+            ),
         ];
         for (input, full, familiar) in cases {
-            let r = Reference::parse_normalized_tagged(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let r = Reference::parse_normalized_tagged(input)
+                .unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(r.to_string(), *full, "{input}");
             assert_eq!(r.familiar_string(), *familiar, "{input}");
         }
@@ -410,17 +490,47 @@ mod tests {
     #[test]
     fn errors() {
         let e = |s: &str| Reference::parse_normalized(s).unwrap_err().to_string();
-        assert_eq!(e("Busybox"), "invalid reference format: repository name (library/Busybox) must be lowercase");
-        assert_eq!(e("user/App:v1"), "invalid reference format: repository name (user/App) must be lowercase");
-        for bad in ["", ":", "busybox:", "busy box", "busybox::1", "-x", "x-", "a//b", "a/", "x:-t", "a@b", "a...b", "ex.com:port/x", "busybox:tag/x"] {
+        assert_eq!(
+            e("Busybox"),
+            "invalid reference format: repository name (library/Busybox) must be lowercase"
+        );
+        assert_eq!(
+            e("user/App:v1"),
+            "invalid reference format: repository name (user/App) must be lowercase"
+        );
+        for bad in [
+            "",
+            ":",
+            "busybox:",
+            "busy box",
+            "busybox::1",
+            "-x",
+            "x-",
+            "a//b",
+            "a/",
+            "x:-t",
+            "a@b",
+            "a...b",
+            "ex.com:port/x",
+            "busybox:tag/x",
+        ] {
             assert_eq!(e(bad), "invalid reference format", "{bad:?}");
         }
         let hex = &D[7..];
-        assert_eq!(e(hex), format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings"));
+        assert_eq!(
+            e(hex),
+            format!("invalid repository name ({hex}), cannot specify 64-byte hexadecimal strings")
+        );
         let long = "a".repeat(250);
-        assert_eq!(e(&format!("x/{long}")), "repository name must not be more than 255 characters");
+        assert_eq!(
+            e(&format!("x/{long}")),
+            "repository name must not be more than 255 characters"
+        );
         assert!(Reference::parse_normalized(&format!("busybox:{}", "t".repeat(128))).is_ok());
-        assert_eq!(e(&format!("busybox:{}", "t".repeat(129))), "invalid reference format");
+        assert_eq!(
+            e(&format!("busybox:{}", "t".repeat(129))),
+            "invalid reference format"
+        );
     }
 
     #[test]
