@@ -1,1 +1,187 @@
-//! berth-engine (stub; being written)
+//! berth-engine: the daemon core. It owns container records and their state machine, the image
+//! store, persistence, and supervision of the per-container shims. It knows nothing of HTTP:
+//! berthd parses requests into calls on [`Engine`] and maps [`Error`] kinds to statuses.
+
+pub mod checks;
+mod containers;
+pub mod error;
+mod files;
+mod images;
+pub mod logs;
+pub mod names;
+pub mod persist;
+pub mod record;
+mod shim;
+mod views;
+mod bundle;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use containers::{Attachment, Container, OutFrame, WaitCondition};
+pub use error::{Error, ErrorKind, Result};
+pub use images::ImportRequest;
+
+/// Daemon configuration (from berthd's flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The `berth-shim` executable.
+    pub shim_bin: PathBuf,
+}
+
+impl Config {
+    pub fn new(data_root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> Self {
+        Config {
+            data_root: data_root.into(),
+            exec_root: exec_root.into(),
+            shim_bin: shim::find_shim_binary(),
+        }
+    }
+    pub fn image_root(&self) -> PathBuf {
+        self.data_root.join("image")
+    }
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+    pub fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+}
+
+/// The engine. Cheap to share (`Arc<Engine>`).
+pub struct Engine {
+    pub cfg: Config,
+    pub images: berth_store::ImageStore,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// name (without slash) -> id
+    names: Mutex<HashMap<String, String>>,
+    pub cgroup_layout: checks::CgroupLayout,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+impl Engine {
+    /// Opens (or initialises) the data root and restores container records, reconnecting to
+    /// shims that are still running (live restore).
+    pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
+        for d in [cfg.containers_dir(), cfg.exec_root.join("containers"), cfg.runtime_root()] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", d.display())))?;
+        }
+        let images = berth_store::ImageStore::open(&cfg.image_root())
+            .map_err(|e| Error::internal(format!("cannot open image store: {e}")))?;
+        let layout = checks::cgroup_layout()
+            .ok_or_else(|| Error::internal("no cgroup hierarchy is mounted"))?;
+        let engine = Arc::new(Engine {
+            cfg,
+            images,
+            containers: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+            cgroup_layout: layout,
+            started: chrono::Utc::now(),
+        });
+        engine.restore().await;
+        Ok(engine)
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.cfg.data_root
+    }
+
+    /// All containers, in creation order.
+    pub fn all_containers(&self) -> Vec<Arc<Container>> {
+        let mut v: Vec<_> = self.containers.lock().expect("lock").values().cloned().collect();
+        v.sort_by_key(|c| c.snapshot().created);
+        v
+    }
+
+    /// Resolves a name, full id or unique id prefix, as dockerd does.
+    pub fn container(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        let map = self.containers.lock().expect("lock");
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        if let Some(id) = self.names.lock().expect("lock").get(key) {
+            if let Some(c) = map.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<_> = map.iter().filter(|(id, _)| id.starts_with(key)).collect();
+            match hits.len() {
+                1 => return Ok(hits[0].1.clone()),
+                0 => {}
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "Multiple IDs found with provided prefix: {key}"
+                    )))
+                }
+            }
+        }
+        Err(Error::no_such_container(name_or_id))
+    }
+
+    fn register(&self, c: Arc<Container>) {
+        let rec = c.snapshot();
+        self.names.lock().expect("lock").insert(rec.name.clone(), rec.id.clone());
+        self.containers.lock().expect("lock").insert(rec.id.clone(), c);
+    }
+
+    fn unregister(&self, id: &str, name: &str) {
+        self.containers.lock().expect("lock").remove(id);
+        let mut names = self.names.lock().expect("lock");
+        if names.get(name).map(|v| v == id).unwrap_or(false) {
+            names.remove(name);
+        }
+    }
+
+    /// Claims a name, or gives dockerd's conflict error.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<()> {
+        let mut names = self.names.lock().expect("lock");
+        if let Some(other) = names.get(name) {
+            return Err(Error::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        names.insert(name.to_string(), id.to_string());
+        Ok(())
+    }
+
+    fn release_name(&self, name: &str, id: &str) {
+        let mut names = self.names.lock().expect("lock");
+        if names.get(name).map(|v| v == id).unwrap_or(false) {
+            names.remove(name);
+        }
+    }
+
+    /// Counts for `docker info`: (total, running, paused, stopped).
+    pub fn container_counts(&self) -> (usize, usize, usize, usize) {
+        let all = self.all_containers();
+        let mut r = (all.len(), 0, 0, 0);
+        for c in all {
+            match c.snapshot().state.status {
+                record::Status::Running | record::Status::Restarting => r.1 += 1,
+                record::Status::Paused => r.2 += 1,
+                _ => r.3 += 1,
+            }
+        }
+        r
+    }
+
+    /// Called on SIGTERM: containers keep running under their shims (live restore); we only
+    /// make sure every record is on disk.
+    pub fn shutdown(&self) {
+        for c in self.all_containers() {
+            let _ = c.persist();
+        }
+    }
+}

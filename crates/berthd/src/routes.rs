@@ -1,0 +1,377 @@
+//! Routing: version prefix, method + path -> handler. Handlers parse the request at the edge
+//! and call the engine; they never touch engine internals.
+
+use std::sync::Arc;
+
+use berth_engine::{Engine, Error, OutFrame, WaitCondition};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::http::*;
+use crate::system;
+
+/// Largest JSON request body accepted (a create body is ~2 KB).
+const MAX_JSON_BODY: usize = 4 << 20;
+
+pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    let (ver, rest) = split_version(&path);
+    if let Some(v) = ver {
+        if version_cmp(v, API_VERSION) == std::cmp::Ordering::Greater {
+            return with_headers(message_reply(
+                StatusCode::BAD_REQUEST,
+                &format!("client version {v} is too new. Maximum supported API version is {API_VERSION}"),
+            ));
+        }
+        if version_cmp(v, MIN_API_VERSION) == std::cmp::Ordering::Less {
+            return with_headers(message_reply(
+                StatusCode::BAD_REQUEST,
+                &format!("client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"),
+            ));
+        }
+    }
+    let rest = rest.to_string();
+    let method = req.method().clone();
+    tracing::debug!("{method} {path}");
+    let reply = match route(&engine, method, &rest, req).await {
+        Ok(r) => r,
+        Err(e) => error_reply(&e),
+    };
+    with_headers(reply)
+}
+
+fn with_headers(mut r: Reply) -> Reply {
+    if r.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return r;
+    }
+    let h = r.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        "Server",
+        HeaderValue::from_str(&format!("Berth/{} (linux)", system::VERSION))
+            .unwrap_or(HeaderValue::from_static("Berth")),
+    );
+    r
+}
+
+fn not_found() -> Error {
+    Error::not_found("page not found")
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
+    if let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let base = ct.split(';').next().unwrap_or("").trim();
+        if !base.is_empty() && base != "application/json" {
+            return Err(Error::invalid(format!(
+                "Content-Type specified ({ct}) must be 'application/json'"
+            )));
+        }
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    let body = limited
+        .collect()
+        .await
+        .map_err(|e| Error::invalid(format!("error reading request body: {e}")))?
+        .to_bytes();
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return serde_json::from_slice(b"{}").map_err(|e| Error::invalid(e.to_string()));
+    }
+    serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
+}
+
+async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<Incoming>) -> Result<Reply, Error> {
+    let q = Query::parse(req.uri().query());
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (&method, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => {
+            let mut r = Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header("Cache-Control", "no-cache, no-store, must-revalidate")
+                .header("Pragma", "no-cache")
+                .header("Builder-Version", "1")
+                .header("Swarm", "inactive");
+            if method == Method::GET {
+                r = r.header("Content-Length", "2");
+                return Ok(r.body(full("OK")).expect("static"));
+            }
+            Ok(r.header("Content-Length", "0").body(empty_body()).expect("static"))
+        }
+        (&Method::GET, ["version"]) => Ok(ok_json(&system::version())),
+        (&Method::GET, ["info"]) => Ok(ok_json(&system::info(engine))),
+
+        // ---- images
+        (&Method::POST, ["images", "create"]) => images_create(engine, q, req).await,
+        (&Method::GET, ["images", "json"]) => {
+            Ok(ok_json(&engine.list_images(q.bool("all"), &q.filters()?)?))
+        }
+        (&Method::GET, ["images", rest @ .., "json"]) if !rest.is_empty() => {
+            Ok(ok_json(&engine.inspect_image(&rest.join("/"))?))
+        }
+        (&Method::GET, ["images", rest @ .., "history"]) if !rest.is_empty() => {
+            Ok(ok_json(&engine.image_history(&rest.join("/"))?))
+        }
+        (&Method::POST, ["images", rest @ .., "tag"]) if !rest.is_empty() => {
+            engine.tag_image(&rest.join("/"), q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?;
+            Ok(status_only(StatusCode::CREATED))
+        }
+        (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => {
+            Ok(ok_json(&engine.remove_image(&rest.join("/"), q.bool("force"), q.bool("noprune"))?))
+        }
+
+        // ---- containers
+        (&Method::POST, ["containers", "create"]) => {
+            let name = q.get("name").map(str::to_string);
+            let body: berth_api_types::ContainerCreateRequest = read_json(req).await?;
+            let (id, warnings) = engine.create_container(name.as_deref(), body).await?;
+            Ok(json_reply(StatusCode::CREATED, &json!({"Id": id, "Warnings": warnings})))
+        }
+        (&Method::GET, ["containers", "json"]) => {
+            let limit = q.int("limit")?;
+            Ok(ok_json(&engine.list_containers(q.bool("all"), limit, &q.filters()?, q.bool("size"))?))
+        }
+        (&Method::GET, ["containers", id, "json"]) => {
+            Ok(ok_json(&engine.inspect_container(id, q.bool("size"))?))
+        }
+        (&Method::POST, ["containers", id, "start"]) => {
+            match engine.start_container(id).await {
+                Ok(()) => Ok(status_only(StatusCode::NO_CONTENT)),
+                Err(e) if e.kind == berth_engine::ErrorKind::NotModified => Ok(status_only(StatusCode::NOT_MODIFIED)),
+                Err(e) => Err(e),
+            }
+        }
+        (&Method::POST, ["containers", id, "stop"]) => {
+            match engine.stop_container(id, q.int("t")?, q.get("signal")).await {
+                Ok(()) => Ok(status_only(StatusCode::NO_CONTENT)),
+                Err(e) if e.kind == berth_engine::ErrorKind::NotModified => Ok(status_only(StatusCode::NOT_MODIFIED)),
+                Err(e) => Err(e),
+            }
+        }
+        (&Method::POST, ["containers", id, "restart"]) => {
+            match engine.stop_container(id, q.int("t")?, q.get("signal")).await {
+                Ok(()) => {}
+                Err(e) if e.kind == berth_engine::ErrorKind::NotModified => {}
+                Err(e) => return Err(e),
+            }
+            engine.start_container(id).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, ["containers", id, "kill"]) => {
+            engine.kill_container(id, q.get("signal")).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, ["containers", id, "wait"]) => {
+            let cond = WaitCondition::parse(q.get("condition"))?;
+            let fut = engine.wait_container(id, cond)?;
+            let (tx, rx) = mpsc::channel::<Bytes>(1);
+            tokio::spawn(async move {
+                let (code, err) = tokio::select! {
+                    r = fut => r,
+                    _ = tx.closed() => return,
+                };
+                let body = json!({
+                    "Error": err.map(|m| json!({"Message": m})),
+                    "StatusCode": code
+                });
+                let _ = tx.send(Bytes::from(format!("{body}\n"))).await;
+            });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "application/json")
+                .body(channel_body(rx))
+                .expect("static"))
+        }
+        (&Method::DELETE, ["containers", id]) => {
+            engine.remove_container(id, q.bool("force"), q.bool("v")).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, ["containers", id, "resize"]) => {
+            let h = q.int("h")?.unwrap_or(0).max(0) as u32;
+            let w = q.int("w")?.unwrap_or(0).max(0) as u32;
+            engine.resize_container(id, h, w).await?;
+            Ok(status_only(StatusCode::OK))
+        }
+        (&Method::POST, ["containers", id, "attach"]) => attach(engine, id, q, req).await,
+        (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
+        _ => Err(not_found()),
+    }
+}
+
+/// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`, not available yet).
+async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+    if let Some(image) = q.get("fromImage") {
+        let tag = q.get("tag").unwrap_or("latest");
+        return Err(Error::new(
+            berth_engine::ErrorKind::NotFound,
+            format!("pull access denied for {image}:{tag}: Berth cannot reach registries yet; import or load the image instead"),
+        ));
+    }
+    let src = q.get("fromSrc").unwrap_or("");
+    if src != "-" {
+        return Err(Error::invalid(format!(
+            "importing from {src:?} is not supported yet; send the tarball in the request body (fromSrc=-)"
+        )));
+    }
+    let import = berth_engine::ImportRequest {
+        repo: q.get("repo").unwrap_or("").to_string(),
+        tag: q.get("tag").unwrap_or("").to_string(),
+        message: q.get("message").unwrap_or("").to_string(),
+        changes: q.all("changes"),
+        platform: q.get("platform").unwrap_or("").to_string(),
+    };
+    // Validate before streaming the body (bad references and changes fail with 400).
+    engine.validate_import(&import)?;
+    let stream = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let id = engine.import_image(Box::new(reader), import).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let _ = tx.send(Bytes::from(format!("{}\n", json!({"status": id})))).await;
+    drop(tx);
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .body(channel_body(rx))
+        .expect("static"))
+}
+
+fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + data.len());
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// `POST /containers/{id}/attach`: hijack the connection (101), then stream.
+async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+    let (container, mut att) = engine.attach_container(id)?;
+    let want_stdin = q.bool("stdin");
+    let want_stdout = q.bool("stdout");
+    let want_stderr = q.bool("stderr");
+    let stream = q.bool("stream");
+    let tty = att.tty;
+    let engine = engine.clone();
+    let upgrade = req.headers().get(UPGRADE).is_some();
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("attach upgrade failed: {e}");
+                return;
+            }
+        };
+        let io = TokioIo::new(upgraded);
+        let (mut rd, mut wr) = tokio::io::split(io);
+        if want_stdin {
+            let engine = engine.clone();
+            let c = container.clone();
+            let stdin_once = att.stdin_once;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if engine.write_stdin(&c, Some(&buf[..n])).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if stdin_once {
+                    let _ = engine.write_stdin(&c, None).await;
+                }
+            });
+        }
+        if stream && !att.finished {
+            loop {
+                match att.output.recv().await {
+                    Ok(OutFrame::Data(s, b)) => {
+                        if (s == 1 && !want_stdout) || (s == 2 && !want_stderr) {
+                            continue;
+                        }
+                        let bytes = if tty { b.to_vec() } else { frame(s, &b) };
+                        if wr.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(OutFrame::End) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    });
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    if upgrade {
+        Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(CONTENT_TYPE, ct)
+            .header(CONNECTION, "Upgrade")
+            .header(UPGRADE, "tcp")
+            .body(empty_body())
+            .expect("static"))
+    } else {
+        // Without Upgrade, hyper cannot hand us the connection; dockerd then answers 200 and
+        // streams. Clients that matter (docker CLI, docker-py) always ask for the upgrade.
+        Err(Error::invalid("attach requires a connection upgrade (Upgrade: tcp)"))
+    }
+}
+
+/// `GET /containers/{id}/logs`.
+async fn logs(engine: &Arc<Engine>, id: &str, q: Query) -> Result<Reply, Error> {
+    let stdout = q.bool("stdout");
+    let stderr = q.bool("stderr");
+    if !stdout && !stderr {
+        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+    }
+    let tail = match q.get("tail") {
+        None | Some("") | Some("all") => None,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n as usize),
+            Ok(_) => None,
+            Err(_) => return Err(Error::invalid(format!("invalid value for \"tail\": {s:?}"))),
+        },
+    };
+    let opts = berth_engine::logs::LogOptions {
+        stdout,
+        stderr,
+        follow: q.bool("follow"),
+        timestamps: q.bool("timestamps"),
+        tail,
+        since: q.get("since").and_then(berth_engine::logs::parse_time),
+        until: q.get("until").and_then(berth_engine::logs::parse_time),
+    };
+    let (tty, mut rx) = engine.container_logs(id, opts.clone())?;
+    let (tx, body_rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            let text = opts.render(&e);
+            let bytes = if tty { text.into_bytes() } else { frame(e.stream, text.as_bytes()) };
+            if tx.send(Bytes::from(bytes)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, ct)
+        .body(channel_body(body_rx))
+        .expect("static"))
+}
