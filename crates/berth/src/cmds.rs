@@ -58,7 +58,12 @@ pub fn report(e: &anyhow::Error) -> i32 {
     if let Some(ExitStatus(code)) = e.downcast_ref::<ExitStatus>() {
         return *code;
     }
-    eprintln!("{e:#}");
+    if e.downcast_ref::<berth_client::Error>().is_some() {
+        // client errors already read like docker's ("Error response from daemon: ...")
+        eprintln!("{e}");
+    } else {
+        eprintln!("{e:#}");
+    }
     1
 }
 

@@ -276,7 +276,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
 async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     let body = create_body(a).map_err(|e| rerr(format!("{e:#}"), 125))?;
     let image = a.args.first().cloned().unwrap_or_default();
-    let client = connect(host).await.map_err(|e| rerr(format!("{e:#}"), 125))?;
+    let client = connect(host).await.map_err(|e| rerr(e, 125))?;
     let created = match client.create_container(a.name.as_deref(), &body).await {
         Ok(c) => c,
         Err(e) if e.is_not_found() && e.api_message().is_some_and(|m| m.to_lowercase().contains("no such image")) => {
