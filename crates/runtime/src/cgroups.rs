@@ -96,7 +96,16 @@ impl Cgroup {
                 if h.v2 && pure_v2 {
                     enable_v2_controllers(&parent);
                 }
-                match std::fs::create_dir(&cur) {
+                // A concurrent delete may remove an empty shared parent (e.g. `berth`) under
+                // us: recreate the missing levels a few times before giving up.
+                let mut res = std::fs::create_dir(&cur);
+                for _ in 0..10 {
+                    match &res {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => res = std::fs::create_dir_all(&cur),
+                        _ => break,
+                    }
+                }
+                match res {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => {

@@ -1,0 +1,425 @@
+//! Integration tests of the `berth-runtime` binary against real namespaces, mounts and cgroups.
+//! They need root; without it they are skipped with a message.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+    };
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    bundle: PathBuf,
+    root: PathBuf,
+    id: String,
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn unique_id(name: &str) -> String {
+    format!("t{}-{}-{}", std::process::id(), COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst), name)
+}
+
+/// A busybox bundle with runc's default config (terminal off) running `args`.
+fn bundle(name: &str, args: &[&str]) -> (Env, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/usr/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for c in ["sh", "echo", "cat", "sleep", "hostname", "id", "ls", "grep", "touch", "test", "readlink", "wc", "head", "stat", "mount"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let st = Command::new(BIN).args(["spec", "--bundle"]).arg(&bundle).status().unwrap();
+    assert!(st.success());
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let id = unique_id(name);
+    cfg["process"]["terminal"] = json!(false);
+    cfg["process"]["args"] = json!(args);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/berth/{id}"));
+    let root = dir.path().join("state");
+    (Env { _dir: dir, bundle, root, id }, cfg)
+}
+
+impl Env {
+    fn write(&self, cfg: &Value) {
+        std::fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(cfg).unwrap()).unwrap();
+    }
+    /// Runs the CLI with stdout/stderr in files: a created container's init inherits them and
+    /// keeps them open, so pipes would never reach EOF.
+    fn cmd(&self, args: &[&str]) -> Output {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = self.bundle.parent().unwrap();
+        let (o, e) = (dir.join(format!("out{n}")), dir.join(format!("err{n}")));
+        let status = Command::new(BIN)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() }
+    }
+    fn run(&self, cfg: &Value) -> Output {
+        self.write(cfg);
+        let b = self.bundle.to_str().unwrap().to_string();
+        self.cmd(&["run", &self.id, "-b", &b])
+    }
+    fn cgroup_dir(&self, ctrl: &str) -> PathBuf {
+        let hier = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            PathBuf::from("/sys/fs/cgroup")
+        } else {
+            PathBuf::from("/sys/fs/cgroup").join(ctrl)
+        };
+        hier.join("berth").join(&self.id)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN).arg("--root").arg(&self.root).args(["delete", "--force", &self.id]).output();
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_echo_hello() {
+    need_root!();
+    let (env, cfg) = bundle("echo", &["echo", "hello"]);
+    let o = env.run(&cfg);
+    assert_eq!(stdout(&o), "hello\n", "stderr: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!env.root.join(&env.id).exists(), "run must delete the container");
+}
+
+#[test]
+fn init_is_pid_1_with_hostname_proc_and_only_lo() {
+    need_root!();
+    let (env, mut cfg) = bundle("ns", &["sh", "-c", "echo $$; hostname; test -r /proc/self/stat && echo proc; ls /sys/class/net"]);
+    cfg["hostname"] = json!("berth-test-host");
+    let o = env.run(&cfg);
+    assert_eq!(stdout(&o), "1\nberth-test-host\nproc\nlo\n", "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn exit_code_propagates() {
+    need_root!();
+    let (env, cfg) = bundle("exit", &["sh", "-c", "exit 3"]);
+    let o = env.run(&cfg);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+}
+
+fn spawn_run(env: &Env, cfg: &Value) -> (std::process::Child, PathBuf) {
+    env.write(cfg);
+    let out = env.bundle.parent().unwrap().join("run-out");
+    let child = Command::new(BIN)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", &env.id, "-b", env.bundle.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    (child, out)
+}
+
+fn wait_for_output(path: &Path, needle: &str) {
+    for _ in 0..500 {
+        if std::fs::read_to_string(path).unwrap_or_default().contains(needle) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{needle:?} never appeared in {}", path.display());
+}
+
+#[test]
+fn killed_by_signal_gives_128_plus_signal() {
+    need_root!();
+    let (env, cfg) = bundle("sig", &["sh", "-c", "echo ready; exec sleep 1000"]);
+    let (mut child, out) = spawn_run(&env, &cfg);
+    wait_for_output(&out, "ready");
+    let o = env.cmd(&["kill", &env.id, "KILL"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+}
+
+#[test]
+fn run_forwards_signals_to_init() {
+    need_root!();
+    let script = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.05; done";
+    let (env, cfg) = bundle("fwd", &["sh", "-c", script]);
+    let (mut child, out) = spawn_run(&env, &cfg);
+    wait_for_output(&out, "ready");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "ready\ngot-term\n");
+    assert!(!env.root.join(&env.id).exists());
+}
+
+#[test]
+fn lifecycle_create_start_kill_delete() {
+    need_root!();
+    let (env, cfg) = bundle("life", &["sleep", "1000"]);
+    env.write(&cfg);
+    let b = env.bundle.to_str().unwrap().to_string();
+    let pidfile = env.bundle.join("pid");
+    let o = env.cmd(&["create", &env.id, "-b", &b, "--pid-file", pidfile.to_str().unwrap()]);
+    assert!(o.status.success(), "create: {}", stderr(&o));
+    let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], json!(env.id));
+    assert_eq!(st["bundle"], json!(std::fs::canonicalize(&env.bundle).unwrap()));
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    // The cgroup exists and holds the init.
+    let procs = std::fs::read_to_string(env.cgroup_dir("pids").join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), pid.to_string());
+    // list shows it.
+    let list = stdout(&env.cmd(&["list"]));
+    let header: Vec<&str> = list.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{list}");
+    assert!(list.contains(&env.id) && list.contains("created"), "{list}");
+    let o = env.cmd(&["start", &env.id]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
+    assert_eq!(st["status"], "running");
+    // The process really is sleep now.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+    let o = env.cmd(&["start", &env.id]);
+    assert!(!o.status.success());
+    let o = env.cmd(&["delete", &env.id]);
+    assert!(!o.status.success(), "deleting a running container needs --force");
+    assert!(stderr(&o).contains("not stopped"), "{}", stderr(&o));
+    let o = env.cmd(&["kill", &env.id, "KILL"]);
+    assert!(o.status.success(), "kill: {}", stderr(&o));
+    let mut stopped = false;
+    for _ in 0..100 {
+        let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
+        if st["status"] == "stopped" {
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(stopped);
+    let o = env.cmd(&["delete", &env.id]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    assert!(!env.cgroup_dir("pids").exists());
+    assert!(!env.cgroup_dir("memory").exists());
+    assert!(!env.root.join(&env.id).exists());
+    let o = env.cmd(&["state", &env.id]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn missing_executable_fails_like_runc_and_leaves_nothing() {
+    need_root!();
+    for (args, code, msg) in [
+        (vec!["nosuch"], 127, "exec: \"nosuch\": executable file not found in $PATH"),
+        (vec!["/nonexistent"], 127, "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"),
+    ] {
+        let (env, cfg) = bundle("missing", &args);
+        env.write(&cfg);
+        let b = env.bundle.to_str().unwrap().to_string();
+        let o = env.cmd(&["create", &env.id, "-b", &b]);
+        assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(&o));
+        assert!(stderr(&o).contains(msg), "stderr: {}", stderr(&o));
+        assert!(!env.root.join(&env.id).exists(), "state dir left behind");
+        assert!(!env.cgroup_dir("pids").exists(), "cgroup left behind");
+        assert!(!env.cgroup_dir("memory").exists(), "cgroup left behind");
+    }
+}
+
+#[test]
+fn bad_cwd_fails_with_126() {
+    need_root!();
+    let (env, mut cfg) = bundle("cwd", &["true"]);
+    cfg["process"]["cwd"] = json!("/nope");
+    let o = env.run(&cfg);
+    assert_eq!(o.status.code(), Some(126));
+    assert!(
+        stderr(&o).contains("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"),
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn security_settings_apply() {
+    need_root!();
+    let script = "grep CapEff /proc/self/status; ulimit -n; cat /proc/kcore | wc -c; \
+                  touch /proc/sys/x 2>/dev/null || echo sys-ro; touch /x 2>/dev/null || echo root-ro; \
+                  grep NoNewPrivs /proc/self/status";
+    let (env, cfg) = bundle("sec", &["sh", "-c", script]);
+    let o = env.run(&cfg);
+    assert_eq!(
+        stdout(&o),
+        "CapEff:\t0000000020000420\n1024\n0\nsys-ro\nroot-ro\nNoNewPrivs:\t1\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn user_and_groups() {
+    need_root!();
+    let (env, mut cfg) = bundle("user", &["sh", "-c", "id -u; id -g; id -G; echo $HOME"]);
+    cfg["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [1002, 1003]});
+    cfg["process"]["env"] = json!(["PATH=/bin", "HOME=/tmp"]);
+    let o = env.run(&cfg);
+    assert_eq!(stdout(&o), "1000\n1001\n1001 1002 1003\n/tmp\n", "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn memory_and_pids_limits_are_applied() {
+    need_root!();
+    let (env, mut cfg) = bundle("res", &["sleep", "1000"]);
+    cfg["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024});
+    cfg["linux"]["resources"]["pids"] = json!({"limit": 50});
+    env.write(&cfg);
+    let b = env.bundle.to_str().unwrap().to_string();
+    let o = env.cmd(&["create", &env.id, "-b", &b]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (mem, pids) = if v2 {
+        (env.cgroup_dir("").join("memory.max"), env.cgroup_dir("").join("pids.max"))
+    } else {
+        (env.cgroup_dir("memory").join("memory.limit_in_bytes"), env.cgroup_dir("pids").join("pids.max"))
+    };
+    assert_eq!(std::fs::read_to_string(mem).unwrap().trim(), (64 * 1024 * 1024).to_string());
+    assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "50");
+    let o = env.cmd(&["delete", &env.id]);
+    assert!(o.status.success(), "delete of a created container: {}", stderr(&o));
+    assert!(!env.cgroup_dir("pids").exists());
+}
+
+#[test]
+fn user_namespace_with_mappings() {
+    need_root!();
+    let (env, mut cfg) = bundle("userns", &["sh", "-c", "cat /proc/self/uid_map; id -u; echo $$"]);
+    cfg["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let o = env.run(&cfg);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "stdout: {out} stderr: {}", stderr(&o));
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(&lines[1..], ["0", "1"]);
+}
+
+#[test]
+fn no_pivot_works() {
+    need_root!();
+    let (env, cfg) = bundle("nopivot", &["cat", "/etc/passwd"]);
+    env.write(&cfg);
+    let b = env.bundle.to_str().unwrap().to_string();
+    let o = env.cmd(&["run", &env.id, "-b", &b, "--no-pivot"]);
+    assert_eq!(stdout(&o), "root:x:0:0:root:/root:/bin/sh\n", "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn console_socket_receives_pty_master() {
+    need_root!();
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let (env, mut cfg) = bundle("tty", &["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty"]);
+    cfg["process"]["terminal"] = json!(true);
+    env.write(&cfg);
+    let sock_path = env.bundle.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let b = env.bundle.to_str().unwrap().to_string();
+    let child = Command::new(BIN)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["create", &env.id, "-b", &b, "--console-socket", sock_path.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let (master, name) = berth_sys::recv_fd(conn.as_fd()).unwrap();
+    assert!(String::from_utf8_lossy(&name).starts_with("/dev/pts/"), "{name:?}");
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    let o = env.cmd(&["start", &env.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    // Read until the slave side closes (EIO) or we have the line.
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&out).contains("is-a-tty") {
+            break;
+        }
+    }
+    assert!(String::from_utf8_lossy(&out).contains("is-a-tty"), "{:?}", String::from_utf8_lossy(&out));
+}
+
+/// Same bundle under runc: identical output and error text.
+#[test]
+fn behaves_like_runc() {
+    need_root!();
+    if Command::new("runc").arg("--version").output().is_err() {
+        eprintln!("skipping: runc not installed");
+        return;
+    }
+    let script = "echo $$; hostname; ls /sys/class/net; grep CapEff /proc/self/status; ulimit -n; ls /dev";
+    let (env, cfg) = bundle("cmp", &["sh", "-c", script]);
+    let ours = env.run(&cfg);
+    let runc_root = env.bundle.parent().unwrap().join("runc-root");
+    let rid = format!("{}-runc", env.id);
+    let mut rcfg = cfg.clone();
+    rcfg["linux"]["cgroupsPath"] = json!(format!("/berth/{rid}"));
+    env.write(&rcfg);
+    let theirs = Command::new("runc").arg("--root").arg(&runc_root).args(["run", &rid]).current_dir(&env.bundle).output().unwrap();
+    assert_eq!(stdout(&ours), stdout(&theirs), "ours stderr: {} runc stderr: {}", stderr(&ours), stderr(&theirs));
+    assert_eq!(ours.status.code(), theirs.status.code());
+
+    let mut bad = cfg.clone();
+    bad["process"]["args"] = json!(["nosuch"]);
+    let ours = env.run(&bad);
+    bad["linux"]["cgroupsPath"] = json!(format!("/berth/{rid}"));
+    env.write(&bad);
+    let theirs = Command::new("runc").arg("--root").arg(&runc_root).args(["run", &rid]).current_dir(&env.bundle).output().unwrap();
+    let needle = "exec: \"nosuch\": executable file not found in $PATH";
+    // runc logs in logfmt, so its quotes come out escaped.
+    assert!(stderr(&theirs).contains(&needle.replace('"', "\\\"")), "runc said: {}", stderr(&theirs));
+    assert!(stderr(&ours).contains(needle), "we said: {}", stderr(&ours));
+    let _ = Command::new("runc").arg("--root").arg(&runc_root).args(["delete", "-f", &rid]).output();
+}
