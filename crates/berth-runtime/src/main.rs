@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use nix::sys::signal::{SigSet, Signal};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-runtime", version, about = "OCI runtime (runc-compatible command line)")]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "OCI runtime (runc-compatible command line)"
+)]
 struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/berth-runtime")]
@@ -97,8 +101,14 @@ fn parse_signal(s: &str) -> anyhow::Result<i32> {
         return Ok(n);
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    let sig: Signal = name.parse().map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))?;
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    let sig: Signal = name
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))?;
     Ok(sig as i32)
 }
 
@@ -110,7 +120,10 @@ fn main() {
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            let hint = e.downcast_ref::<berth_runtime_lib::Error>().map(|e| e.exit_code_hint()).unwrap_or(1);
+            let hint = e
+                .downcast_ref::<berth_runtime_lib::Error>()
+                .map(|e| e.exit_code_hint())
+                .unwrap_or(1);
             let msg = format!("{e:#}");
             log_error(&cli, &msg);
             eprintln!("{msg}");
@@ -122,7 +135,13 @@ fn main() {
 
 fn log_error(cli: &Cli, msg: &str) {
     let Some(path) = &cli.log else { return };
-    let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) else { return };
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let line = if cli.log_format == "json" {
         serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
@@ -135,8 +154,19 @@ fn log_error(cli: &Cli, msg: &str) {
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     let rt = Runtime::new(&cli.root);
     match &cli.cmd {
-        Cmd::Create { id, bundle, pid_file, console_socket, no_pivot } => {
-            let opts = CreateOpts { stdio: None, pid_file: pid_file.clone(), console_socket: console_socket.clone(), no_pivot: *no_pivot };
+        Cmd::Create {
+            id,
+            bundle,
+            pid_file,
+            console_socket,
+            no_pivot,
+        } => {
+            let opts = CreateOpts {
+                stdio: None,
+                pid_file: pid_file.clone(),
+                console_socket: console_socket.clone(),
+                no_pivot: *no_pivot,
+            };
             rt.create(id, bundle, opts)?;
             Ok(0)
         }
@@ -144,8 +174,20 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             rt.start(id)?;
             Ok(0)
         }
-        Cmd::Run { id, bundle, detach, pid_file, console_socket, no_pivot } => {
-            let opts = CreateOpts { stdio: None, pid_file: pid_file.clone(), console_socket: console_socket.clone(), no_pivot: *no_pivot };
+        Cmd::Run {
+            id,
+            bundle,
+            detach,
+            pid_file,
+            console_socket,
+            no_pivot,
+        } => {
+            let opts = CreateOpts {
+                stdio: None,
+                pid_file: pid_file.clone(),
+                console_socket: console_socket.clone(),
+                no_pivot: *no_pivot,
+            };
             run_container(&rt, id, bundle, opts, *detach)
         }
         Cmd::State { id } => {
@@ -191,12 +233,30 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
 
 /// runc's list table (Go tabwriter with minwidth 12, padding 3).
 fn table(list: &[State]) -> String {
-    let mut rows: Vec<Vec<String>> = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].iter().map(|s| s.to_string()).collect()];
+    let mut rows: Vec<Vec<String>> = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()];
     for s in list {
-        rows.push(vec![s.id.clone(), s.pid.to_string(), s.status.to_string(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()]);
+        rows.push(vec![
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.display().to_string(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
     }
     let cols = 6;
-    let widths: Vec<usize> = (0..cols - 1).map(|c| rows.iter().map(|r| r[c].chars().count() + 3).max().unwrap_or(0).max(12)).collect();
+    let widths: Vec<usize> = (0..cols - 1)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
     let mut out = String::new();
     for r in &rows {
         for (c, cell) in r.iter().enumerate() {
@@ -213,13 +273,28 @@ fn table(list: &[State]) -> String {
 
 fn forwarded_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
         set.add(s);
     }
     set
 }
 
-fn run_container(rt: &Runtime, id: &str, bundle: &Path, opts: CreateOpts, detach: bool) -> anyhow::Result<i32> {
+fn run_container(
+    rt: &Runtime,
+    id: &str,
+    bundle: &Path,
+    opts: CreateOpts,
+    detach: bool,
+) -> anyhow::Result<i32> {
     let st = rt.create(id, bundle, opts)?;
     if detach {
         if let Err(e) = rt.start(id) {

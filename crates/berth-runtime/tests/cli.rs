@@ -32,7 +32,12 @@ struct Env {
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn unique_id(name: &str) -> String {
-    format!("t{}-{}-{}", std::process::id(), COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst), name)
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        name
+    )
 }
 
 /// A busybox bundle with runc's default config (terminal off) running `args`.
@@ -45,24 +50,44 @@ fn bundle(name: &str, args: &[&str]) -> (Env, Value) {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     std::fs::copy("/usr/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for c in ["sh", "echo", "cat", "sleep", "hostname", "id", "ls", "grep", "touch", "test", "readlink", "wc", "head", "stat", "mount"] {
+    for c in [
+        "sh", "echo", "cat", "sleep", "hostname", "id", "ls", "grep", "touch", "test", "readlink",
+        "wc", "head", "stat", "mount",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
     }
     std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let st = Command::new(BIN).args(["spec", "--bundle"]).arg(&bundle).status().unwrap();
+    let st = Command::new(BIN)
+        .args(["spec", "--bundle"])
+        .arg(&bundle)
+        .status()
+        .unwrap();
     assert!(st.success());
-    let mut cfg: Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     let id = unique_id(name);
     cfg["process"]["terminal"] = json!(false);
     cfg["process"]["args"] = json!(args);
     cfg["linux"]["cgroupsPath"] = json!(format!("/berth/{id}"));
     let root = dir.path().join("state");
-    (Env { _dir: dir, bundle, root, id }, cfg)
+    (
+        Env {
+            _dir: dir,
+            bundle,
+            root,
+            id,
+        },
+        cfg,
+    )
 }
 
 impl Env {
     fn write(&self, cfg: &Value) {
-        std::fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(cfg).unwrap()).unwrap();
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(cfg).unwrap(),
+        )
+        .unwrap();
     }
     /// Runs the CLI with stdout/stderr in files: a created container's init inherits them and
     /// keeps them open, so pipes would never reach EOF.
@@ -79,7 +104,11 @@ impl Env {
             .stderr(std::fs::File::create(&e).unwrap())
             .status()
             .unwrap();
-        Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() }
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
     }
     fn run(&self, cfg: &Value) -> Output {
         self.write(cfg);
@@ -98,7 +127,11 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new(BIN).arg("--root").arg(&self.root).args(["delete", "--force", &self.id]).output();
+        let _ = Command::new(BIN)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["delete", "--force", &self.id])
+            .output();
     }
 }
 
@@ -116,16 +149,31 @@ fn run_echo_hello() {
     let o = env.run(&cfg);
     assert_eq!(stdout(&o), "hello\n", "stderr: {}", stderr(&o));
     assert_eq!(o.status.code(), Some(0));
-    assert!(!env.root.join(&env.id).exists(), "run must delete the container");
+    assert!(
+        !env.root.join(&env.id).exists(),
+        "run must delete the container"
+    );
 }
 
 #[test]
 fn init_is_pid_1_with_hostname_proc_and_only_lo() {
     need_root!();
-    let (env, mut cfg) = bundle("ns", &["sh", "-c", "echo $$; hostname; test -r /proc/self/stat && echo proc; ls /sys/class/net"]);
+    let (env, mut cfg) = bundle(
+        "ns",
+        &[
+            "sh",
+            "-c",
+            "echo $$; hostname; test -r /proc/self/stat && echo proc; ls /sys/class/net",
+        ],
+    );
     cfg["hostname"] = json!("berth-test-host");
     let o = env.run(&cfg);
-    assert_eq!(stdout(&o), "1\nberth-test-host\nproc\nlo\n", "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "1\nberth-test-host\nproc\nlo\n",
+        "stderr: {}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -153,7 +201,10 @@ fn spawn_run(env: &Env, cfg: &Value) -> (std::process::Child, PathBuf) {
 
 fn wait_for_output(path: &Path, needle: &str) {
     for _ in 0..500 {
-        if std::fs::read_to_string(path).unwrap_or_default().contains(needle) {
+        if std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(needle)
+        {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -179,7 +230,11 @@ fn run_forwards_signals_to_init() {
     let (env, cfg) = bundle("fwd", &["sh", "-c", script]);
     let (mut child, out) = spawn_run(&env, &cfg);
     wait_for_output(&out, "ready");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(7));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "ready\ngot-term\n");
     assert!(!env.root.join(&env.id).exists());
@@ -192,12 +247,22 @@ fn lifecycle_create_start_kill_delete() {
     env.write(&cfg);
     let b = env.bundle.to_str().unwrap().to_string();
     let pidfile = env.bundle.join("pid");
-    let o = env.cmd(&["create", &env.id, "-b", &b, "--pid-file", pidfile.to_str().unwrap()]);
+    let o = env.cmd(&[
+        "create",
+        &env.id,
+        "-b",
+        &b,
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "create: {}", stderr(&o));
     let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], json!(env.id));
-    assert_eq!(st["bundle"], json!(std::fs::canonicalize(&env.bundle).unwrap()));
+    assert_eq!(
+        st["bundle"],
+        json!(std::fs::canonicalize(&env.bundle).unwrap())
+    );
     let pid = st["pid"].as_i64().unwrap();
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
     // The cgroup exists and holds the init.
@@ -206,7 +271,11 @@ fn lifecycle_create_start_kill_delete() {
     // list shows it.
     let list = stdout(&env.cmd(&["list"]));
     let header: Vec<&str> = list.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{list}");
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+        "{list}"
+    );
     assert!(list.contains(&env.id) && list.contains("created"), "{list}");
     let o = env.cmd(&["start", &env.id]);
     assert!(o.status.success(), "start: {}", stderr(&o));
@@ -218,7 +287,10 @@ fn lifecycle_create_start_kill_delete() {
     let o = env.cmd(&["start", &env.id]);
     assert!(!o.status.success());
     let o = env.cmd(&["delete", &env.id]);
-    assert!(!o.status.success(), "deleting a running container needs --force");
+    assert!(
+        !o.status.success(),
+        "deleting a running container needs --force"
+    );
     assert!(stderr(&o).contains("not stopped"), "{}", stderr(&o));
     let o = env.cmd(&["kill", &env.id, "KILL"]);
     assert!(o.status.success(), "kill: {}", stderr(&o));
@@ -245,8 +317,16 @@ fn lifecycle_create_start_kill_delete() {
 fn missing_executable_fails_like_runc_and_leaves_nothing() {
     need_root!();
     for (args, code, msg) in [
-        (vec!["nosuch"], 127, "exec: \"nosuch\": executable file not found in $PATH"),
-        (vec!["/nonexistent"], 127, "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"),
+        (
+            vec!["nosuch"],
+            127,
+            "exec: \"nosuch\": executable file not found in $PATH",
+        ),
+        (
+            vec!["/nonexistent"],
+            127,
+            "exec: \"/nonexistent\": stat /nonexistent: no such file or directory",
+        ),
     ] {
         let (env, cfg) = bundle("missing", &args);
         env.write(&cfg);
@@ -268,7 +348,9 @@ fn bad_cwd_fails_with_126() {
     let o = env.run(&cfg);
     assert_eq!(o.status.code(), Some(126));
     assert!(
-        stderr(&o).contains("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"),
+        stderr(&o).contains(
+            "chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"
+        ),
         "stderr: {}",
         stderr(&o)
     );
@@ -297,7 +379,12 @@ fn user_and_groups() {
     cfg["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [1002, 1003]});
     cfg["process"]["env"] = json!(["PATH=/bin", "HOME=/tmp"]);
     let o = env.run(&cfg);
-    assert_eq!(stdout(&o), "1000\n1001\n1001 1002 1003\n/tmp\n", "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "1000\n1001\n1001 1002 1003\n/tmp\n",
+        "stderr: {}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -312,29 +399,51 @@ fn memory_and_pids_limits_are_applied() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let (mem, pids) = if v2 {
-        (env.cgroup_dir("").join("memory.max"), env.cgroup_dir("").join("pids.max"))
+        (
+            env.cgroup_dir("").join("memory.max"),
+            env.cgroup_dir("").join("pids.max"),
+        )
     } else {
-        (env.cgroup_dir("memory").join("memory.limit_in_bytes"), env.cgroup_dir("pids").join("pids.max"))
+        (
+            env.cgroup_dir("memory").join("memory.limit_in_bytes"),
+            env.cgroup_dir("pids").join("pids.max"),
+        )
     };
-    assert_eq!(std::fs::read_to_string(mem).unwrap().trim(), (64 * 1024 * 1024).to_string());
+    assert_eq!(
+        std::fs::read_to_string(mem).unwrap().trim(),
+        (64 * 1024 * 1024).to_string()
+    );
     assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "50");
     let o = env.cmd(&["delete", &env.id]);
-    assert!(o.status.success(), "delete of a created container: {}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "delete of a created container: {}",
+        stderr(&o)
+    );
     assert!(!env.cgroup_dir("pids").exists());
 }
 
 #[test]
 fn user_namespace_with_mappings() {
     need_root!();
-    let (env, mut cfg) = bundle("userns", &["sh", "-c", "cat /proc/self/uid_map; id -u; echo $$"]);
-    cfg["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    let (env, mut cfg) = bundle(
+        "userns",
+        &["sh", "-c", "cat /proc/self/uid_map; id -u; echo $$"],
+    );
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
     cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     let o = env.run(&cfg);
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "stdout: {out} stderr: {}", stderr(&o));
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
     assert_eq!(&lines[1..], ["0", "1"]);
 }
 
@@ -345,7 +454,12 @@ fn no_pivot_works() {
     env.write(&cfg);
     let b = env.bundle.to_str().unwrap().to_string();
     let o = env.cmd(&["run", &env.id, "-b", &b, "--no-pivot"]);
-    assert_eq!(stdout(&o), "root:x:0:0:root:/root:/bin/sh\n", "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "root:x:0:0:root:/root:/bin/sh\n",
+        "stderr: {}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -353,7 +467,10 @@ fn console_socket_receives_pty_master() {
     need_root!();
     use std::io::Read;
     use std::os::fd::AsFd;
-    let (env, mut cfg) = bundle("tty", &["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty"]);
+    let (env, mut cfg) = bundle(
+        "tty",
+        &["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty"],
+    );
     cfg["process"]["terminal"] = json!(true);
     env.write(&cfg);
     let sock_path = env.bundle.join("console.sock");
@@ -362,7 +479,14 @@ fn console_socket_receives_pty_master() {
     let child = Command::new(BIN)
         .arg("--root")
         .arg(&env.root)
-        .args(["create", &env.id, "-b", &b, "--console-socket", sock_path.to_str().unwrap()])
+        .args([
+            "create",
+            &env.id,
+            "-b",
+            &b,
+            "--console-socket",
+            sock_path.to_str().unwrap(),
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -370,7 +494,10 @@ fn console_socket_receives_pty_master() {
         .unwrap();
     let (conn, _) = listener.accept().unwrap();
     let (master, name) = berth_sys::recv_fd(conn.as_fd()).unwrap();
-    assert!(String::from_utf8_lossy(&name).starts_with("/dev/pts/"), "{name:?}");
+    assert!(
+        String::from_utf8_lossy(&name).starts_with("/dev/pts/"),
+        "{name:?}"
+    );
     let mut child = child;
     assert!(child.wait().unwrap().success());
     let o = env.cmd(&["start", &env.id]);
@@ -388,7 +515,11 @@ fn console_socket_receives_pty_master() {
             break;
         }
     }
-    assert!(String::from_utf8_lossy(&out).contains("is-a-tty"), "{:?}", String::from_utf8_lossy(&out));
+    assert!(
+        String::from_utf8_lossy(&out).contains("is-a-tty"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 /// Same bundle under runc: identical output and error text.
@@ -399,7 +530,8 @@ fn behaves_like_runc() {
         eprintln!("skipping: runc not installed");
         return;
     }
-    let script = "echo $$; hostname; ls /sys/class/net; grep CapEff /proc/self/status; ulimit -n; ls /dev";
+    let script =
+        "echo $$; hostname; ls /sys/class/net; grep CapEff /proc/self/status; ulimit -n; ls /dev";
     let (env, cfg) = bundle("cmp", &["sh", "-c", script]);
     let ours = env.run(&cfg);
     let runc_root = env.bundle.parent().unwrap().join("runc-root");
@@ -407,8 +539,20 @@ fn behaves_like_runc() {
     let mut rcfg = cfg.clone();
     rcfg["linux"]["cgroupsPath"] = json!(format!("/berth/{rid}"));
     env.write(&rcfg);
-    let theirs = Command::new("runc").arg("--root").arg(&runc_root).args(["run", &rid]).current_dir(&env.bundle).output().unwrap();
-    assert_eq!(stdout(&ours), stdout(&theirs), "ours stderr: {} runc stderr: {}", stderr(&ours), stderr(&theirs));
+    let theirs = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["run", &rid])
+        .current_dir(&env.bundle)
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&ours),
+        stdout(&theirs),
+        "ours stderr: {} runc stderr: {}",
+        stderr(&ours),
+        stderr(&theirs)
+    );
     assert_eq!(ours.status.code(), theirs.status.code());
 
     let mut bad = cfg.clone();
@@ -416,10 +560,24 @@ fn behaves_like_runc() {
     let ours = env.run(&bad);
     bad["linux"]["cgroupsPath"] = json!(format!("/berth/{rid}"));
     env.write(&bad);
-    let theirs = Command::new("runc").arg("--root").arg(&runc_root).args(["run", &rid]).current_dir(&env.bundle).output().unwrap();
+    let theirs = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["run", &rid])
+        .current_dir(&env.bundle)
+        .output()
+        .unwrap();
     let needle = "exec: \"nosuch\": executable file not found in $PATH";
     // runc logs in logfmt, so its quotes come out escaped.
-    assert!(stderr(&theirs).contains(&needle.replace('"', "\\\"")), "runc said: {}", stderr(&theirs));
+    assert!(
+        stderr(&theirs).contains(&needle.replace('"', "\\\"")),
+        "runc said: {}",
+        stderr(&theirs)
+    );
     assert!(stderr(&ours).contains(needle), "we said: {}", stderr(&ours));
-    let _ = Command::new("runc").arg("--root").arg(&runc_root).args(["delete", "-f", &rid]).output();
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["delete", "-f", &rid])
+        .output();
 }

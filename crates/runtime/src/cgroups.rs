@@ -31,11 +31,23 @@ pub fn hierarchies() -> io::Result<Vec<Hierarchy>> {
 }
 
 fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
-    const NOT_CONTROLLERS: &[&str] =
-        &["rw", "ro", "clone_children", "xattr", "noprefix", "nsdelegate", "cpuset_v2_mode", "memory_recursiveprot", "favordynmods", "memory_localevents"];
+    const NOT_CONTROLLERS: &[&str] = &[
+        "rw",
+        "ro",
+        "clone_children",
+        "xattr",
+        "noprefix",
+        "nsdelegate",
+        "cpuset_v2_mode",
+        "memory_recursiveprot",
+        "favordynmods",
+        "memory_localevents",
+    ];
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if pre.len() < 5 || post.len() < 3 || pre[3] != "/" {
@@ -43,7 +55,11 @@ fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
         }
         let mount = PathBuf::from(pre[4]);
         let hier = match post[0] {
-            "cgroup2" => Hierarchy { mount, controllers: Vec::new(), v2: true },
+            "cgroup2" => Hierarchy {
+                mount,
+                controllers: Vec::new(),
+                v2: true,
+            },
             "cgroup" => Hierarchy {
                 mount,
                 controllers: post[2]
@@ -55,7 +71,9 @@ fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
             },
             _ => continue,
         };
-        if !out.iter().any(|h| h.mount == hier.mount || (!h.v2 && h.controllers == hier.controllers && !hier.v2)) {
+        if !out.iter().any(|h| {
+            h.mount == hier.mount || (!h.v2 && h.controllers == hier.controllers && !hier.v2)
+        }) {
             out.push(hier);
         }
     }
@@ -72,7 +90,10 @@ pub struct Cgroup {
 }
 
 fn cg_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Cgroup { path: path.to_path_buf(), source }
+    move |source| Error::Cgroup {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn write_file(path: &Path, value: &str) -> Result<(), Error> {
@@ -85,7 +106,10 @@ impl Cgroup {
         let rel = PathBuf::from("/").join(rel.strip_prefix("/").unwrap_or(rel));
         let hs = hierarchies().map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
         let pure_v2 = hs.iter().all(|h| h.v2);
-        let mut cg = Cgroup { dirs: Vec::new(), rel: rel.clone() };
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            rel: rel.clone(),
+        };
         for h in hs {
             let dir = h.mount.join(rel.strip_prefix("/").unwrap_or(&rel));
             // Create level by level so cpuset (v1) and subtree_control (v2) can be prepared.
@@ -101,7 +125,9 @@ impl Cgroup {
                 let mut res = std::fs::create_dir(&cur);
                 for _ in 0..10 {
                     match &res {
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => res = std::fs::create_dir_all(&cur),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            res = std::fs::create_dir_all(&cur)
+                        }
                         _ => break,
                     }
                 }
@@ -110,7 +136,10 @@ impl Cgroup {
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => {
                         let _ = cg.destroy();
-                        return Err(Error::Cgroup { path: cur, source: e });
+                        return Err(Error::Cgroup {
+                            path: cur,
+                            source: e,
+                        });
                     }
                 }
                 if h.has("cpuset") {
@@ -131,9 +160,16 @@ impl Cgroup {
     /// Rebuilds the handle from persisted directories.
     pub fn from_dirs(dirs: &[PathBuf]) -> Self {
         let hs = hierarchies().unwrap_or_default();
-        let mut cg = Cgroup { dirs: Vec::new(), rel: PathBuf::new() };
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            rel: PathBuf::new(),
+        };
         for d in dirs {
-            if let Some(h) = hs.iter().filter(|h| d.starts_with(&h.mount)).max_by_key(|h| h.mount.as_os_str().len()) {
+            if let Some(h) = hs
+                .iter()
+                .filter(|h| d.starts_with(&h.mount))
+                .max_by_key(|h| h.mount.as_os_str().len())
+            {
                 cg.rel = PathBuf::from("/").join(d.strip_prefix(&h.mount).unwrap_or(d));
                 cg.dirs.push((h.clone(), d.clone()));
             }
@@ -172,7 +208,13 @@ impl Cgroup {
 
     /// Pids in the cgroup (read from the first hierarchy that has the container dir).
     pub fn pids(&self) -> Vec<i32> {
-        let order = |h: &Hierarchy| if h.has("pids") || h.has("freezer") || h.v2 { 0 } else { 1 };
+        let order = |h: &Hierarchy| {
+            if h.has("pids") || h.has("freezer") || h.v2 {
+                0
+            } else {
+                1
+            }
+        };
         let mut dirs: Vec<&(Hierarchy, PathBuf)> = self.dirs.iter().collect();
         dirs.sort_by_key(|(h, _)| order(h));
         for (_, d) in dirs {
@@ -206,18 +248,27 @@ impl Cgroup {
                         std::thread::sleep(std::time::Duration::from_millis(10))
                     }
                     Err(e) => {
-                        first_err.get_or_insert(Error::Cgroup { path: d.clone(), source: e });
+                        first_err.get_or_insert(Error::Cgroup {
+                            path: d.clone(),
+                            source: e,
+                        });
                         break;
                     }
                 }
             }
             if !ok {
-                first_err.get_or_insert(Error::Cgroup { path: d.clone(), source: io::Error::from_raw_os_error(libc::EBUSY) });
+                first_err.get_or_insert(Error::Cgroup {
+                    path: d.clone(),
+                    source: io::Error::from_raw_os_error(libc::EBUSY),
+                });
                 continue;
             }
             let mut p = d.parent().map(Path::to_path_buf);
             while let Some(dir) = p {
-                if dir == h.mount || !dir.starts_with(&h.mount) || std::fs::remove_dir(&dir).is_err() {
+                if dir == h.mount
+                    || !dir.starts_with(&h.mount)
+                    || std::fs::remove_dir(&dir).is_err()
+                {
                     break;
                 }
                 p = dir.parent().map(Path::to_path_buf);
@@ -284,7 +335,11 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
     }
     if h.has("pids") {
         if let Some(p) = r.pids() {
-            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
             write_file(&d.join("pids.max"), &v)?;
         }
     }
@@ -297,11 +352,19 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
             write_file(&d.join("memory.low"), &v.to_string())?;
         }
         if let Some(v) = m.limit() {
-            let s = if v < 0 { "max".to_string() } else { v.to_string() };
+            let s = if v < 0 {
+                "max".to_string()
+            } else {
+                v.to_string()
+            };
             write_file(&d.join("memory.max"), &s)?;
             if let Some(sw) = m.swap() {
                 // v1 semantics: swap is memory+swap.
-                let s = if sw < 0 { "max".to_string() } else { (sw - v.max(0)).max(0).to_string() };
+                let s = if sw < 0 {
+                    "max".to_string()
+                } else {
+                    (sw - v.max(0)).max(0).to_string()
+                };
                 let f = d.join("memory.swap.max");
                 if f.exists() {
                     write_file(&f, &s)?;
@@ -312,7 +375,11 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
     if let Some(c) = r.cpu() {
         if let Some(shares) = c.shares() {
             // runc's conversion from shares [2..262144] to weight [1..10000].
-            let w = if shares == 0 { 0 } else { 1 + ((shares.clamp(2, 262144) - 2) * 9999) / 262142 };
+            let w = if shares == 0 {
+                0
+            } else {
+                1 + ((shares.clamp(2, 262144) - 2) * 9999) / 262142
+            };
             if w > 0 {
                 write_file(&d.join("cpu.weight"), &w.to_string())?;
             }
@@ -333,7 +400,11 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
         }
     }
     if let Some(p) = r.pids() {
-        let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".into()
+        };
         write_file(&d.join("pids.max"), &v)?;
     }
     Ok(())

@@ -20,7 +20,10 @@ pub enum Error {
     BadState { id: String, message: String },
     /// config.json could not be read or parsed.
     #[error("cannot load spec {path}: {source}")]
-    Spec { path: PathBuf, source: oci_spec::OciSpecError },
+    Spec {
+        path: PathBuf,
+        source: oci_spec::OciSpecError,
+    },
     /// config.json is well-formed but asks for something unsupported or contradictory.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
@@ -32,7 +35,10 @@ pub enum Error {
     Cgroup { path: PathBuf, source: io::Error },
     /// state.json is corrupt.
     #[error("state file {path}: {source}")]
-    StateFile { path: PathBuf, source: serde_json::Error },
+    StateFile {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// The container init reported an error while setting up (runc-like text).
     #[error("{message}")]
     Init { message: String, exit_code: i32 },
@@ -49,11 +55,17 @@ impl Error {
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub(crate) fn nix(context: impl Into<String>, e: nix::Error) -> Self {
-        Error::Io { context: context.into(), source: io::Error::from_raw_os_error(e as i32) }
+        Error::Io {
+            context: context.into(),
+            source: io::Error::from_raw_os_error(e as i32),
+        }
     }
 }
 

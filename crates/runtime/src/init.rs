@@ -38,6 +38,7 @@ pub(crate) struct InitCtx {
 }
 
 /// An init failure: text + exit code hint.
+#[derive(Debug)]
 struct Fail(i32, String);
 
 impl From<String> for Fail {
@@ -63,22 +64,28 @@ pub(crate) fn decode(msg: &[u8]) -> Result<(), (i32, String)> {
     let s = String::from_utf8_lossy(msg);
     let mut it = s.strip_prefix("err ").unwrap_or(&s).splitn(2, ' ');
     let code = it.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-    Err((code, it.next().unwrap_or("container init failed").to_string()))
+    Err((
+        code,
+        it.next().unwrap_or("container init failed").to_string(),
+    ))
 }
 
 /// Entry point in the child. Returns only on failure (the exit code).
 pub(crate) fn run(ctx: InitCtx) -> i32 {
     // Wait for the parent: uid/gid maps written, cgroup joined.
     let mut buf = [0u8; 16];
-    match nix::sys::socket::recv(ctx.sync.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+    match nix::sys::socket::recv(
+        ctx.sync.as_raw_fd(),
+        &mut buf,
+        nix::sys::socket::MsgFlags::empty(),
+    ) {
         Ok(n) if &buf[..n] == MSG_GO => {}
         _ => return 1,
     }
     match setup(&ctx) {
         Ok(exec) => {
             send(&ctx.sync, MSG_OK);
-            let code = exec.run(&ctx);
-            code
+            exec.run(&ctx)
         }
         Err(Fail(code, text)) => {
             send(&ctx.sync, &encode_error(code, &text));
@@ -110,13 +117,20 @@ impl Exec {
         let _ = berth_sys::mark_cloexec_from(3);
         let err = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
         eprintln!("exec {:?}: {}", self.path, errno_text(err));
-        if err == nix::Error::ENOENT { 127 } else { 126 }
+        if err == nix::Error::ENOENT {
+            127
+        } else {
+            126
+        }
     }
 }
 
 fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
     let spec = &ctx.spec;
-    let process = spec.process().clone().ok_or_else(|| "spec has no process".to_string())?;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| "spec has no process".to_string())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if ctx.new_userns {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -125,11 +139,17 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             .map_err(|e| format!("setresuid(0) in user namespace: {}", errno_text(e)))?;
     }
     for (flag, path) in &ctx.join {
-        berth_sys::setns_path(path, *flag)
-            .map_err(|e| format!("join namespace {}: {}", path.display(), crate::error::io_text(&e)))?;
+        berth_sys::setns_path(path, *flag).map_err(|e| {
+            format!(
+                "join namespace {}: {}",
+                path.display(),
+                crate::error::io_text(&e)
+            )
+        })?;
     }
     if ctx.new_cgroupns {
-        berth_sys::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare cgroup namespace: {}", errno_text(e)))?;
+        berth_sys::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("unshare cgroup namespace: {}", errno_text(e)))?;
     }
     nix::unistd::setsid().map_err(|e| format!("setsid: {}", errno_text(e)))?;
     if let Some(h) = spec.hostname() {
@@ -138,15 +158,21 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
         }
     }
     if let Some(d) = spec.domainname() {
-        berth_sys::set_domainname(d).map_err(|e| format!("setdomainname: {}", crate::error::io_text(&e)))?;
+        berth_sys::set_domainname(d)
+            .map_err(|e| format!("setdomainname: {}", crate::error::io_text(&e)))?;
     }
     // stdio: given fds, else inherited.
     if let Some(stdio) = &ctx.stdio {
         for (i, fd) in stdio.iter().enumerate() {
-            nix::unistd::dup2(fd.as_raw_fd(), i as i32).map_err(|e| format!("dup2 stdio: {}", errno_text(e)))?;
+            nix::unistd::dup2(fd.as_raw_fd(), i as i32)
+                .map_err(|e| format!("dup2 stdio: {}", errno_text(e)))?;
         }
     }
-    let has_mountns = ctx.new_mountns || ctx.join.iter().any(|(f, _)| f.contains(CloneFlags::CLONE_NEWNS));
+    let has_mountns = ctx.new_mountns
+        || ctx
+            .join
+            .iter()
+            .any(|(f, _)| f.contains(CloneFlags::CLONE_NEWNS));
     if !has_mountns {
         return Err("a mount namespace is required".to_string().into());
     }
@@ -155,13 +181,22 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
         rootfs: &ctx.rootfs,
         bundle: &ctx.bundle,
         cgroup_dirs: &ctx.cgroup_dirs,
-        in_userns: ctx.new_userns || ctx.join.iter().any(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER)),
+        in_userns: ctx.new_userns
+            || ctx
+                .join
+                .iter()
+                .any(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER)),
     };
     rootfs::prepare(&rctx)?;
     rootfs::switch_root(&ctx.rootfs, ctx.no_pivot)?;
     if process.terminal().unwrap_or(false) {
         if let Some(sock) = &ctx.console {
-            setup_console(sock, process.console_size().map(|b| (b.height() as u16, b.width() as u16)))?;
+            setup_console(
+                sock,
+                process
+                    .console_size()
+                    .map(|b| (b.height() as u16, b.width() as u16)),
+            )?;
         }
     }
     rootfs::finish(spec)?;
@@ -171,29 +206,51 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
     }
     for rl in process.rlimits().clone().unwrap_or_default() {
         let res = rlimit_number(rl.typ());
-        berth_sys::set_rlimit(res, rl.soft(), rl.hard())
-            .map_err(|e| format!("error setting rlimit type {}: {}", res, crate::error::io_text(&e)))?;
+        berth_sys::set_rlimit(res, rl.soft(), rl.hard()).map_err(|e| {
+            format!(
+                "error setting rlimit type {}: {}",
+                res,
+                crate::error::io_text(&e)
+            )
+        })?;
     }
     set_user_and_caps(&process)?;
     if process.no_new_privileges().unwrap_or(false) {
-        berth_sys::set_no_new_privs().map_err(|e| format!("set no_new_privs: {}", crate::error::io_text(&e)))?;
+        berth_sys::set_no_new_privs()
+            .map_err(|e| format!("set no_new_privs: {}", crate::error::io_text(&e)))?;
     }
     let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as libc::mode_t));
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
     let cwd = process.cwd();
     if let Err(e) = nix::unistd::chdir(cwd.as_path()) {
-        return Err(Fail(126, format!("chdir to cwd ({:?}) set in config.json failed: {}", cwd.display().to_string(), errno_text(e))));
+        return Err(Fail(
+            126,
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed: {}",
+                cwd.display().to_string(),
+                errno_text(e)
+            ),
+        ));
     }
     let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();
     let Some(arg0) = args.first() else {
         return Err("args must not be empty".to_string().into());
     };
-    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
     let resolved = look_path(arg0, path_var)?;
-    let cs = |s: &str| CString::new(s).map_err(|_| Fail(1, format!("argument {s:?} contains a NUL byte")));
+    let cs = |s: &str| {
+        CString::new(s).map_err(|_| Fail(1, format!("argument {s:?} contains a NUL byte")))
+    };
     Ok(Exec {
-        path: CString::new(resolved.into_os_string().into_encoded_bytes()).map_err(|_| Fail(1, "bad path".into()))?,
+        path: CString::new(resolved.into_os_string().into_encoded_bytes())
+            .map_err(|_| Fail(1, "bad path".into()))?,
         args: args.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
         env: env.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
     })
@@ -202,7 +259,8 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
 /// PATH lookup like Go's exec.LookPath (what runc reports).
 fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
     let is_exec = |p: &Path| -> Result<(), nix::Error> {
-        let md = std::fs::metadata(p).map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+        let md = std::fs::metadata(p)
+            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
         if !md.is_dir() && md.permissions().mode() & 0o111 != 0 {
             Ok(())
         } else {
@@ -213,7 +271,10 @@ fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
         return match is_exec(Path::new(name)) {
             Ok(()) => Ok(PathBuf::from(name)),
             Err(nix::Error::EACCES) => Err(Fail(126, format!("exec: {name:?}: permission denied"))),
-            Err(e) => Err(Fail(if e == nix::Error::ENOENT { 127 } else { 126 }, format!("exec: {name:?}: stat {name}: {}", errno_text(e)))),
+            Err(e) => Err(Fail(
+                if e == nix::Error::ENOENT { 127 } else { 126 },
+                format!("exec: {name:?}: stat {name}: {}", errno_text(e)),
+            )),
         };
     }
     for dir in path_var.split(':') {
@@ -223,7 +284,10 @@ fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
             return Ok(cand);
         }
     }
-    Err(Fail(127, format!("exec: {name:?}: executable file not found in $PATH")))
+    Err(Fail(
+        127,
+        format!("exec: {name:?}: executable file not found in $PATH"),
+    ))
 }
 
 fn rlimit_number(t: PosixRlimitType) -> i32 {
@@ -267,12 +331,19 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
         let keep = to_caps(c.bounding());
         for cap in caps::all() {
             if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-                caps::drop(None, CapSet::Bounding, cap).map_err(cerr("drop bounding capability"))?;
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(cerr("drop bounding capability"))?;
             }
         }
     }
     berth_sys::set_keepcaps(true).map_err(|e| format!("keepcaps: {e}"))?;
-    let gids: Vec<Gid> = user.additional_gids().clone().unwrap_or_default().into_iter().map(Gid::from_raw).collect();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(Gid::from_raw)
+        .collect();
     // setgroups is denied in user namespaces where the parent wrote "deny"; ignore EPERM there.
     if let Err(e) = nix::unistd::setgroups(&gids) {
         if e != nix::Error::EPERM || !gids.is_empty() {
@@ -280,9 +351,11 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
         }
     }
     let gid = Gid::from_raw(user.gid());
-    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setgid {}: {}", user.gid(), errno_text(e)))?;
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| format!("setgid {}: {}", user.gid(), errno_text(e)))?;
     let uid = Uid::from_raw(user.uid());
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setuid {}: {}", user.uid(), errno_text(e)))?;
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| format!("setuid {}: {}", user.uid(), errno_text(e)))?;
     berth_sys::set_keepcaps(false).map_err(|e| format!("keepcaps: {e}"))?;
     // Changing uid makes the process non-dumpable, which would hide /proc/self/fd from it.
     let _ = nix::sys::prctl::set_dumpable(true);
@@ -298,7 +371,8 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
         // skipped rather than failing the container.
         for cap in to_caps(c.ambient()) {
             if perm.contains(&cap) && inh.contains(&cap) {
-                caps::raise(None, CapSet::Ambient, cap).map_err(cerr("raise ambient capability"))?;
+                caps::raise(None, CapSet::Ambient, cap)
+                    .map_err(cerr("raise ambient capability"))?;
             }
         }
     }
@@ -326,9 +400,11 @@ fn setup_console(sock: &OwnedFd, size: Option<(u16, u16)>) -> InitResult<()> {
     berth_sys::send_fd(sock.as_fd(), master.as_fd(), name.as_bytes())
         .map_err(|e| format!("send console master: {}", crate::error::io_text(&e)))?;
     for i in 0..3 {
-        nix::unistd::dup2(slave.as_raw_fd(), i).map_err(|e| format!("dup2 console: {}", errno_text(e)))?;
+        nix::unistd::dup2(slave.as_raw_fd(), i)
+            .map_err(|e| format!("dup2 console: {}", errno_text(e)))?;
     }
-    berth_sys::set_controlling_tty(slave.as_fd()).map_err(|e| format!("set controlling tty: {}", crate::error::io_text(&e)))?;
+    berth_sys::set_controlling_tty(slave.as_fd())
+        .map_err(|e| format!("set controlling tty: {}", crate::error::io_text(&e)))?;
     Ok(())
 }
 
@@ -341,17 +417,35 @@ mod tests {
     #[test]
     fn error_roundtrip() {
         assert_eq!(decode(MSG_OK), Ok(()));
-        assert_eq!(decode(&encode_error(127, "exec: \"x\": not found")), Err((127, "exec: \"x\": not found".into())));
+        assert_eq!(
+            decode(&encode_error(127, "exec: \"x\": not found")),
+            Err((127, "exec: \"x\": not found".into()))
+        );
     }
 
     #[test]
     fn look_path_messages() {
         let e = look_path("nosuch-berth", "/usr/bin:/bin").unwrap_err();
-        assert_eq!((e.0, e.1.as_str()), (127, "exec: \"nosuch-berth\": executable file not found in $PATH"));
+        assert_eq!(
+            (e.0, e.1.as_str()),
+            (
+                127,
+                "exec: \"nosuch-berth\": executable file not found in $PATH"
+            )
+        );
         let e = look_path("/nonexistent", "").unwrap_err();
-        assert_eq!((e.0, e.1.as_str()), (127, "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"));
+        assert_eq!(
+            (e.0, e.1.as_str()),
+            (
+                127,
+                "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"
+            )
+        );
         let e = look_path("/etc", "").unwrap_err();
         assert_eq!(e.0, 126);
-        assert_eq!(look_path("sh", "/nonexistent-dir:/bin").unwrap(), PathBuf::from("/bin/sh"));
+        assert_eq!(
+            look_path("sh", "/nonexistent-dir:/bin").unwrap(),
+            PathBuf::from("/bin/sh")
+        );
     }
 }

@@ -49,7 +49,9 @@ fn validate_id(id: &str) -> Result<(), Error> {
         && id != "."
         && id != ".."
         && id.len() <= 1024
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -120,13 +122,28 @@ impl Runtime {
     /// namespaces and cgroup; init prepares everything and waits for [`Runtime::start`].
     pub fn create(&self, id: &str, bundle: &Path, opts: CreateOpts) -> Result<State, Error> {
         validate_id(id)?;
-        let bundle = std::fs::canonicalize(bundle).map_err(|e| Error::io(format!("bundle {}", bundle.display()), e))?;
+        let bundle = std::fs::canonicalize(bundle)
+            .map_err(|e| Error::io(format!("bundle {}", bundle.display()), e))?;
         let cfg = bundle.join("config.json");
-        let spec = Spec::load(&cfg).map_err(|source| Error::Spec { path: cfg.clone(), source })?;
-        let root = spec.root().clone().ok_or_else(|| Error::InvalidSpec("root must be set".into()))?;
-        let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
-        let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::io(format!("rootfs {}", rootfs.display()), e))?;
-        let process = spec.process().clone().ok_or_else(|| Error::InvalidSpec("process must be set".into()))?;
+        let spec = Spec::load(&cfg).map_err(|source| Error::Spec {
+            path: cfg.clone(),
+            source,
+        })?;
+        let root = spec
+            .root()
+            .clone()
+            .ok_or_else(|| Error::InvalidSpec("root must be set".into()))?;
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            bundle.join(root.path())
+        };
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .map_err(|e| Error::io(format!("rootfs {}", rootfs.display()), e))?;
+        let process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| Error::InvalidSpec("process must be set".into()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::InvalidSpec("args must not be empty".into()));
         }
@@ -140,10 +157,17 @@ impl Runtime {
         let dir = self.dir(id);
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()))
+            }
             Err(e) => return Err(Error::io(format!("create state dir {}", dir.display()), e)),
         }
-        let mut guard = CreateGuard { dir: dir.clone(), cgroup: None, pid: None, armed: true };
+        let mut guard = CreateGuard {
+            dir: dir.clone(),
+            cgroup: None,
+            pid: None,
+            armed: true,
+        };
 
         // exec.fifo: init blocks opening it for writing until `start` opens it for reading.
         let fifo_path = dir.join(FIFO);
@@ -160,7 +184,8 @@ impl Runtime {
 
         let console = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
             (Some(p), true) => Some(OwnedFd::from(
-                std::os::unix::net::UnixStream::connect(p).map_err(|e| Error::io(format!("connect console socket {}", p.display()), e))?,
+                std::os::unix::net::UnixStream::connect(p)
+                    .map_err(|e| Error::io(format!("connect console socket {}", p.display()), e))?,
             )),
             _ => None,
         };
@@ -175,7 +200,11 @@ impl Runtime {
             match (ns.typ(), ns.path()) {
                 (LinuxNamespaceType::Pid, Some(p)) => pid_join = Some(p.clone()),
                 (LinuxNamespaceType::Cgroup, None) => new_cgroupns = true,
-                (LinuxNamespaceType::Time, None) => return Err(Error::InvalidSpec("time namespaces are not supported".into())),
+                (LinuxNamespaceType::Time, None) => {
+                    return Err(Error::InvalidSpec(
+                        "time namespaces are not supported".into(),
+                    ))
+                }
                 (_, Some(p)) => join.push((f, p.clone())),
                 (_, None) => flags |= f,
             }
@@ -184,12 +213,20 @@ impl Runtime {
         let new_userns = flags.contains(CloneFlags::CLONE_NEWUSER);
 
         // cgroup.
-        let cg_rel = linux.cgroups_path().clone().unwrap_or_else(|| PathBuf::from(format!("/berth/{id}")));
+        let cg_rel = linux
+            .cgroups_path()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/berth/{id}")));
         let cg = cgroups::Cgroup::create(&cg_rel)?;
         guard.cgroup = Some(cg.clone());
 
-        let (parent_sock, child_sock) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| Error::nix("socketpair", e))?;
+        let (parent_sock, child_sock) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Error::nix("socketpair", e))?;
 
         let ctx = init::InitCtx {
             spec: spec.clone(),
@@ -211,8 +248,10 @@ impl Runtime {
         // Joining an existing PID namespace affects children only: switch, clone, switch back.
         let own_pidns = match &pid_join {
             Some(p) => {
-                let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| Error::io("open /proc/self/ns/pid", e))?;
-                berth_sys::setns_path(p, CloneFlags::CLONE_NEWPID).map_err(|e| Error::io(format!("join pid namespace {}", p.display()), e))?;
+                let own = std::fs::File::open("/proc/self/ns/pid")
+                    .map_err(|e| Error::io("open /proc/self/ns/pid", e))?;
+                berth_sys::setns_path(p, CloneFlags::CLONE_NEWPID)
+                    .map_err(|e| Error::io(format!("join pid namespace {}", p.display()), e))?;
                 Some(own)
             }
             None => None,
@@ -231,19 +270,27 @@ impl Runtime {
         if let Some(r) = linux.resources() {
             cg.apply(r)?;
         }
-        nix::sys::socket::send(parent_sock.as_raw_fd(), init::MSG_GO, MsgFlags::empty()).map_err(|e| Error::nix("sync with init", e))?;
+        nix::sys::socket::send(parent_sock.as_raw_fd(), init::MSG_GO, MsgFlags::empty())
+            .map_err(|e| Error::nix("sync with init", e))?;
         let mut buf = vec![0u8; 65536];
-        let n = nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| Error::nix("sync with init", e))?;
+        let n = nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty())
+            .map_err(|e| Error::nix("sync with init", e))?;
         if n == 0 {
             let why = match nix::sys::wait::waitpid(pid, None) {
                 Ok(st) => format!("{st:?}"),
                 Err(e) => e.to_string(),
             };
             guard.pid = None;
-            return Err(Error::Init { message: format!("container init exited before it was ready ({why})"), exit_code: 1 });
+            return Err(Error::Init {
+                message: format!("container init exited before it was ready ({why})"),
+                exit_code: 1,
+            });
         }
         if let Err((code, message)) = init::decode(&buf[..n]) {
-            return Err(Error::Init { message, exit_code: code });
+            return Err(Error::Init {
+                message,
+                exit_code: code,
+            });
         }
 
         let start = state::proc_stat(pid.as_raw()).map(|s| s.1).unwrap_or(0);
@@ -265,7 +312,8 @@ impl Runtime {
         };
         persisted.save(&dir)?;
         if let Some(pf) = &opts.pid_file {
-            state::write_atomic(pf, pid.as_raw().to_string().as_bytes()).map_err(|e| Error::io(format!("write pid file {}", pf.display()), e))?;
+            state::write_atomic(pf, pid.as_raw().to_string().as_bytes())
+                .map_err(|e| Error::io(format!("write pid file {}", pf.display()), e))?;
         }
         guard.armed = false;
         Ok(persisted.state)
@@ -278,8 +326,18 @@ impl Runtime {
         let st = p.current(&dir);
         match st.status {
             Status::Created => {}
-            Status::Stopped => return Err(Error::BadState { id: id.into(), message: "cannot start a container that has stopped".into() }),
-            _ => return Err(Error::BadState { id: id.into(), message: "cannot start an already running container".into() }),
+            Status::Stopped => {
+                return Err(Error::BadState {
+                    id: id.into(),
+                    message: "cannot start a container that has stopped".into(),
+                })
+            }
+            _ => {
+                return Err(Error::BadState {
+                    id: id.into(),
+                    message: "cannot start an already running container".into(),
+                })
+            }
         }
         let fifo_path = dir.join(FIFO);
         let fifo = std::fs::OpenOptions::new()
@@ -289,11 +347,17 @@ impl Runtime {
             .map_err(|e| Error::io("open exec.fifo", e))?;
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         loop {
-            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&fifo), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&fifo),
+                PollFlags::POLLIN,
+            )];
             match poll(&mut fds, PollTimeout::from(100u16)) {
                 Ok(0) | Err(nix::Error::EINTR) => {
                     if !p.init_alive() {
-                        return Err(Error::BadState { id: id.into(), message: "cannot start a container that has stopped".into() });
+                        return Err(Error::BadState {
+                            id: id.into(),
+                            message: "cannot start a container that has stopped".into(),
+                        });
                     }
                 }
                 Ok(_) => break,
@@ -301,10 +365,14 @@ impl Runtime {
             }
         }
         let mut b = [0u8; 1];
-        let n = nix::unistd::read(fifo.as_raw_fd(), &mut b).map_err(|e| Error::nix("read exec.fifo", e))?;
+        let n = nix::unistd::read(fifo.as_raw_fd(), &mut b)
+            .map_err(|e| Error::nix("read exec.fifo", e))?;
         let _ = std::fs::remove_file(&fifo_path);
         if n == 0 {
-            return Err(Error::BadState { id: id.into(), message: "cannot start a container that has stopped".into() });
+            return Err(Error::BadState {
+                id: id.into(),
+                message: "cannot start a container that has stopped".into(),
+            });
         }
         Ok(())
     }
@@ -319,12 +387,16 @@ impl Runtime {
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
         let p = self.load(id)?;
         let st = p.current(&self.dir(id));
-        let sig = Signal::try_from(signal).map_err(|_| Error::InvalidSpec(format!("invalid signal {signal}")))?;
+        let sig = Signal::try_from(signal)
+            .map_err(|_| Error::InvalidSpec(format!("invalid signal {signal}")))?;
         if all {
             let cg = cgroups::Cgroup::from_dirs(&p.cgroup_paths);
             let pids = cg.pids();
             if pids.is_empty() && st.status == Status::Stopped {
-                return Err(Error::BadState { id: id.into(), message: "container not running".into() });
+                return Err(Error::BadState {
+                    id: id.into(),
+                    message: "container not running".into(),
+                });
             }
             for pid in pids {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
@@ -332,9 +404,13 @@ impl Runtime {
             return Ok(());
         }
         if st.status == Status::Stopped {
-            return Err(Error::BadState { id: id.into(), message: "container not running".into() });
+            return Err(Error::BadState {
+                id: id.into(),
+                message: "container not running".into(),
+            });
         }
-        nix::sys::signal::kill(Pid::from_raw(p.state.pid), sig).map_err(|e| Error::nix(format!("kill {}", p.state.pid), e))
+        nix::sys::signal::kill(Pid::from_raw(p.state.pid), sig)
+            .map_err(|e| Error::nix(format!("kill {}", p.state.pid), e))
     }
 
     /// Removes a container: its cgroup and state. A running container needs `force` (then it
@@ -354,7 +430,10 @@ impl Runtime {
                 let _ = nix::sys::signal::kill(Pid::from_raw(p.state.pid), Signal::SIGKILL);
             }
             s if !force => {
-                return Err(Error::BadState { id: id.into(), message: format!("cannot delete container {id} that is not stopped: {s}") });
+                return Err(Error::BadState {
+                    id: id.into(),
+                    message: format!("cannot delete container {id} that is not stopped: {s}"),
+                });
             }
             _ => {
                 let _ = nix::sys::signal::kill(Pid::from_raw(p.state.pid), Signal::SIGKILL);
@@ -400,12 +479,17 @@ impl Runtime {
 
 fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
     let fmt = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        m.iter().flatten().map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size())).collect::<String>()
+        m.iter()
+            .flatten()
+            .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+            .collect::<String>()
     };
     let uid = fmt(linux.uid_mappings());
     let gid = fmt(linux.gid_mappings());
     if uid.is_empty() || gid.is_empty() {
-        return Err(Error::InvalidSpec("user namespace requires uidMappings and gidMappings".into()));
+        return Err(Error::InvalidSpec(
+            "user namespace requires uidMappings and gidMappings".into(),
+        ));
     }
     for (f, v) in [("uid_map", uid), ("gid_map", gid)] {
         let path = format!("/proc/{}/{f}", pid.as_raw());

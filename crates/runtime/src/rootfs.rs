@@ -30,7 +30,11 @@ pub(crate) struct MountOpts {
 }
 
 pub(crate) fn parse_options(opts: &[String]) -> MountOpts {
-    let mut o = MountOpts { flags: MsFlags::empty(), propagation: Vec::new(), data: Vec::new() };
+    let mut o = MountOpts {
+        flags: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+    };
     for opt in opts {
         let (set, clear) = match opt.as_str() {
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
@@ -57,8 +61,10 @@ pub(crate) fn parse_options(opts: &[String]) -> MountOpts {
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
-                o.propagation.push(propagation_flag(opt).unwrap_or(MsFlags::empty()));
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.propagation
+                    .push(propagation_flag(opt).unwrap_or(MsFlags::empty()));
                 continue;
             }
             _ => {
@@ -110,8 +116,10 @@ fn locked_flags(path: &Path) -> MsFlags {
 
 /// Host path of `dest` inside `rootfs`, symlinks resolved within rootfs.
 fn resolve(rootfs: &Path, dest: &Path) -> InitResult<PathBuf> {
-    let root = std::fs::File::open(rootfs).map_err(io(format!("open rootfs {}", rootfs.display())))?;
-    let rel = berth_sys::resolve_in_root_path(root.as_fd(), dest).map_err(io(format!("resolve {}", dest.display())))?;
+    let root =
+        std::fs::File::open(rootfs).map_err(io(format!("open rootfs {}", rootfs.display())))?;
+    let rel = berth_sys::resolve_in_root_path(root.as_fd(), dest)
+        .map_err(io(format!("resolve {}", dest.display())))?;
     Ok(rootfs.join(rel.strip_prefix("/").unwrap_or(&rel)))
 }
 
@@ -150,15 +158,29 @@ pub(crate) fn prepare(ctx: &RootfsCtx<'_>) -> InitResult<()> {
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     // Stop our mounts from propagating to the host (shared -> slave by default).
-    let root_prop = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop };
-    mount(None::<&str>, "/", None::<&str>, root_prop, None::<&str>).map_err(m("make / private".into()))?;
+    let root_prop = if prop.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop
+    };
+    mount(None::<&str>, "/", None::<&str>, root_prop, None::<&str>)
+        .map_err(m("make / private".into()))?;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(ctx.rootfs), ctx.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(m(format!("bind rootfs {}", ctx.rootfs.display())))?;
+    mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(m(format!("bind rootfs {}", ctx.rootfs.display())))?;
     let mounts = ctx.spec.mounts().clone().unwrap_or_default();
     let dev_is_bind = mounts.iter().any(|mt| {
         mt.destination() == Path::new("/dev")
-            && mt.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+            && mt
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
     });
     for mt in &mounts {
         mount_one(ctx, mt)?;
@@ -174,46 +196,79 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
     let typ = mt.typ().clone().unwrap_or_default();
     let dest = mt.destination();
     if !dest.is_absolute() {
-        return Err(format!("mount destination {} is not absolute", dest.display()));
+        return Err(format!(
+            "mount destination {} is not absolute",
+            dest.display()
+        ));
     }
     let target = resolve(ctx.rootfs, dest)?;
-    let what = format!("mount {} to {}", mt.source().as_deref().unwrap_or(Path::new(&typ)).display(), dest.display());
+    let what = format!(
+        "mount {} to {}",
+        mt.source().as_deref().unwrap_or(Path::new(&typ)).display(),
+        dest.display()
+    );
     if opts.flags.contains(MsFlags::MS_BIND) || typ == "bind" {
-        let mut src = mt.source().clone().ok_or_else(|| format!("{what}: bind mount without source"))?;
+        let mut src = mt
+            .source()
+            .clone()
+            .ok_or_else(|| format!("{what}: bind mount without source"))?;
         if src.is_relative() {
             src = ctx.bundle.join(src);
         }
-        let meta = std::fs::metadata(&src).map_err(io(format!("{what}: stat {}", src.display())))?;
+        let meta =
+            std::fs::metadata(&src).map_err(io(format!("{what}: stat {}", src.display())))?;
         create_target(&target, meta.is_dir())?;
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(Some(&src), &target, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>).map_err(m(what.clone()))?;
+        mount(
+            Some(&src),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(m(what.clone()))?;
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&target);
-            mount(None::<&str>, &target, None::<&str>, flags, None::<&str>).map_err(m(format!("{what}: remount")))?;
+            mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
+                .map_err(m(format!("{what}: remount")))?;
         }
     } else if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroups(ctx, &target, &opts).map_err(|e| format!("{what}: {e}"))?;
     } else {
         create_target(&target, true)?;
         let data = opts.data.join(",");
-        let data = if data.is_empty() { None } else { Some(data.as_str()) };
+        let data = if data.is_empty() {
+            None
+        } else {
+            Some(data.as_str())
+        };
         let src = mt.source().clone().unwrap_or_else(|| PathBuf::from(&typ));
         let res = mount(Some(&src), &target, Some(typ.as_str()), opts.flags, data);
         match res {
             Ok(()) => {}
             // sysfs cannot be mounted without a private netns in a user namespace: bind it.
             Err(nix::Error::EPERM) if typ == "sysfs" => {
-                mount(Some("/sys"), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .map_err(m(what.clone()))?;
-                let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&target);
+                mount(
+                    Some("/sys"),
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(m(what.clone()))?;
+                let f = MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | locked_flags(&target);
                 let _ = mount(None::<&str>, &target, None::<&str>, f, None::<&str>);
             }
             Err(e) => return Err(m(what)(e)),
         }
     }
     for p in &opts.propagation {
-        mount(None::<&str>, &target, None::<&str>, *p, None::<&str>).map_err(m(format!("set propagation of {}", dest.display())))?;
+        mount(None::<&str>, &target, None::<&str>, *p, None::<&str>)
+            .map_err(m(format!("set propagation of {}", dest.display())))?;
     }
     Ok(())
 }
@@ -226,19 +281,47 @@ fn mount_cgroups(ctx: &RootfsCtx<'_>, target: &Path, opts: &MountOpts) -> InitRe
     let pure_v2 = ctx.cgroup_dirs.iter().all(|(h, _)| h.v2);
     if pure_v2 {
         if let Some((_, dir)) = ctx.cgroup_dirs.first() {
-            mount(Some(dir), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(m("bind cgroup2".into()))?;
-            let _ = mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(target), None::<&str>);
+            mount(
+                Some(dir),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(m("bind cgroup2".into()))?;
+            let _ = mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(target),
+                None::<&str>,
+            );
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), target, Some("tmpfs"), base, Some("mode=755")).map_err(m("mount tmpfs".into()))?;
+    mount(Some("tmpfs"), target, Some("tmpfs"), base, Some("mode=755"))
+        .map_err(m("mount tmpfs".into()))?;
     for (h, dir) in ctx.cgroup_dirs {
-        let Some(name) = h.mount.file_name() else { continue };
+        let Some(name) = h.mount.file_name() else {
+            continue;
+        };
         let sub = target.join(name);
         create_target(&sub, true)?;
-        mount(Some(dir), &sub, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(m(format!("bind {}", dir.display())))?;
-        let _ = mount(None::<&str>, &sub, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&sub), None::<&str>);
+        mount(
+            Some(dir),
+            &sub,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(m(format!("bind {}", dir.display())))?;
+        let _ = mount(
+            None::<&str>,
+            &sub,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&sub),
+            None::<&str>,
+        );
         let n = name.to_string_lossy();
         if n.contains(',') {
             for c in n.split(',') {
@@ -247,15 +330,38 @@ fn mount_cgroups(ctx: &RootfsCtx<'_>, target: &Path, opts: &MountOpts) -> InitRe
         }
     }
     if !ro.is_empty() {
-        mount(None::<&str>, target, None::<&str>, MsFlags::MS_REMOUNT | base | ro, Some("mode=755")).map_err(m("remount cgroup tmpfs ro".into()))?;
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | base | ro,
+            Some("mode=755"),
+        )
+        .map_err(m("remount cgroup tmpfs ro".into()))?;
     }
     Ok(())
 }
 
-const DEFAULT_DEVICES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
-fn make_device(ctx: &RootfsCtx<'_>, dest: &Path, kind: SFlag, major: u64, minor: u64, mode: u32, uid: u32, gid: u32) -> InitResult<()> {
+#[allow(clippy::too_many_arguments)]
+fn make_device(
+    ctx: &RootfsCtx<'_>,
+    dest: &Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> InitResult<()> {
     let target = resolve(ctx.rootfs, dest)?;
     if let Some(p) = target.parent() {
         std::fs::create_dir_all(p).map_err(io(format!("mkdir {}", p.display())))?;
@@ -264,20 +370,46 @@ fn make_device(ctx: &RootfsCtx<'_>, dest: &Path, kind: SFlag, major: u64, minor:
     if ctx.in_userns {
         // mknod is not allowed in a user namespace: bind the host node.
         create_target(&target, false)?;
-        mount(Some(dest), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(m(format!("bind device {}", dest.display())))?;
+        mount(
+            Some(dest),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(m(format!("bind device {}", dest.display())))?;
         return Ok(());
     }
-    berth_sys::mknod(&target, kind, Mode::from_bits_truncate(mode), berth_sys::makedev(major, minor))
-        .map_err(m(format!("mknod {}", dest.display())))?;
-    nix::sys::stat::fchmodat(None, &target, Mode::from_bits_truncate(mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .map_err(m(format!("chmod {}", dest.display())))?;
-    nix::unistd::chown(&target, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
-        .map_err(m(format!("chown {}", dest.display())))?;
+    berth_sys::mknod(
+        &target,
+        kind,
+        Mode::from_bits_truncate(mode),
+        berth_sys::makedev(major, minor),
+    )
+    .map_err(m(format!("mknod {}", dest.display())))?;
+    nix::sys::stat::fchmodat(
+        None,
+        &target,
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(m(format!("chmod {}", dest.display())))?;
+    nix::unistd::chown(
+        &target,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(m(format!("chown {}", dest.display())))?;
     Ok(())
 }
 
 fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
-    let devices = ctx.spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+    let devices = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
     for (name, major, minor) in DEFAULT_DEVICES {
         let p = PathBuf::from("/dev").join(name);
         if devices.iter().any(|d| d.path() == &p) {
@@ -292,7 +424,16 @@ fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
             _ => SFlag::S_IFCHR,
         };
         let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
-        make_device(ctx, d.path(), kind, d.major() as u64, d.minor() as u64, mode, d.uid().unwrap_or(0), d.gid().unwrap_or(0))?;
+        make_device(
+            ctx,
+            d.path(),
+            kind,
+            d.major() as u64,
+            d.minor() as u64,
+            mode,
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+        )?;
     }
     let dev = resolve(ctx.rootfs, Path::new("/dev"))?;
     let links: &[(&str, &str)] = &[
@@ -310,7 +451,13 @@ fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
         match symlink(src, &p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("symlink {}: {}", p.display(), crate::error::io_text(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "symlink {}: {}",
+                    p.display(),
+                    crate::error::io_text(&e)
+                ))
+            }
         }
     }
     if Path::new("/proc/kcore").exists() {
@@ -323,12 +470,26 @@ fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
 pub(crate) fn switch_root(rootfs: &Path, no_pivot: bool) -> InitResult<()> {
     nix::unistd::chdir(rootfs).map_err(m(format!("chdir {}", rootfs.display())))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(m("move rootfs to /".into()))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(m("move rootfs to /".into()))?;
         nix::unistd::chroot(".").map_err(m("chroot".into()))?;
     } else {
         berth_sys::pivot_root(".", ".").map_err(m("pivot_root".into()))?;
         // The old root is now stacked on top of the new one: detach it without propagating.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).map_err(m("make old root rslave".into()))?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(m("make old root rslave".into()))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(m("unmount old root".into()))?;
     }
     nix::unistd::chdir("/").map_err(m("chdir /".into()))?;
@@ -344,9 +505,21 @@ pub(crate) fn finish(spec: &Spec) -> InitResult<()> {
             Err(_) => continue,
         };
         let res = if meta.is_dir() {
-            mount(Some("tmpfs"), p.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            mount(
+                Some("tmpfs"),
+                p.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
         } else {
-            mount(Some("/dev/null"), p.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some("/dev/null"),
+                p.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         res.map_err(m(format!("mask {p}")))?;
     }
@@ -354,16 +527,41 @@ pub(crate) fn finish(spec: &Spec) -> InitResult<()> {
         if std::fs::symlink_metadata(&p).is_err() {
             continue;
         }
-        mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(m(format!("bind {p}")))?;
-        let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(Path::new(&p));
-        mount(None::<&str>, p.as_str(), None::<&str>, f, None::<&str>).map_err(m(format!("make {p} read-only")))?;
+        mount(
+            Some(p.as_str()),
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(m(format!("bind {p}")))?;
+        let f = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | locked_flags(Path::new(&p));
+        mount(None::<&str>, p.as_str(), None::<&str>, f, None::<&str>)
+            .map_err(m(format!("make {p} read-only")))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
-        let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(Path::new("/"));
-        mount(None::<&str>, "/", None::<&str>, f, None::<&str>).map_err(m("make root read-only".into()))?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let f = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | locked_flags(Path::new("/"));
+        mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
+            .map_err(m("make root read-only".into()))?;
     }
-    if let Some(p) = linux.rootfs_propagation().as_deref().and_then(propagation_flag) {
-        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).map_err(m("set rootfs propagation".into()))?;
+    if let Some(p) = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(propagation_flag)
+    {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .map_err(m("set rootfs propagation".into()))?;
     }
     Ok(())
 }
@@ -374,8 +572,17 @@ mod tests {
 
     #[test]
     fn options_split_flags_propagation_and_data() {
-        let o = parse_options(&["rbind".into(), "ro".into(), "rprivate".into(), "mode=755".into(), "nosuid".into()]);
-        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        let o = parse_options(&[
+            "rbind".into(),
+            "ro".into(),
+            "rprivate".into(),
+            "mode=755".into(),
+            "nosuid".into(),
+        ]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        );
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         assert_eq!(o.data, vec!["mode=755".to_string()]);
         let o = parse_options(&["ro".into(), "rw".into()]);

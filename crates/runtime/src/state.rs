@@ -66,7 +66,10 @@ pub(crate) const FIFO: &str = "exec.fifo";
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync(dir).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -83,13 +86,17 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 impl Persisted {
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(STATE_FILE);
-        let data = std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let data =
+            std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
         serde_json::from_slice(&data).map_err(|source| Error::StateFile { path, source })
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
         let path = dir.join(STATE_FILE);
-        let data = serde_json::to_vec(self).map_err(|source| Error::StateFile { path: path.clone(), source })?;
+        let data = serde_json::to_vec(self).map_err(|source| Error::StateFile {
+            path: path.clone(),
+            source,
+        })?;
         write_atomic(&path, &data).map_err(|e| Error::io(format!("write {}", path.display()), e))
     }
 

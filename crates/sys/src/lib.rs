@@ -100,14 +100,23 @@ pub fn mark_cloexec_from(first: RawFd) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes flags of this process's descriptors; no pointers passed.
     let ret = unsafe {
-        libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
     };
     if ret == 0 {
         return Ok(());
     }
     let mut fds = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")? {
-        if let Some(fd) = entry?.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        {
             if fd >= first {
                 fds.push(fd);
             }
@@ -128,7 +137,14 @@ pub fn mark_cloexec_from(first: RawFd) -> io::Result<()> {
 /// Closes every file descriptor >= `first` (close_range(2), with a `/proc/self/fd` fallback).
 pub fn close_from(first: RawFd) -> io::Result<()> {
     // SAFETY: closing descriptors of this process; the caller owns the whole range by contract.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
     if ret == 0 {
         return Ok(());
     }
@@ -158,7 +174,12 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 /// `open(2)` flags (`O_CLOEXEC` is always added). Falls back to a userspace component-by-component
 /// resolution (`O_NOFOLLOW` at each step, symlinks resolved against `root`) on kernels without
 /// openat2.
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
@@ -191,7 +212,14 @@ fn openat_raw(dir: RawFd, name: &OsStr, flags: i32, mode: u32) -> io::Result<Own
     let c = CString::new(name.as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     // SAFETY: valid C string, plain integer arguments.
-    let fd = unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -199,10 +227,19 @@ fn openat_raw(dir: RawFd, name: &OsStr, flags: i32, mode: u32) -> io::Result<Own
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn open_in_root_fallback(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+fn open_in_root_fallback(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let resolved = resolve_in_root_path(root, path)?;
     let rel = resolved.strip_prefix("/").unwrap_or(&resolved);
-    let name = if rel.as_os_str().is_empty() { OsStr::new(".") } else { rel.as_os_str() };
+    let name = if rel.as_os_str().is_empty() {
+        OsStr::new(".")
+    } else {
+        rel.as_os_str()
+    };
     openat_raw(root.as_raw_fd(), name, flags | libc::O_NOFOLLOW, mode)
 }
 
@@ -235,7 +272,12 @@ pub fn resolve_in_root_path(root: BorrowedFd<'_>, path: &Path) -> io::Result<std
         let mut buf = vec![0u8; 4096];
         // SAFETY: valid C string and a buffer of the stated length.
         let n = unsafe {
-            libc::readlinkat(root.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            libc::readlinkat(
+                root.as_raw_fd(),
+                c.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
         };
         if n < 0 {
             // Not a symlink (EINVAL) or missing (ENOENT): take it literally.
@@ -265,9 +307,17 @@ pub fn resolve_in_root_path(root: BorrowedFd<'_>, path: &Path) -> io::Result<std
 }
 
 /// Mounts an overlay filesystem at `target`.
-pub fn mount_overlay(lowerdirs: &[&Path], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+pub fn mount_overlay(
+    lowerdirs: &[&Path],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> io::Result<()> {
     if lowerdirs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "overlay needs at least one lowerdir"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "overlay needs at least one lowerdir",
+        ));
     }
     let lower: Vec<String> = lowerdirs.iter().map(|p| p.display().to_string()).collect();
     let data = format!(
@@ -276,12 +326,23 @@ pub fn mount_overlay(lowerdirs: &[&Path], upper: &Path, work: &Path, target: &Pa
         upper.display(),
         work.display()
     );
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(nix_err)
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(nix_err)
 }
 
 /// Unmounts `target` (lazily with `detach`).
 pub fn unmount(target: &Path, detach: bool) -> io::Result<()> {
-    let flags = if detach { MntFlags::MNT_DETACH } else { MntFlags::empty() };
+    let flags = if detach {
+        MntFlags::MNT_DETACH
+    } else {
+        MntFlags::empty()
+    };
     umount2(target, flags).map_err(nix_err)
 }
 
@@ -297,7 +358,10 @@ pub fn set_domainname(name: &str) -> io::Result<()> {
 
 /// Sets a resource limit by its raw `RLIMIT_*` number.
 pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: `lim` is a valid rlimit that outlives the call.
     let ret = unsafe { libc::setrlimit(resource as _, &lim) };
     if ret < 0 {
@@ -318,9 +382,20 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Sets a terminal's window size (TIOCSWINSZ).
 pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize struct that outlives the call.
-    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -339,8 +414,12 @@ pub fn reset_signals() -> io::Result<()> {
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     let empty = nix::sys::signal::SigSet::empty();
-    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None)
-        .map_err(nix_err)
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    )
+    .map_err(nix_err)
 }
 
 /// Opens a pidfd for `pid` (pidfd_open(2)).
@@ -357,7 +436,11 @@ pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
 /// Sends `fd` over the Unix socket `sock` with SCM_RIGHTS, with `payload` as the data bytes.
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let iov = [io::IoSlice::new(if payload.is_empty() { b"\0" } else { payload })];
+    let iov = [io::IoSlice::new(if payload.is_empty() {
+        b"\0"
+    } else {
+        payload
+    })];
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(nix_err)?;
@@ -371,8 +454,13 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
     let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
     let (n, fd) = {
         let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(nix_err)?;
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(nix_err)?;
         let mut fd = None;
         for c in msg.cmsgs().map_err(nix_err)? {
             if let ControlMessageOwned::ScmRights(fds) = c {
@@ -399,9 +487,18 @@ mod tests {
         std::os::unix::fs::symlink("/etc", d.path().join("a/abs")).unwrap();
         std::os::unix::fs::symlink("../../../..", d.path().join("a/b/up")).unwrap();
         let root = std::fs::File::open(d.path()).unwrap();
-        assert_eq!(resolve_in_root_path(root.as_fd(), Path::new("/a/abs/passwd")).unwrap(), Path::new("/etc/passwd"));
-        assert_eq!(resolve_in_root_path(root.as_fd(), Path::new("a/b/up/x")).unwrap(), Path::new("/x"));
-        assert_eq!(resolve_in_root_path(root.as_fd(), Path::new("../../x/./y")).unwrap(), Path::new("/x/y"));
+        assert_eq!(
+            resolve_in_root_path(root.as_fd(), Path::new("/a/abs/passwd")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root_path(root.as_fd(), Path::new("a/b/up/x")).unwrap(),
+            Path::new("/x")
+        );
+        assert_eq!(
+            resolve_in_root_path(root.as_fd(), Path::new("../../x/./y")).unwrap(),
+            Path::new("/x/y")
+        );
     }
 
     #[test]
@@ -414,7 +511,8 @@ mod tests {
         let fd = open_in_root(root.as_fd(), Path::new("/link"), libc::O_RDONLY, 0).unwrap();
         let got = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(got, b"inside");
-        let fd = open_in_root_fallback(root.as_fd(), Path::new("../../link"), libc::O_RDONLY, 0).unwrap();
+        let fd = open_in_root_fallback(root.as_fd(), Path::new("../../link"), libc::O_RDONLY, 0)
+            .unwrap();
         let got = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(got, b"inside");
     }
@@ -426,7 +524,11 @@ mod tests {
             return;
         }
         let pid = clone_into_namespaces(CloneFlags::CLONE_NEWPID, || {
-            if nix::unistd::getpid().as_raw() == 1 { 7 } else { 1 }
+            if nix::unistd::getpid().as_raw() == 1 {
+                7
+            } else {
+                1
+            }
         })
         .unwrap();
         let st = nix::sys::wait::waitpid(pid, None).unwrap();
@@ -445,7 +547,13 @@ mod tests {
         }
         std::fs::write(d.path().join("lower/f"), b"x").unwrap();
         let lower = d.path().join("lower");
-        mount_overlay(&[&lower], &d.path().join("upper"), &d.path().join("work"), &d.path().join("merged")).unwrap();
+        mount_overlay(
+            &[&lower],
+            &d.path().join("upper"),
+            &d.path().join("work"),
+            &d.path().join("merged"),
+        )
+        .unwrap();
         let seen = std::fs::read(d.path().join("merged/f"));
         std::fs::write(d.path().join("merged/g"), b"y").unwrap();
         unmount(&d.path().join("merged"), false).unwrap();
