@@ -399,7 +399,7 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
         }
         if let Some(filter) = &a.reference {
             let (fr, ft) = split_repo_tag(filter);
-            tags.retain(|(r, t)| r == &fr && ft.as_ref().map_or(true, |ft| ft == t));
+            tags.retain(|(r, t)| r == &fr && ft.as_ref().is_none_or(|ft| ft == t));
             if tags.is_empty() {
                 continue;
             }

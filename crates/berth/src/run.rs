@@ -79,11 +79,11 @@ fn rerr(msg: impl std::fmt::Display, code: i32) -> RunError {
 
 /// Entry point: returns the exit code.
 pub async fn run(host: Option<&str>, a: RunArgs) -> i32 {
-    let _guard = RawModeGuard::enable(a.tty && a.interactive && !a.detach);
+    let guard = RawModeGuard::enable(a.tty && a.interactive && !a.detach);
     match run_inner(host, &a).await {
         Ok(code) => code,
         Err(e) => {
-            drop(_guard);
+            drop(guard);
             eprintln!("berth: {}\n\nRun 'berth run --help' for more information", e.msg);
             e.code
         }

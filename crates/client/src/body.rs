@@ -7,6 +7,8 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use serde_json::Value;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -18,8 +20,9 @@ pub enum ReqBody {
     Empty,
     /// A complete body (sent with Content-Length).
     Full(Option<Bytes>),
-    /// A body streamed from a reader (sent with `Transfer-Encoding: chunked`).
-    Reader(Box<dyn AsyncRead + Send + Unpin>),
+    /// A body streamed from a reader (sent with `Transfer-Encoding: chunked`). The flag
+    /// ends the body early when the daemon stopped reading it (it already answered).
+    Reader(Box<dyn AsyncRead + Send + Unpin>, Arc<AtomicBool>),
 }
 
 impl std::fmt::Debug for ReqBody {
@@ -27,7 +30,7 @@ impl std::fmt::Debug for ReqBody {
         match self {
             ReqBody::Empty => f.write_str("Empty"),
             ReqBody::Full(b) => write!(f, "Full({:?} bytes)", b.as_ref().map(|b| b.len())),
-            ReqBody::Reader(_) => f.write_str("Reader"),
+            ReqBody::Reader(..) => f.write_str("Reader"),
         }
     }
 }
@@ -40,7 +43,14 @@ impl ReqBody {
         ReqBody::Full(Some(data.into()))
     }
     pub fn from_reader<R: AsyncRead + Send + Unpin + 'static>(r: R) -> Self {
-        ReqBody::Reader(Box::new(r))
+        ReqBody::Reader(Box::new(r), Arc::new(AtomicBool::new(false)))
+    }
+    /// The "peer stopped reading" flag of a streamed body.
+    pub(crate) fn abort_flag(&self) -> Option<Arc<AtomicBool>> {
+        match self {
+            ReqBody::Reader(_, f) => Some(f.clone()),
+            _ => None,
+        }
     }
     pub(crate) fn is_empty_known(&self) -> bool {
         matches!(self, ReqBody::Empty)
@@ -58,7 +68,10 @@ impl Body for ReqBody {
         match self.get_mut() {
             ReqBody::Empty => Poll::Ready(None),
             ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ReqBody::Reader(r) => {
+            ReqBody::Reader(r, aborted) => {
+                if aborted.load(Ordering::SeqCst) {
+                    return Poll::Ready(None);
+                }
                 let mut buf = vec![0u8; READ_CHUNK];
                 let mut rb = ReadBuf::new(&mut buf);
                 match Pin::new(r).poll_read(cx, &mut rb) {
@@ -82,7 +95,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Empty => true,
             ReqBody::Full(b) => b.is_none(),
-            ReqBody::Reader(_) => false,
+            ReqBody::Reader(..) => false,
         }
     }
 
@@ -91,7 +104,7 @@ impl Body for ReqBody {
             ReqBody::Empty => SizeHint::with_exact(0),
             ReqBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ReqBody::Full(None) => SizeHint::with_exact(0),
-            ReqBody::Reader(_) => SizeHint::default(),
+            ReqBody::Reader(..) => SizeHint::default(),
         }
     }
 }
@@ -200,4 +213,74 @@ fn parse_line(line: &[u8]) -> Result<Value> {
         context: format!("stream line {:?}", String::from_utf8_lossy(line)),
         source,
     })
+}
+
+/// Socket wrapper for uploads: when the daemon answers early (an error) and closes without
+/// reading the rest of the body, writes fail with EPIPE before hyper has read the reply. This
+/// swallows that failure (discarding further output and ending the body) so the daemon's
+/// actual answer is what the caller sees, as with the Go client.
+pub(crate) struct EarlyReplyIo<T> {
+    pub(crate) inner: T,
+    pub(crate) broken: Arc<AtomicBool>,
+    /// Only streamed uploads swallow EPIPE; other requests keep their write errors.
+    pub(crate) swallow: bool,
+}
+
+fn is_peer_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for EarlyReplyIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EarlyReplyIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.broken.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if this.swallow && is_peer_gone(&e) => {
+                this.broken.store(true, Ordering::SeqCst);
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.broken.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if this.swallow && is_peer_gone(&e) => {
+                this.broken.store(true, Ordering::SeqCst);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.broken.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
 }

@@ -186,14 +186,22 @@ impl Client {
         format!("/v{}{}", self.api_version, path)
     }
 
-    async fn connect_stream(&self) -> Result<TokioIo<tokio::net::UnixStream>> {
+    async fn connect_stream(
+        &self,
+        broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        swallow: bool,
+    ) -> Result<TokioIo<body::EarlyReplyIo<tokio::net::UnixStream>>> {
         let s = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| Error::Connect {
                 socket: self.socket.clone(),
                 source,
             })?;
-        Ok(TokioIo::new(s))
+        Ok(TokioIo::new(body::EarlyReplyIo {
+            inner: s,
+            broken,
+            swallow,
+        }))
     }
 
     /// Send one request on a fresh connection (paths are used as given; no version prefix).
@@ -234,7 +242,16 @@ impl Client {
     }
 
     async fn send(&self, mut req: Request<ReqBody>, path: &str) -> Result<Response<Incoming>> {
-        let io = self.connect_stream().await?;
+        // Only streamed uploads tolerate the daemon closing early; for everything else a
+        // flag nobody sets keeps write errors as they are.
+        let flag = req.body().abort_flag();
+        let io = match &flag {
+            Some(f) => self.connect_stream(f.clone(), true).await?,
+            None => {
+                let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                self.connect_stream(never, false).await?
+            }
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| Error::http(format!("handshake for {path}"), e))?;

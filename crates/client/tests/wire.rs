@@ -317,3 +317,38 @@ async fn connect_failure_explains_what_to_do() {
         "Cannot connect to the Berth daemon at unix:///nonexistent/x.sock. Is berthd running? Start it with: berthd &"
     );
 }
+
+#[tokio::test]
+async fn early_error_reply_during_upload_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        // read only the request head, answer, and close without draining the body
+        let mut buf = Vec::new();
+        let mut b = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).await.unwrap();
+            buf.push(b[0]);
+        }
+        reply(
+            &mut s,
+            "400 Bad Request",
+            "Content-Type: application/json\r\nConnection: close\r\n",
+            "{\"message\":\"--change is not supported yet\"}\n",
+        )
+        .await;
+        drop(s);
+    });
+    let mut c = Client::new(Some(&format!("unix://{}", path.display()))).unwrap();
+    c.set_api_version("1.41");
+    let data = vec![7u8; 8 * 1024 * 1024];
+    let r = c
+        .import_image(std::io::Cursor::new(data), &ImportOptions::default())
+        .await;
+    let e = r.err().expect("an error");
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert_eq!(e.api_message(), Some("--change is not supported yet"));
+    server.await.unwrap();
+}
