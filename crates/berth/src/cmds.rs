@@ -125,7 +125,12 @@ async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
         client.api_version().to_string()
     };
     kv(&mut out, " ", "API version", api);
-    kv(&mut out, " ", "OS/Arch", format!("{}/{}", std::env::consts::OS, go_arch()));
+    kv(
+        &mut out,
+        " ",
+        "OS/Arch",
+        format!("{}/{}", std::env::consts::OS, go_arch()),
+    );
     kv(&mut out, " ", "Context", "default");
     print!("{out}");
     let v = match server {
@@ -146,19 +151,30 @@ async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
         &mut out,
         "  ",
         "API version",
-        format!("{} (minimum version {})", s(&v, "/ApiVersion"), s(&v, "/MinAPIVersion")),
+        format!(
+            "{} (minimum version {})",
+            s(&v, "/ApiVersion"),
+            s(&v, "/MinAPIVersion")
+        ),
     );
     if !s(&v, "/GoVersion").is_empty() {
         kv(&mut out, "  ", "Go version", s(&v, "/GoVersion"));
     }
     kv(&mut out, "  ", "Git commit", s(&v, "/GitCommit"));
     kv(&mut out, "  ", "Built", ansic_time(s(&v, "/BuildTime")));
-    kv(&mut out, "  ", "OS/Arch", format!("{}/{}", s(&v, "/Os"), s(&v, "/Arch")));
+    kv(
+        &mut out,
+        "  ",
+        "OS/Arch",
+        format!("{}/{}", s(&v, "/Os"), s(&v, "/Arch")),
+    );
     kv(
         &mut out,
         "  ",
         "Experimental",
-        v.get("Experimental").and_then(Value::as_bool).unwrap_or(false),
+        v.get("Experimental")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     );
     if let Some(comps) = v.get("Components").and_then(Value::as_array) {
         for c in comps {
@@ -211,7 +227,11 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
     o.push_str("Client:\n");
     o.push_str(&format!(" Version:    {}\n", berth_client::CLIENT_VERSION));
     o.push_str(" Context:    default\n Debug Mode: false\n\nServer:\n");
-    let n = |p: &str| v.pointer(p).map(|x| x.to_string()).unwrap_or_else(|| "0".into());
+    let n = |p: &str| {
+        v.pointer(p)
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "0".into())
+    };
     let b = |p: &str| v.pointer(p).and_then(Value::as_bool).unwrap_or(false);
     o.push_str(&format!(" Containers: {}\n", n("/Containers")));
     o.push_str(&format!("  Running: {}\n", n("/ContainersRunning")));
@@ -285,7 +305,10 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
         }
     }
     o.push_str(&format!(" Kernel Version: {}\n", s(&v, "/KernelVersion")));
-    o.push_str(&format!(" Operating System: {}\n", s(&v, "/OperatingSystem")));
+    o.push_str(&format!(
+        " Operating System: {}\n",
+        s(&v, "/OperatingSystem")
+    ));
     o.push_str(&format!(" OSType: {}\n", s(&v, "/OSType")));
     o.push_str(&format!(" Architecture: {}\n", s(&v, "/Architecture")));
     o.push_str(&format!(" CPUs: {}\n", n("/NCPU")));
@@ -299,14 +322,20 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
     o.push_str(&format!(" Debug Mode: {}\n", b("/Debug")));
     o.push_str(&format!(" Experimental: {}\n", b("/ExperimentalBuild")));
     let mut insecure: Vec<String> = Vec::new();
-    if let Some(idx) = v.pointer("/RegistryConfig/IndexConfigs").and_then(Value::as_object) {
+    if let Some(idx) = v
+        .pointer("/RegistryConfig/IndexConfigs")
+        .and_then(Value::as_object)
+    {
         for (name, cfg) in idx {
             if cfg.get("Secure").and_then(Value::as_bool) == Some(false) {
                 insecure.push(name.clone());
             }
         }
     }
-    if let Some(cidrs) = v.pointer("/RegistryConfig/InsecureRegistryCIDRs").and_then(Value::as_array) {
+    if let Some(cidrs) = v
+        .pointer("/RegistryConfig/InsecureRegistryCIDRs")
+        .and_then(Value::as_array)
+    {
         insecure.extend(cidrs.iter().filter_map(Value::as_str).map(str::to_string));
     }
     if !insecure.is_empty() {
@@ -315,7 +344,10 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
             o.push_str(&format!("  {r}\n"));
         }
     }
-    o.push_str(&format!(" Live Restore Enabled: {}\n\n", b("/LiveRestoreEnabled")));
+    o.push_str(&format!(
+        " Live Restore Enabled: {}\n\n",
+        b("/LiveRestoreEnabled")
+    ));
     print!("{o}");
     if let Some(w) = v.get("Warnings").and_then(Value::as_array) {
         for w in w.iter().filter_map(Value::as_str) {
@@ -360,7 +392,10 @@ pub fn split_repo_tag(r: &str) -> (String, Option<String>) {
     let r = r.split('@').next().unwrap_or(r);
     let slash = r.rfind('/').map_or(0, |i| i + 1);
     match r[slash..].rfind(':') {
-        Some(i) => (r[..slash + i].to_string(), Some(r[slash + i + 1..].to_string())),
+        Some(i) => (
+            r[..slash + i].to_string(),
+            Some(r[slash + i + 1..].to_string()),
+        ),
         None => (r.to_string(), None),
     }
 }
@@ -379,7 +414,11 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
     let mut formatted = Vec::new();
     for img in &list {
         let id = s(img, "/Id");
-        let shown_id = if a.no_trunc { id.to_string() } else { short_id(id) };
+        let shown_id = if a.no_trunc {
+            id.to_string()
+        } else {
+            short_id(id)
+        };
         let mut tags: Vec<(String, String)> = img
             .get("RepoTags")
             .and_then(Value::as_array)
@@ -422,7 +461,13 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
                 formatted.push(render_fmt(f, &data)?);
                 continue;
             }
-            rows.push(vec![repo, tag, shown_id.clone(), ago(created), human_size(size)]);
+            rows.push(vec![
+                repo,
+                tag,
+                shown_id.clone(),
+                ago(created),
+                human_size(size),
+            ]);
         }
     }
     if a.quiet {
@@ -466,8 +511,8 @@ async fn rmi(host: Option<&str>, a: RmiArgs) -> Result<i32> {
 /// (`bb` -> `docker.io/library/bb`, `me/bb` -> `docker.io/me/bb`, `host:5000/x` unchanged).
 pub fn qualify_repo(repo: &str) -> String {
     let first = repo.split('/').next().unwrap_or("");
-    let has_domain = repo.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_domain {
         repo.to_string()
     } else if repo.contains('/') {
@@ -481,7 +526,9 @@ async fn tag(host: Option<&str>, a: TagArgs) -> Result<i32> {
     let client = connect(host).await?;
     let (repo, tag) = split_repo_tag(&a.target);
     let tag = tag.unwrap_or_else(|| "latest".into());
-    client.tag_image(&a.source, &qualify_repo(&repo), Some(&tag)).await?;
+    client
+        .tag_image(&a.source, &qualify_repo(&repo), Some(&tag))
+        .await?;
     Ok(0)
 }
 
@@ -499,7 +546,11 @@ fn format_ports(ports: Option<&Value>) -> String {
         match p.get("PublicPort").and_then(Value::as_i64) {
             Some(public) if public != 0 => {
                 let ip = s(p, "/IP");
-                let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+                let ip = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                };
                 out.push(format!("{ip}:{public}->{private}/{typ}"));
             }
             _ => out.push(format!("{private}/{typ}")),
@@ -528,7 +579,13 @@ fn ps_filters(filters: &[String]) -> Result<Option<Value>> {
 
 async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
     let client = connect(host).await?;
-    let limit = if a.latest { Some(1) } else if a.last > 0 { Some(a.last) } else { None };
+    let limit = if a.latest {
+        Some(1)
+    } else if a.last > 0 {
+        Some(a.last)
+    } else {
+        None
+    };
     let opts = ListContainersOptions {
         all: a.all,
         limit,
@@ -551,7 +608,11 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
     let mut rows = vec![header];
     for c in &list {
         let id = s(c, "/Id");
-        let id_shown = if a.no_trunc { id.to_string() } else { short_id(id) };
+        let id_shown = if a.no_trunc {
+            id.to_string()
+        } else {
+            short_id(id)
+        };
         if a.quiet {
             println!("{id_shown}");
             continue;
@@ -565,7 +626,11 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
             }
         }
         let command = s(c, "/Command");
-        let command = if a.no_trunc { command.to_string() } else { ellipsis(command, 20) };
+        let command = if a.no_trunc {
+            command.to_string()
+        } else {
+            ellipsis(command, 20)
+        };
         let command = serde_json::to_string(&command).unwrap_or_default();
         let names: Vec<String> = c
             .get("Names")
@@ -657,13 +722,21 @@ pub fn parse_timestamp(v: &str) -> Result<String> {
         return Ok(format!("{:.9}", now - d));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()));
+        return Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        ));
     }
     if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
         return Ok(t.and_utc().timestamp().to_string());
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0).to_string());
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .unwrap_or(0)
+            .to_string());
     }
     bail!("invalid value for \"since\"/\"until\": {v:?} (use a duration like 10m or a timestamp like 2024-01-02T13:23:37Z)")
 }
@@ -671,7 +744,10 @@ pub fn parse_timestamp(v: &str) -> Result<String> {
 async fn logs(host: Option<&str>, a: LogsArgs) -> Result<i32> {
     let client = connect(host).await?;
     let c = client.inspect_container(&a.container).await?;
-    let tty = c.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
+    let tty = c
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let opts = LogsOptions {
         follow: a.follow,
         timestamps: a.timestamps,
@@ -712,13 +788,20 @@ where
 async fn stop(host: Option<&str>, a: StopArgs) -> Result<i32> {
     let client = connect(host).await?;
     let c = &client;
-    for_each(&a.names, |n| async move { c.stop_container(&n, a.time).await }).await
+    for_each(
+        &a.names,
+        |n| async move { c.stop_container(&n, a.time).await },
+    )
+    .await
 }
 
 async fn rm(host: Option<&str>, a: RmArgs) -> Result<i32> {
     let client = connect(host).await?;
     let c = &client;
-    for_each(&a.names, |n| async move { c.remove_container(&n, a.force, a.volumes).await }).await
+    for_each(&a.names, |n| async move {
+        c.remove_container(&n, a.force, a.volumes).await
+    })
+    .await
 }
 
 async fn kill(host: Option<&str>, a: KillArgs) -> Result<i32> {
@@ -874,12 +957,24 @@ mod tests {
 
     #[test]
     fn repo_tag_split_and_qualify() {
-        assert_eq!(split_repo_tag("busybox:latest"), ("busybox".into(), Some("latest".into())));
-        assert_eq!(split_repo_tag("localhost:5000/x"), ("localhost:5000/x".into(), None));
-        assert_eq!(split_repo_tag("h:5000/x:1"), ("h:5000/x".into(), Some("1".into())));
+        assert_eq!(
+            split_repo_tag("busybox:latest"),
+            ("busybox".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            split_repo_tag("localhost:5000/x"),
+            ("localhost:5000/x".into(), None)
+        );
+        assert_eq!(
+            split_repo_tag("h:5000/x:1"),
+            ("h:5000/x".into(), Some("1".into()))
+        );
         assert_eq!(qualify_repo("bb"), "docker.io/library/bb");
         assert_eq!(qualify_repo("myrepo/bb"), "docker.io/myrepo/bb");
-        assert_eq!(qualify_repo("127.0.0.1:5999/dproxy/bb"), "127.0.0.1:5999/dproxy/bb");
+        assert_eq!(
+            qualify_repo("127.0.0.1:5999/dproxy/bb"),
+            "127.0.0.1:5999/dproxy/bb"
+        );
     }
 
     #[test]
@@ -909,7 +1004,9 @@ mod tests {
 
     #[test]
     fn filters_use_map_form() {
-        let f = ps_filters(&["status=exited".into(), "label=k=v".into()]).unwrap().unwrap();
+        let f = ps_filters(&["status=exited".into(), "label=k=v".into()])
+            .unwrap()
+            .unwrap();
         assert_eq!(f, json!({"status":{"exited":true},"label":{"k=v":true}}));
         assert!(ps_filters(&["nonsense".into()]).is_err());
     }

@@ -201,8 +201,18 @@ mod tests {
     #[test]
     fn table_pads_like_tabwriter() {
         let t = table(&[
-            vec!["CONTAINER ID".into(), "IMAGE".into(), "PORTS".into(), "NAMES".into()],
-            vec!["7698917236c0".into(), "busybox".into(), "".into(), "t1".into()],
+            vec![
+                "CONTAINER ID".into(),
+                "IMAGE".into(),
+                "PORTS".into(),
+                "NAMES".into(),
+            ],
+            vec![
+                "7698917236c0".into(),
+                "busybox".into(),
+                "".into(),
+                "t1".into(),
+            ],
         ]);
         assert_eq!(
             t,
@@ -213,7 +223,10 @@ mod tests {
     #[test]
     fn ellipsis_and_short_id() {
         assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
-        assert_eq!(ellipsis("abcdefghijklmnopqrstuvwxyz", 20), "abcdefghijklmnopqrs…");
+        assert_eq!(
+            ellipsis("abcdefghijklmnopqrstuvwxyz", 20),
+            "abcdefghijklmnopqrs…"
+        );
         assert_eq!(short_id("sha256:50d84a6f50e64553558fab4e"), "50d84a6f50e6");
     }
 }

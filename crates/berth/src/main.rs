@@ -222,7 +222,12 @@ pub struct LogsArgs {
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout", allow_negative_numbers = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_negative_numbers = true
+    )]
     pub time: Option<i64>,
     #[arg(required = true)]
     pub names: Vec<String>,

@@ -60,7 +60,11 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
     pub args: Vec<String>,
 }
 
@@ -84,7 +88,10 @@ pub async fn run(host: Option<&str>, a: RunArgs) -> i32 {
         Ok(code) => code,
         Err(e) => {
             drop(guard);
-            eprintln!("berth: {}\n\nRun 'berth run --help' for more information", e.msg);
+            eprintln!(
+                "berth: {}\n\nRun 'berth run --help' for more information",
+                e.msg
+            );
             e.code
         }
     }
@@ -115,8 +122,7 @@ pub fn with_default_tag(image: &str) -> String {
 }
 
 fn parse_env_file(path: &str) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("open {path}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("open {path}: {e}"))?;
     let mut out = Vec::new();
     for line in text.lines() {
         let l = line.trim_start();
@@ -279,8 +285,15 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     let client = connect(host).await.map_err(|e| rerr(e, 125))?;
     let created = match client.create_container(a.name.as_deref(), &body).await {
         Ok(c) => c,
-        Err(e) if e.is_not_found() && e.api_message().is_some_and(|m| m.to_lowercase().contains("no such image")) => {
-            eprintln!("Unable to find image '{}' locally", with_default_tag(&image));
+        Err(e)
+            if e.is_not_found()
+                && e.api_message()
+                    .is_some_and(|m| m.to_lowercase().contains("no such image")) =>
+        {
+            eprintln!(
+                "Unable to find image '{}' locally",
+                with_default_tag(&image)
+            );
             return Err(rerr(
                 format!(
                     "{e}.\nBerth cannot pull images yet; load it with: berth import FILE.tar {}",
@@ -376,9 +389,19 @@ pub async fn pump(stream: Hijacked, tty: bool, stdin: bool) -> Result<()> {
 pub async fn start_attached(host: Option<&str>, name: &str, interactive: bool) -> Result<i32> {
     let client: Client = connect(host).await?;
     let c = client.inspect_container(name).await?;
-    let id = c.get("Id").and_then(Value::as_str).unwrap_or(name).to_string();
-    let tty = c.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let open_stdin = c.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let id = c
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_string();
+    let tty = c
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let open_stdin = c
+        .pointer("/Config/OpenStdin")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let stdin = interactive && open_stdin;
     let _guard = RawModeGuard::enable(tty && stdin);
     let stream = client.attach_container(&id, stdin, true, true).await?;
@@ -448,7 +471,9 @@ mod tests {
 
     #[test]
     fn options_after_the_image_belong_to_the_command() {
-        let a = parse(&["-d", "--name", "x", "-h", "hn", "busybox", "ls", "-l", "-h", "--rm"]);
+        let a = parse(&[
+            "-d", "--name", "x", "-h", "hn", "busybox", "ls", "-l", "-h", "--rm",
+        ]);
         assert!(a.detach);
         assert!(!a.rm);
         assert_eq!(a.hostname.as_deref(), Some("hn"));
@@ -460,9 +485,28 @@ mod tests {
     #[test]
     fn create_body_matches_the_docker_cli() {
         let a = parse(&[
-            "-d", "-e", "A=1", "-l", "k=v", "-v", "/h:/c:ro", "-v", "/anon", "-p", "8080:80",
-            "-p", "127.0.0.1::53/udp", "-w", "/bin", "-u", "0:0", "--entrypoint", "/bin/sh",
-            "busybox", "-c", "true",
+            "-d",
+            "-e",
+            "A=1",
+            "-l",
+            "k=v",
+            "-v",
+            "/h:/c:ro",
+            "-v",
+            "/anon",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1::53/udp",
+            "-w",
+            "/bin",
+            "-u",
+            "0:0",
+            "--entrypoint",
+            "/bin/sh",
+            "busybox",
+            "-c",
+            "true",
         ]);
         let b = create_body(&a).unwrap();
         assert_eq!(b["Image"], "busybox");
@@ -498,12 +542,21 @@ mod tests {
 
     #[test]
     fn exit_codes_and_names() {
-        assert_eq!(start_failure_code("exec: \"nosuch\": executable file not found in $PATH"), 127);
-        assert_eq!(start_failure_code("stat /nonexistent: no such file or directory"), 127);
+        assert_eq!(
+            start_failure_code("exec: \"nosuch\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(
+            start_failure_code("stat /nonexistent: no such file or directory"),
+            127
+        );
         assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), 126);
         assert_eq!(start_failure_code("something else"), 125);
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
-        assert_eq!(with_default_tag("localhost:5000/bb"), "localhost:5000/bb:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/bb"),
+            "localhost:5000/bb:latest"
+        );
         assert_eq!(with_default_tag("bb:1"), "bb:1");
         assert!(parse_publish("80/xyz").is_err());
         assert_eq!(

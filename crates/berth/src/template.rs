@@ -27,13 +27,13 @@ type R<T> = Result<T, TemplateError>;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Operand {
-    Dot(Vec<String>),   // . or .A.B
-    Root(Vec<String>),  // $ or $.A.B
+    Dot(Vec<String>),  // . or .A.B
+    Root(Vec<String>), // $ or $.A.B
     Str(String),
     Num(f64),
     Bool(bool),
-    Ident(String),      // function name
-    Sub(Pipeline),      // ( pipeline ) optionally followed by .Field chain
+    Ident(String), // function name
+    Sub(Pipeline), // ( pipeline ) optionally followed by .Field chain
 }
 
 type Command = Vec<Operand>;
@@ -117,7 +117,9 @@ fn tokenize(s: &str) -> R<Vec<String>> {
                 j += 1;
             }
             if j >= chars.len() {
-                return Err(TemplateError::Parse(format!("unterminated quoted string in {s:?}")));
+                return Err(TemplateError::Parse(format!(
+                    "unterminated quoted string in {s:?}"
+                )));
             }
             tok.push(q);
             toks.push(tok);
@@ -140,7 +142,10 @@ fn tokenize(s: &str) -> R<Vec<String>> {
 }
 
 fn fields(path: &str) -> Vec<String> {
-    path.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn parse_pipeline(toks: &[String], pos: &mut usize) -> R<Pipeline> {
@@ -221,7 +226,9 @@ enum Stop {
     Eof,
 }
 
-fn parse_nodes(pieces: &mut std::iter::Peekable<std::vec::IntoIter<Piece>>) -> R<(Vec<Node>, Stop)> {
+fn parse_nodes(
+    pieces: &mut std::iter::Peekable<std::vec::IntoIter<Piece>>,
+) -> R<(Vec<Node>, Stop)> {
     let mut nodes = Vec::new();
     while let Some(p) = pieces.next() {
         match p {
@@ -241,10 +248,16 @@ fn parse_nodes(pieces: &mut std::iter::Peekable<std::vec::IntoIter<Piece>>) -> R
                             Stop::End => Vec::new(),
                             Stop::Else => match parse_nodes(pieces)? {
                                 (e, Stop::End) => e,
-                                _ => return Err(TemplateError::Parse(format!("missing {{{{end}}}} for {kw}"))),
+                                _ => {
+                                    return Err(TemplateError::Parse(format!(
+                                        "missing {{{{end}}}} for {kw}"
+                                    )))
+                                }
                             },
                             Stop::Eof => {
-                                return Err(TemplateError::Parse(format!("unexpected EOF: missing {{{{end}}}} for {kw}")))
+                                return Err(TemplateError::Parse(format!(
+                                    "unexpected EOF: missing {{{{end}}}} for {kw}"
+                                )))
                             }
                         };
                         nodes.push(match kw {
@@ -338,7 +351,10 @@ fn exec_nodes(nodes: &[Node], dot: &Value, root: &Value, out: &mut String) -> R<
                     }
                     Val::Json(Value::Null) | Val::Missing => Vec::new(),
                     Val::Json(other) => {
-                        return Err(TemplateError::Exec(format!("range can't iterate over {}", print_json(&other))))
+                        return Err(TemplateError::Exec(format!(
+                            "range can't iterate over {}",
+                            print_json(&other)
+                        )))
                     }
                 };
                 if items.is_empty() {
@@ -424,7 +440,9 @@ fn eval_command(cmd: &Command, dot: &Value, root: &Value, prev: Option<Val>) -> 
         return call(name, args);
     }
     if cmd.len() > 1 || prev.is_some() {
-        return Err(TemplateError::Exec("can't give argument to non-function".into()));
+        return Err(TemplateError::Exec(
+            "can't give argument to non-function".into(),
+        ));
     }
     eval_operand(&cmd[0], dot, root)
 }
@@ -505,7 +523,10 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
                     }
                     (Val::Json(Value::Null), _) | (Val::Missing, _) => Val::Missing,
                     (other, _) => {
-                        return Err(TemplateError::Exec(format!("can't index item of type {:?}", other)))
+                        return Err(TemplateError::Exec(format!(
+                            "can't index item of type {:?}",
+                            other
+                        )))
                     }
                 };
             }
@@ -562,7 +583,12 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
                         &serde_json::to_string(&rest.next().map(as_str).unwrap_or_default())
                             .unwrap_or_default(),
                     ),
-                    Some(_) => out.push_str(&rest.next().map(as_str).unwrap_or_else(|| "%!v(MISSING)".into())),
+                    Some(_) => out.push_str(
+                        &rest
+                            .next()
+                            .map(as_str)
+                            .unwrap_or_else(|| "%!v(MISSING)".into()),
+                    ),
                     None => out.push_str("%!(NOVERB)"),
                 }
             }
@@ -571,7 +597,9 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
         "eq" | "ne" => {
             want(2)?;
             let eq = match (&args[0], &args[1]) {
-                (Val::Json(Value::Number(a)), Val::Json(Value::Number(b))) => a.as_f64() == b.as_f64(),
+                (Val::Json(Value::Number(a)), Val::Json(Value::Number(b))) => {
+                    a.as_f64() == b.as_f64()
+                }
                 (a, b) => a == b,
             };
             Ok(Val::Json(Value::Bool(if name == "eq" { eq } else { !eq })))
@@ -591,7 +619,9 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
             }
             Ok(args[args.len() - 1].clone())
         }
-        _ => Err(TemplateError::Parse(format!("function {name:?} not defined"))),
+        _ => Err(TemplateError::Parse(format!(
+            "function {name:?} not defined"
+        ))),
     }
 }
 
@@ -622,7 +652,10 @@ fn print_json(v: &Value) -> String {
             }
         }
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(print_json).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(print_json).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(o) => {
             let mut keys: Vec<_> = o.keys().collect();
             keys.sort();
@@ -655,7 +688,10 @@ mod tests {
     fn fields_and_nested_fields() {
         let d = data();
         assert_eq!(render("{{.Id}}", &d).unwrap(), "abc123");
-        assert_eq!(render("{{.State.Status}} {{.State.Pid}}", &d).unwrap(), "running 4242");
+        assert_eq!(
+            render("{{.State.Status}} {{.State.Pid}}", &d).unwrap(),
+            "running 4242"
+        );
         assert_eq!(render("{{.Size}}", &d).unwrap(), "1980000");
         assert_eq!(render("{{.State.Nope}}", &d).unwrap(), "<no value>");
         assert_eq!(render("x{{.}}y", &json!("s")).unwrap(), "xsy");
@@ -665,8 +701,14 @@ mod tests {
     #[test]
     fn json_function_and_pipes() {
         let d = data();
-        assert_eq!(render("{{json .Config.Env}}", &d).unwrap(), r#"["A=1","B=2"]"#);
-        assert_eq!(render("{{.Config.Env | json}}", &d).unwrap(), r#"["A=1","B=2"]"#);
+        assert_eq!(
+            render("{{json .Config.Env}}", &d).unwrap(),
+            r#"["A=1","B=2"]"#
+        );
+        assert_eq!(
+            render("{{.Config.Env | json}}", &d).unwrap(),
+            r#"["A=1","B=2"]"#
+        );
         assert_eq!(render("{{json .Config.Cmd}}", &d).unwrap(), "null");
         assert_eq!(render("{{json .State.Running}}", &d).unwrap(), "true");
         assert_eq!(render("{{upper .State.Status}}", &d).unwrap(), "RUNNING");
@@ -695,14 +737,26 @@ mod tests {
             render("{{if .State.ExitCode}}bad{{else}}ok{{end}}", &d).unwrap(),
             "ok"
         );
-        assert_eq!(render("{{with .State}}{{.Pid}}{{end}}", &d).unwrap(), "4242");
-        assert_eq!(render("{{range .Config.Env}}{{$.Id}} {{end}}", &d).unwrap(), "abc123 abc123 ");
+        assert_eq!(
+            render("{{with .State}}{{.Pid}}{{end}}", &d).unwrap(),
+            "4242"
+        );
+        assert_eq!(
+            render("{{range .Config.Env}}{{$.Id}} {{end}}", &d).unwrap(),
+            "abc123 abc123 "
+        );
         assert_eq!(render("a  {{- .Id -}}  b", &d).unwrap(), "aabc123b");
         assert_eq!(render("{{index .Config.Labels \"k\"}}", &d).unwrap(), "v");
         assert_eq!(render("{{join .Config.Env \",\"}}", &d).unwrap(), "A=1,B=2");
         assert_eq!(render("{{len .Mounts}}", &d).unwrap(), "2");
-        assert_eq!(render("{{if eq .State.Status \"running\"}}y{{end}}", &d).unwrap(), "y");
-        assert_eq!(render("{{printf \"%s-%d\" .Id .State.Pid}}", &d).unwrap(), "abc123-4242");
+        assert_eq!(
+            render("{{if eq .State.Status \"running\"}}y{{end}}", &d).unwrap(),
+            "y"
+        );
+        assert_eq!(
+            render("{{printf \"%s-%d\" .Id .State.Pid}}", &d).unwrap(),
+            "abc123-4242"
+        );
     }
 
     #[test]

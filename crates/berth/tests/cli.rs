@@ -26,7 +26,11 @@ fn berth(host: &str, args: &[&str]) -> Output {
 fn berth_stdin(host: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.arg("-H").arg(host).args(args).env_remove("DOCKER_HOST");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn berth");
     if let Some(data) = stdin {
@@ -79,14 +83,20 @@ fn busybox_tar() -> &'static std::path::Path {
         b.append_data(&mut h, "bin", std::io::empty()).expect("dir");
         b.append_path_with_name("/usr/bin/busybox", "bin/busybox")
             .expect("busybox (install busybox-static)");
-        for a in ["sh", "echo", "cat", "sleep", "ls", "true", "false", "env", "id", "hostname"] {
+        for a in [
+            "sh", "echo", "cat", "sleep", "ls", "true", "false", "env", "id", "hostname",
+        ] {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_mode(0o777);
             h.set_size(0);
-            b.append_link(&mut h, format!("bin/{a}"), "busybox").expect("link");
+            b.append_link(&mut h, format!("bin/{a}"), "busybox")
+                .expect("link");
         }
-        b.into_inner().expect("finish tar").sync_all().expect("sync");
+        b.into_inner()
+            .expect("finish tar")
+            .sync_all()
+            .expect("sync");
         (dir, path)
     });
     path
@@ -95,8 +105,15 @@ fn busybox_tar() -> &'static std::path::Path {
 /// Import the busybox tar as a unique image; returns "repo:tag".
 fn test_image(host: &str) -> String {
     let name = format!("{}:t", unique("berth-cli-img"));
-    let o = ok(berth(host, &["import", busybox_tar().to_str().unwrap(), &name]));
-    assert!(out(&o).trim().starts_with("sha256:"), "import printed {:?}", out(&o));
+    let o = ok(berth(
+        host,
+        &["import", busybox_tar().to_str().unwrap(), &name],
+    ));
+    assert!(
+        out(&o).trim().starts_with("sha256:"),
+        "import printed {:?}",
+        out(&o)
+    );
     name
 }
 
@@ -109,7 +126,10 @@ fn no_daemon_error_says_what_to_do() {
     let o = berth("unix:///nonexistent/berth-test.sock", &["ps"]);
     assert_eq!(o.status.code(), Some(1));
     let e = err(&o);
-    assert!(e.contains("Cannot connect to the Berth daemon at unix:///nonexistent/berth-test.sock"), "{e}");
+    assert!(
+        e.contains("Cannot connect to the Berth daemon at unix:///nonexistent/berth-test.sock"),
+        "{e}"
+    );
     assert!(e.contains("berthd"), "{e}");
     let o = berth("unix:///nonexistent/berth-test.sock", &["run", "busybox"]);
     assert_eq!(o.status.code(), Some(125));
@@ -122,8 +142,14 @@ fn version_and_info() {
     let o = ok(berth(&h, &["version"]));
     let s = out(&o);
     assert!(s.starts_with("Client:\n Version:"), "{s}");
-    assert!(s.contains("\nServer:") && s.contains(" Engine:\n  Version:"), "{s}");
-    assert!(s.contains("  API version:") && s.contains("(minimum version"), "{s}");
+    assert!(
+        s.contains("\nServer:") && s.contains(" Engine:\n  Version:"),
+        "{s}"
+    );
+    assert!(
+        s.contains("  API version:") && s.contains("(minimum version"),
+        "{s}"
+    );
     let o = ok(berth(&h, &["info"]));
     let s = out(&o);
     for key in [
@@ -151,7 +177,15 @@ fn import_images_inspect_tag_rmi() {
     let tar = std::fs::read(busybox_tar()).unwrap();
     let o = ok(berth_stdin(
         &h,
-        &["import", "-m", "imported msg", "-c", "CMD [\"echo\",\"hi\"]", "-", &name],
+        &[
+            "import",
+            "-m",
+            "imported msg",
+            "-c",
+            "CMD [\"echo\",\"hi\"]",
+            "-",
+            &name,
+        ],
         Some(&tar),
     ));
     let id = out(&o).trim().to_string();
@@ -160,10 +194,23 @@ fn import_images_inspect_tag_rmi() {
 
     let o = ok(berth(&h, &["images"]));
     let s = out(&o);
-    assert!(s.starts_with("REPOSITORY ") && s.lines().next().unwrap().contains(" TAG "), "{s}");
-    assert!(s.contains("IMAGE ID") && s.contains("CREATED") && s.contains("SIZE"), "{s}");
-    let line = s.lines().find(|l| l.starts_with(&repo)).unwrap_or_else(|| panic!("{s}"));
-    let cols: Vec<&str> = line.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert!(
+        s.starts_with("REPOSITORY ") && s.lines().next().unwrap().contains(" TAG "),
+        "{s}"
+    );
+    assert!(
+        s.contains("IMAGE ID") && s.contains("CREATED") && s.contains("SIZE"),
+        "{s}"
+    );
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(&repo))
+        .unwrap_or_else(|| panic!("{s}"));
+    let cols: Vec<&str> = line
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
     assert_eq!(cols[1], "v1", "{line}");
     assert_eq!(cols[2], short, "{line}");
     assert!(cols[3].ends_with(" ago"), "{line}");
@@ -174,24 +221,49 @@ fn import_images_inspect_tag_rmi() {
     let o = ok(berth(&h, &["images", "--no-trunc"]));
     assert!(out(&o).contains(&id));
 
-    let o = ok(berth(&h, &["inspect", "-f", "{{json .Config.Cmd}}|{{.Comment}}|{{.Id}}", &name]));
-    assert_eq!(out(&o).trim(), format!("[\"echo\",\"hi\"]|imported msg|{id}"));
+    let o = ok(berth(
+        &h,
+        &[
+            "inspect",
+            "-f",
+            "{{json .Config.Cmd}}|{{.Comment}}|{{.Id}}",
+            &name,
+        ],
+    ));
+    assert_eq!(
+        out(&o).trim(),
+        format!("[\"echo\",\"hi\"]|imported msg|{id}")
+    );
     let o = ok(berth(&h, &["image", "inspect", &name]));
     let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("inspect is JSON");
     assert_eq!(v[0]["Id"], id.as_str());
-    assert!(out(&o).starts_with("[\n    {\n        \""), "docker's 4-space indent");
+    assert!(
+        out(&o).starts_with("[\n    {\n        \""),
+        "docker's 4-space indent"
+    );
 
     let other = format!("{}:x", unique("berth-cli-tag"));
     ok(berth(&h, &["tag", &name, &other]));
-    let o = ok(berth(&h, &["inspect", "--type", "image", "-f", "{{.Id}}", &other]));
+    let o = ok(berth(
+        &h,
+        &["inspect", "--type", "image", "-f", "{{.Id}}", &other],
+    ));
     assert_eq!(out(&o).trim(), id);
     let o = ok(berth(&h, &["rmi", &other]));
-    assert!(out(&o).contains(&format!("Untagged: {other}")), "{}", out(&o));
+    assert!(
+        out(&o).contains(&format!("Untagged: {other}")),
+        "{}",
+        out(&o)
+    );
     let o = ok(berth(&h, &["rmi", &name]));
     assert!(out(&o).contains("Untagged:"), "{}", out(&o));
     let o = berth(&h, &["inspect", &name]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains(&format!("Error: No such object: {name}")), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("Error: No such object: {name}")),
+        "{}",
+        err(&o)
+    );
     assert_eq!(out(&o).trim(), "[]");
 }
 
@@ -201,7 +273,16 @@ fn run_attached_streams_and_exit_code() {
     let img = test_image(&h);
     let o = berth(
         &h,
-        &["run", "--rm", "--network", "none", &img, "sh", "-c", "echo out1; echo err1 >&2; echo out2; exit 3"],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &img,
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; echo out2; exit 3",
+        ],
     );
     assert_eq!(o.status.code(), Some(3), "stderr: {}", err(&o));
     assert_eq!(out(&o), "out1\nout2\n");
@@ -211,18 +292,49 @@ fn run_attached_streams_and_exit_code() {
     let o = ok(berth(
         &h,
         &[
-            "run", "--rm", "--network", "none", "-e", "FOO=bar", "-w", "/bin", "-u", "1234",
-            "-h", "myhost", "--entrypoint", "sh", &img, "-c", "echo $FOO $(pwd) $(id -u) $(hostname)",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "FOO=bar",
+            "-w",
+            "/bin",
+            "-u",
+            "1234",
+            "-h",
+            "myhost",
+            "--entrypoint",
+            "sh",
+            &img,
+            "-c",
+            "echo $FOO $(pwd) $(id -u) $(hostname)",
         ],
     ));
     assert_eq!(out(&o), "bar /bin 1234 myhost\n");
 
     // stdin is streamed and closed (cat exits)
-    let o = ok(berth_stdin(&h, &["run", "-i", "--rm", "--network", "none", &img, "cat"], Some(b"piped-input\n")));
+    let o = ok(berth_stdin(
+        &h,
+        &["run", "-i", "--rm", "--network", "none", &img, "cat"],
+        Some(b"piped-input\n"),
+    ));
     assert_eq!(out(&o), "piped-input\n");
 
     // a TTY container's output arrives raw (no frame headers)
-    let o = ok(berth(&h, &["run", "-t", "--rm", "--network", "none", &img, "echo", "tty"]));
+    let o = ok(berth(
+        &h,
+        &[
+            "run",
+            "-t",
+            "--rm",
+            "--network",
+            "none",
+            &img,
+            "echo",
+            "tty",
+        ],
+    ));
     assert_eq!(out(&o).replace('\r', ""), "tty\n");
     rmi(&h, &img);
 }
@@ -235,16 +347,46 @@ fn run_errors_have_docker_exit_codes() {
     let o = berth(&h, &["run", "--rm", "--network", "none", &missing]);
     assert_eq!(o.status.code(), Some(125));
     let e = err(&o);
-    assert!(e.contains(&format!("Unable to find image '{missing}:latest' locally")), "{e}");
+    assert!(
+        e.contains(&format!("Unable to find image '{missing}:latest' locally")),
+        "{e}"
+    );
     assert!(e.contains("berth: Error response from daemon:"), "{e}");
 
     let name = unique("berth-cli-noexec");
-    let o = berth(&h, &["run", "--name", &name, "--network", "none", &img, "/no/such/binary"]);
+    let o = berth(
+        &h,
+        &[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            &img,
+            "/no/such/binary",
+        ],
+    );
     assert_eq!(o.status.code(), Some(127), "{}", err(&o));
-    assert!(err(&o).starts_with("berth: Error response from daemon:"), "{}", err(&o));
+    assert!(
+        err(&o).starts_with("berth: Error response from daemon:"),
+        "{}",
+        err(&o)
+    );
     ok(berth(&h, &["rm", "-f", &name]));
 
-    let o = berth(&h, &["run", "-d", "--network", "none", "--name", &name, &img, "nosuchcmd"]);
+    let o = berth(
+        &h,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            &img,
+            "nosuchcmd",
+        ],
+    );
     assert_eq!(o.status.code(), Some(127), "{}", err(&o));
     ok(berth(&h, &["rm", "-f", &name]));
     rmi(&h, &img);
@@ -258,8 +400,18 @@ fn detached_lifecycle_ps_logs_stop_rm() {
     let o = ok(berth(
         &h,
         &[
-            "run", "-d", "--name", &name, "--network", "none", "-l", "berth.test=1", &img, "sh",
-            "-c", "echo e1 >&2; sleep 1; echo l1; echo l2; echo l3; exec sleep 300",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "-l",
+            "berth.test=1",
+            &img,
+            "sh",
+            "-c",
+            "echo e1 >&2; sleep 1; echo l1; echo l2; echo l3; exec sleep 300",
         ],
     ));
     let id = out(&o).trim().to_string();
@@ -272,14 +424,26 @@ fn detached_lifecycle_ps_logs_stop_rm() {
     for col in ["COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
         assert!(s.lines().next().unwrap().contains(col), "{s}");
     }
-    let line = s.lines().find(|l| l.ends_with(&name)).unwrap_or_else(|| panic!("{s}"));
+    let line = s
+        .lines()
+        .find(|l| l.ends_with(&name))
+        .unwrap_or_else(|| panic!("{s}"));
     assert!(line.starts_with(&id[..12]), "{line}");
     assert!(line.contains(" Up "), "{line}");
-    assert!(line.contains("\"sh -c 'echo e1 >&2;…\""), "20-char ellipsis: {line}");
+    assert!(
+        line.contains("\"sh -c 'echo e1 >&2;…\""),
+        "20-char ellipsis: {line}"
+    );
 
-    let o = ok(berth(&h, &["ps", "-q", "--filter", &format!("name={name}")]));
+    let o = ok(berth(
+        &h,
+        &["ps", "-q", "--filter", &format!("name={name}")],
+    ));
     assert_eq!(out(&o).trim(), &id[..12]);
-    let o = ok(berth(&h, &["ps", "-q", "--no-trunc", "-f", "label=berth.test=1"]));
+    let o = ok(berth(
+        &h,
+        &["ps", "-q", "--no-trunc", "-f", "label=berth.test=1"],
+    ));
     assert!(out(&o).lines().any(|l| l == id), "{}", out(&o));
 
     // logs are demultiplexed to stdout/stderr; wait until the lines are there
@@ -298,14 +462,28 @@ fn detached_lifecycle_ps_logs_stop_rm() {
     assert_eq!(out(&o), "l3\n");
     let o = ok(berth(&h, &["logs", "-t", "--tail", "1", &name]));
     let line = out(&o);
-    assert!(line.ends_with(" l3\n") && line.contains('T') && line.len() > 20, "{line:?}");
+    assert!(
+        line.ends_with(" l3\n") && line.contains('T') && line.len() > 20,
+        "{line:?}"
+    );
 
-    let o = ok(berth(&h, &["inspect", "-f", "{{.State.Status}} {{.Config.Labels}}", &name]));
+    let o = ok(berth(
+        &h,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Config.Labels}}",
+            &name,
+        ],
+    ));
     assert_eq!(out(&o).trim(), "running map[berth.test:1]");
 
     let o = ok(berth(&h, &["stop", "-t", "1", &name]));
     assert_eq!(out(&o).trim(), name);
-    let o = ok(berth(&h, &["ps", "-a", "--filter", &format!("name={name}")]));
+    let o = ok(berth(
+        &h,
+        &["ps", "-a", "--filter", &format!("name={name}")],
+    ));
     assert!(out(&o).contains("Exited (137)"), "{}", out(&o));
     let o = ok(berth(&h, &["ps", "-q"]));
     assert!(!out(&o).contains(&id[..12]));
@@ -319,7 +497,11 @@ fn detached_lifecycle_ps_logs_stop_rm() {
     assert_eq!(out(&o).trim(), name);
     let o = berth(&h, &["rm", &name]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("Error response from daemon:"), "{}", err(&o));
+    assert!(
+        err(&o).contains("Error response from daemon:"),
+        "{}",
+        err(&o)
+    );
     rmi(&h, &img);
 }
 
@@ -328,14 +510,40 @@ fn start_attach_kill_and_rm_force() {
     let Some(h) = host() else { return };
     let img = test_image(&h);
     let name = unique("berth-cli-sa");
-    let o = berth(&h, &["run", "--name", &name, "--network", "none", &img, "sh", "-c", "echo hi; exit 4"]);
+    let o = berth(
+        &h,
+        &[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            &img,
+            "sh",
+            "-c",
+            "echo hi; exit 4",
+        ],
+    );
     assert_eq!(o.status.code(), Some(4));
     let o = berth(&h, &["start", "-a", &name]);
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));
     assert_eq!(out(&o), "hi\n");
     ok(berth(&h, &["rm", &name]));
 
-    let o = ok(berth(&h, &["run", "-d", "--name", &name, "--network", "none", &img, "sleep", "300"]));
+    let o = ok(berth(
+        &h,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            &img,
+            "sleep",
+            "300",
+        ],
+    ));
     assert_eq!(out(&o).trim().len(), 64);
     let o = ok(berth(&h, &["kill", "-s", "KILL", &name]));
     assert_eq!(out(&o).trim(), name);
@@ -345,7 +553,11 @@ fn start_attach_kill_and_rm_force() {
     let o = ok(berth(&h, &["ps", "-l", "-q", "--no-trunc"]));
     assert_eq!(out(&o).trim().len(), 64);
     let o = berth(&h, &["rm", &name]);
-    assert_eq!(o.status.code(), Some(1), "removing a running container needs -f");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "removing a running container needs -f"
+    );
     ok(berth(&h, &["rm", "-f", &name]));
     rmi(&h, &img);
 }

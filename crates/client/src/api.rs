@@ -112,26 +112,34 @@ impl Client {
         if opts.size {
             q.push(("size", "1".into()));
         }
-        self.get_json(&format!("/containers/json{}", query_string(&q))).await
+        self.get_json(&format!("/containers/json{}", query_string(&q)))
+            .await
     }
 
     /// `POST /containers/create[?name=]`.
-    pub async fn create_container(&self, name: Option<&str>, body: &Value) -> Result<CreateResponse> {
+    pub async fn create_container(
+        &self,
+        name: Option<&str>,
+        body: &Value,
+    ) -> Result<CreateResponse> {
         let q = match name {
             Some(n) => query_string(&[("name", n)]),
             None => String::new(),
         };
-        self.post_json(&format!("/containers/create{q}"), body).await
+        self.post_json(&format!("/containers/create{q}"), body)
+            .await
     }
 
     /// `GET /containers/{id}/json`.
     pub async fn inspect_container(&self, id: &str) -> Result<Value> {
-        self.get_json(&format!("/containers/{}/json", path_segment(id))).await
+        self.get_json(&format!("/containers/{}/json", path_segment(id)))
+            .await
     }
 
     /// `POST /containers/{id}/start`.
     pub async fn start_container(&self, id: &str) -> Result<()> {
-        self.post_ok(&format!("/containers/{}/start", path_segment(id))).await
+        self.post_ok(&format!("/containers/{}/start", path_segment(id)))
+            .await
     }
 
     /// `POST /containers/{id}/stop[?t=]`.
@@ -140,7 +148,8 @@ impl Client {
             Some(t) => query_string(&[("t", t.to_string())]),
             None => String::new(),
         };
-        self.post_ok(&format!("/containers/{}/stop{q}", path_segment(id))).await
+        self.post_ok(&format!("/containers/{}/stop{q}", path_segment(id)))
+            .await
     }
 
     /// `POST /containers/{id}/kill[?signal=]`.
@@ -149,7 +158,8 @@ impl Client {
             Some(s) => query_string(&[("signal", s)]),
             None => String::new(),
         };
-        self.post_ok(&format!("/containers/{}/kill{q}", path_segment(id))).await
+        self.post_ok(&format!("/containers/{}/kill{q}", path_segment(id)))
+            .await
     }
 
     /// `DELETE /containers/{id}[?force=1&v=1]`.
@@ -161,9 +171,13 @@ impl Client {
         if volumes {
             q.push(("v", "1"));
         }
-        self.delete(&format!("/containers/{}{}", path_segment(id), query_string(&q)))
-            .await
-            .map(|_| ())
+        self.delete(&format!(
+            "/containers/{}{}",
+            path_segment(id),
+            query_string(&q)
+        ))
+        .await
+        .map(|_| ())
     }
 
     /// `POST /containers/{id}/wait[?condition=]`; returns once the reply headers arrived.
@@ -199,8 +213,12 @@ impl Client {
             q.push(("stdout", "1"));
         }
         q.push(("stream", "1"));
-        self.hijack(&format!("/containers/{}/attach{}", path_segment(id), query_string(&q)))
-            .await
+        self.hijack(&format!(
+            "/containers/{}/attach{}",
+            path_segment(id),
+            query_string(&q)
+        ))
+        .await
     }
 
     /// `POST /containers/{id}/resize?h=&w=`.
@@ -232,7 +250,9 @@ impl Client {
             q.push(("until", u.clone()));
         }
         let path = format!("/containers/{}/logs{}", path_segment(id), query_string(&q));
-        let resp = self.request(Method::GET, &path, None, crate::ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, &path, None, crate::ReqBody::empty())
+            .await?;
         Ok(BodyChunks::new(resp.into_body()))
     }
 
@@ -244,7 +264,8 @@ impl Client {
 
     /// `GET /images/{name}/json`.
     pub async fn inspect_image(&self, name: &str) -> Result<Value> {
-        self.get_json(&format!("/images/{}/json", path_segment(name))).await
+        self.get_json(&format!("/images/{}/json", path_segment(name)))
+            .await
     }
 
     /// `POST /images/create?fromSrc=-` with the tar streamed (chunked) from `reader`.
@@ -263,8 +284,12 @@ impl Client {
         if let Some(r) = &opts.repo {
             q.push(("repo", r.clone()));
         }
-        self.post_reader(&format!("/images/create{}", query_string(&q)), "text/plain", reader)
-            .await
+        self.post_reader(
+            &format!("/images/create{}", query_string(&q)),
+            "text/plain",
+            reader,
+        )
+        .await
     }
 
     /// `POST /images/{name}/tag?repo=&tag=`.
@@ -274,7 +299,9 @@ impl Client {
             q.push(("tag", t));
         }
         let path = format!("/images/{}/tag{}", path_segment(name), query_string(&q));
-        let resp = self.request(Method::POST, &path, None, crate::ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::POST, &path, None, crate::ReqBody::empty())
+            .await?;
         crate::read_body(resp, &path).await.map(|_| ())
     }
 
@@ -340,7 +367,9 @@ pub async fn copy_body<O: AsyncWrite + Unpin>(mut body: BodyChunks, out: &mut O)
         out.write_all(&chunk)
             .await
             .map_err(|e| Error::io("writing output", e))?;
-        out.flush().await.map_err(|e| Error::io("writing output", e))?;
+        out.flush()
+            .await
+            .map_err(|e| Error::io("writing output", e))?;
         total += chunk.len() as u64;
     }
     Ok(total)
@@ -357,10 +386,12 @@ where
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    let frames = dec.feed(data).map_err(|e| Error::io(
-        "demultiplexing stream",
-        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    ))?;
+    let frames = dec.feed(data).map_err(|e| {
+        Error::io(
+            "demultiplexing stream",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
     for f in frames {
         let r = match f.kind {
             StreamKind::Stdout | StreamKind::Stdin => {

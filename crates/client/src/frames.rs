@@ -62,8 +62,9 @@ impl FrameDecoder {
                         break;
                     }
                     let kind = StreamKind::from_byte(self.buf[0]).ok_or(FrameError(self.buf[0]))?;
-                    let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
-                        as usize;
+                    let len =
+                        u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
+                            as usize;
                     self.buf.advance(8);
                     if len > 0 {
                         self.current = Some((kind, len));
@@ -167,7 +168,13 @@ mod tests {
         let mut d = FrameDecoder::new();
         let f = encode_frame(StreamKind::Stdout, b"abcdef");
         let got = d.feed(&f[..10]).unwrap();
-        assert_eq!(got, vec![Frame { kind: StreamKind::Stdout, data: Bytes::from_static(b"ab") }]);
+        assert_eq!(
+            got,
+            vec![Frame {
+                kind: StreamKind::Stdout,
+                data: Bytes::from_static(b"ab")
+            }]
+        );
         assert!(!d.is_idle());
         let got = d.feed(&f[10..]).unwrap();
         assert_eq!(got[0].data, Bytes::from_static(b"cdef"));

@@ -26,9 +26,9 @@ pub fn parse_host(host: &str) -> Result<PathBuf> {
         return Ok(PathBuf::from(host));
     }
     let reason = match host.split_once("://") {
-        Some((scheme, _)) => format!(
-            "the {scheme}:// scheme is not supported; use unix:///path/to/socket"
-        ),
+        Some((scheme, _)) => {
+            format!("the {scheme}:// scheme is not supported; use unix:///path/to/socket")
+        }
         None => "expected unix:///path/to/socket".to_string(),
     };
     Err(Error::InvalidHost {
@@ -43,8 +43,14 @@ mod tests {
 
     #[test]
     fn parses_unix_hosts() {
-        assert_eq!(parse_host("unix:///run/x.sock").unwrap(), PathBuf::from("/run/x.sock"));
-        assert_eq!(parse_host("unix://").unwrap(), PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(
+            parse_host("unix:///run/x.sock").unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
+        assert_eq!(
+            parse_host("unix://").unwrap(),
+            PathBuf::from(DEFAULT_SOCKET)
+        );
         assert_eq!(parse_host("/tmp/s").unwrap(), PathBuf::from("/tmp/s"));
         let e = parse_host("tcp://1.2.3.4:2375").unwrap_err().to_string();
         assert!(e.contains("tcp:// scheme is not supported"), "{e}");

@@ -17,11 +17,11 @@ pub use error::{Error, Result};
 pub use frames::{encode_frame, Frame, FrameDecoder, FrameError, StreamKind};
 pub use host::{parse_host, DEFAULT_SOCKET};
 
-pub use hyper::Method;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST, UPGRADE, USER_AGENT};
+pub use hyper::Method;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -67,7 +67,10 @@ pub fn negotiate_version(server: Option<&str>) -> String {
     let Some(server) = server else {
         return FALLBACK_API_VERSION.to_string();
     };
-    match (parse_api_version(server), parse_api_version(MAX_API_VERSION)) {
+    match (
+        parse_api_version(server),
+        parse_api_version(MAX_API_VERSION),
+    ) {
         (Some(s), Some(m)) if s < m => format!("{}.{}", s.0, s.1),
         _ => MAX_API_VERSION.to_string(),
     }
@@ -92,8 +95,17 @@ pub fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'/'
-            | b'@' | b'+' => out.push(b as char),
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b':'
+            | b'/'
+            | b'@'
+            | b'+' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -164,9 +176,13 @@ impl Client {
 
     /// Ping the daemon (unversioned path). Any status carrying `Api-Version` counts as alive.
     pub async fn ping(&self) -> Result<PingInfo> {
-        let mut resp = self.raw(Method::HEAD, "/_ping", None, ReqBody::empty()).await?;
+        let mut resp = self
+            .raw(Method::HEAD, "/_ping", None, ReqBody::empty())
+            .await?;
         if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
-            resp = self.raw(Method::GET, "/_ping", None, ReqBody::empty()).await?;
+            resp = self
+                .raw(Method::GET, "/_ping", None, ReqBody::empty())
+                .await?;
         }
         let h = resp.headers();
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -261,7 +277,8 @@ impl Client {
             let _ = conn.with_upgrades().await;
         });
         // Empty POSTs get an explicit Content-Length: 0, like the Go client.
-        if req.body().is_empty_known() && !req.headers().contains_key(hyper::header::CONTENT_LENGTH)
+        if req.body().is_empty_known()
+            && !req.headers().contains_key(hyper::header::CONTENT_LENGTH)
             && req.method() != Method::GET
             && req.method() != Method::HEAD
         {
@@ -289,7 +306,9 @@ impl Client {
 
     /// GET and decode JSON.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self.request(Method::GET, path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, path, None, ReqBody::empty())
+            .await?;
         decode(resp, path).await
     }
 
@@ -304,14 +323,20 @@ impl Client {
             source,
         })?;
         let resp = self
-            .request(Method::POST, path, Some("application/json"), ReqBody::full(data))
+            .request(
+                Method::POST,
+                path,
+                Some("application/json"),
+                ReqBody::full(data),
+            )
             .await?;
         decode(resp, path).await
     }
 
     /// POST with an empty body; returns the (already status-checked) response.
     pub async fn post_empty(&self, path: &str) -> Result<Response<Incoming>> {
-        self.request(Method::POST, path, None, ReqBody::empty()).await
+        self.request(Method::POST, path, None, ReqBody::empty())
+            .await
     }
 
     /// POST with an empty body and discard the reply body.
@@ -322,17 +347,29 @@ impl Client {
 
     /// DELETE and return the reply body.
     pub async fn delete(&self, path: &str) -> Result<Bytes> {
-        let resp = self.request(Method::DELETE, path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::DELETE, path, None, ReqBody::empty())
+            .await?;
         read_body(resp, path).await
     }
 
     /// POST with a streamed (chunked) body read from `reader`; the reply is JSON lines.
-    pub async fn post_reader<R>(&self, path: &str, content_type: &str, reader: R) -> Result<JsonLines>
+    pub async fn post_reader<R>(
+        &self,
+        path: &str,
+        content_type: &str,
+        reader: R,
+    ) -> Result<JsonLines>
     where
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
     {
         let resp = self
-            .request(Method::POST, path, Some(content_type), ReqBody::from_reader(reader))
+            .request(
+                Method::POST,
+                path,
+                Some(content_type),
+                ReqBody::from_reader(reader),
+            )
             .await?;
         Ok(JsonLines::new(resp.into_body()))
     }
@@ -341,7 +378,13 @@ impl Client {
     /// stream. Errors before the upgrade come back as `Error::Api`.
     pub async fn hijack(&self, path: &str) -> Result<Hijacked> {
         let full = self.versioned(path);
-        let req = self.build(Method::POST, &full, Some("text/plain"), ReqBody::empty(), true)?;
+        let req = self.build(
+            Method::POST,
+            &full,
+            Some("text/plain"),
+            ReqBody::empty(),
+            true,
+        )?;
         let resp = self.send(req, path).await?;
         let status = resp.status();
         if status != StatusCode::SWITCHING_PROTOCOLS {

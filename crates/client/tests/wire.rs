@@ -35,7 +35,10 @@ async fn read_req(s: &mut UnixStream) -> Option<Req> {
         buf.push(b[0]);
     }
     let head = String::from_utf8(buf).unwrap();
-    let mut req = Req { head, body: Vec::new() };
+    let mut req = Req {
+        head,
+        body: Vec::new(),
+    };
     if req.header("transfer-encoding").as_deref() == Some("chunked") {
         loop {
             let mut line = Vec::new();
@@ -94,7 +97,13 @@ async fn reply(s: &mut UnixStream, status: &str, headers: &str, body: &str) {
 async fn negotiates_and_prefixes_paths() {
     let (_d, host, task) = serve(2, |req, mut s| async move {
         if req.line().starts_with("HEAD /_ping ") {
-            reply(&mut s, "200 OK", "Api-Version: 1.41\r\nOstype: linux\r\n", "").await;
+            reply(
+                &mut s,
+                "200 OK",
+                "Api-Version: 1.41\r\nOstype: linux\r\n",
+                "",
+            )
+            .await;
         } else {
             reply(
                 &mut s,
@@ -113,7 +122,10 @@ async fn negotiates_and_prefixes_paths() {
     assert_eq!(v["ApiVersion"], "1.41");
     let seen = task.await.unwrap();
     assert_eq!(seen[1].line(), "GET /v1.41/version HTTP/1.1");
-    assert_eq!(seen[1].header("host").as_deref(), Some("api.moby.localhost"));
+    assert_eq!(
+        seen[1].header("host").as_deref(),
+        Some("api.moby.localhost")
+    );
 }
 
 #[tokio::test]
@@ -137,7 +149,10 @@ async fn newer_server_is_capped_and_missing_header_means_1_24() {
     let c = Client::connect(Some(&host)).await.unwrap();
     assert_eq!(c.api_version(), "1.24");
     let seen = task.await.unwrap();
-    assert!(seen[1].line().starts_with("GET /_ping "), "retried with GET");
+    assert!(
+        seen[1].line().starts_with("GET /_ping "),
+        "retried with GET"
+    );
 }
 
 #[tokio::test]
@@ -166,7 +181,10 @@ async fn errors_carry_status_and_message() {
     c.set_api_version("1.41");
     let e = c.stop_container("x", Some(1)).await.unwrap_err();
     assert!(e.is_not_found());
-    assert_eq!(e.to_string(), "Error response from daemon: No such container: x");
+    assert_eq!(
+        e.to_string(),
+        "Error response from daemon: No such container: x"
+    );
     let e = c.info().await.unwrap_err();
     assert_eq!(e.status(), Some(500));
     assert_eq!(e.api_message(), Some("plain failure"));
@@ -275,7 +293,10 @@ async fn hijack_without_101_is_an_error() {
     });
     let mut c = Client::new(Some(&host)).unwrap();
     c.set_api_version("1.41");
-    let e = c.attach_container("abc", true, true, true).await.unwrap_err();
+    let e = c
+        .attach_container("abc", true, true, true)
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "unable to upgrade to tcp, received 200");
     task.await.unwrap();
 }
@@ -296,7 +317,10 @@ async fn wait_returns_after_headers_before_the_body() {
     c.set_api_version("1.41");
     let t0 = std::time::Instant::now();
     let h = c.wait_container("abc", Some("next-exit")).await.unwrap();
-    assert!(t0.elapsed() < Duration::from_millis(250), "headers-only return");
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "headers-only return"
+    );
     let r = h.result().await.unwrap();
     assert_eq!(r.status_code, 3);
     assert!(t0.elapsed() >= Duration::from_millis(300));
