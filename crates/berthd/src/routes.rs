@@ -263,6 +263,17 @@ async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>
     let want_stderr = q.bool("stderr");
     let stream = q.bool("stream");
     let tty = att.tty;
+    // `logs=1`: replay what the container already wrote before streaming live output.
+    let replay = if q.bool("logs") {
+        let opts = berth_engine::logs::LogOptions {
+            stdout: want_stdout,
+            stderr: want_stderr,
+            ..Default::default()
+        };
+        Some(engine.container_logs(id, opts)?.1)
+    } else {
+        None
+    };
     let engine = engine.clone();
     let upgrade = req.headers().get(UPGRADE).is_some();
     tokio::spawn(async move {
@@ -275,6 +286,14 @@ async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>
         };
         let io = TokioIo::new(upgraded);
         let (mut rd, mut wr) = tokio::io::split(io);
+        if let Some(mut replay) = replay {
+            while let Some(e) = replay.recv().await {
+                let bytes = if tty { e.data.into_bytes() } else { frame(e.stream, e.data.as_bytes()) };
+                if wr.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
         if want_stdin {
             let engine = engine.clone();
             let c = container.clone();

@@ -21,10 +21,15 @@ impl Engine {
         let group_add_gids =
             additional_groups(&group_add, group.as_deref()).map_err(|e| Error::invalid(e.to_string()))?;
         let cfg = &rec.config;
+        let mut env = daemon_env(cfg.env.as_deref().unwrap_or(&[]), &cfg.hostname, cfg.tty);
+        // As runc does: HOME from the user's passwd entry when the environment has none.
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", user.home));
+        }
         let process = Process {
             path: rec.path.clone(),
             args: rec.args.clone(),
-            env: daemon_env(cfg.env.as_deref().unwrap_or(&[]), &cfg.hostname, cfg.tty),
+            env,
             cwd: if cfg.working_dir.is_empty() { "/".into() } else { cfg.working_dir.clone() },
             user: cfg.user.clone(),
         };

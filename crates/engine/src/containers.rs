@@ -181,7 +181,13 @@ impl Engine {
             // Fill in what dockerd fills in, so inspect shows the effective values.
             config.image = image_ref.clone();
             config.hostname = hostname.clone();
-            let host_config = req.host_config.clone();
+            let mut host_config = req.host_config.clone();
+            if host_config.log_config.r#type.is_empty() {
+                host_config.log_config.r#type = "json-file".into();
+            }
+            if host_config.network_mode.is_empty() {
+                host_config.network_mode = "default".into();
+            }
             let extra_hosts = host_config.extra_hosts.clone().unwrap_or_default();
             files::write_all(&dir, &config.hostname, &extra_hosts)?;
             let rec = Record {
@@ -277,6 +283,16 @@ impl Engine {
         let cleanup = |_: &Error| {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         };
+        if !rec.config.working_dir.is_empty() {
+            if let Err(e) = crate::files::mkdir_in_root(&rootfs, &rec.config.working_dir) {
+                let e = Error::invalid(format!(
+                    "failed to create working directory {:?}: {e}",
+                    rec.config.working_dir
+                ));
+                cleanup(&e);
+                return Err(e);
+            }
+        }
         let spec = match self.generate_spec(rec, &rootfs) {
             Ok(s) => s,
             Err(e) => {
@@ -289,7 +305,10 @@ impl Engine {
             cleanup(&e);
             return Err(e);
         }
-        let socket = bundle.join("shim.sock");
+        let socket = self.cfg.shim_socket(&id);
+        if let Some(d) = socket.parent() {
+            std::fs::create_dir_all(d)?;
+        }
         let exit_file = bundle.join("exit.json");
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&exit_file);
@@ -564,6 +583,7 @@ impl Engine {
         let bundle = self.cfg.bundle_dir(&rec.id);
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&bundle);
+        let _ = std::fs::remove_file(self.cfg.shim_socket(&rec.id));
         let _ = std::fs::remove_file(c.dir.join("config.v2.json"));
         let _ = std::fs::remove_dir_all(&c.dir);
         self.unregister(&rec.id, &rec.name);
@@ -582,8 +602,7 @@ impl Engine {
                 output,
                 tty: rec.config.tty,
                 stdin_once: rec.config.stdin_once,
-                finished: rec.state.status == Status::Exited
-                    || rec.state.status == Status::Dead,
+                finished: rec.state.status == Status::Dead,
             },
         ))
     }
@@ -693,7 +712,7 @@ impl Engine {
             let c = Container::new(rec, dir);
             self.register(c.clone());
             if was_running {
-                let socket = self.cfg.bundle_dir(&c.id).join("shim.sock");
+                let socket = self.cfg.shim_socket(&c.id);
                 if self.connect_shim(&c, &socket, None).await.is_err() {
                     self.on_exit(&c, None).await;
                 }

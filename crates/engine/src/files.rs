@@ -30,6 +30,32 @@ pub fn resolv_conf(host: &str) -> String {
     out
 }
 
+/// `mkdir -p` of `path` inside `root`, resolving every component inside the root
+/// (openat2 `RESOLVE_IN_ROOT`), so symlinks in the image cannot point it outside. New
+/// directories are root-owned 0755, as dockerd creates a missing working directory.
+pub fn mkdir_in_root(root: &Path, path: &str) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let root_fd = std::fs::File::open(root)?;
+    let mut prefix = std::path::PathBuf::from("/");
+    for comp in Path::new(path).components() {
+        let std::path::Component::Normal(name) = comp else { continue };
+        let parent = berth_sys::open_in_root(
+            root_fd.as_fd(),
+            &prefix,
+            nix::libc::O_PATH | nix::libc::O_DIRECTORY,
+            0,
+        )?;
+        prefix.push(name);
+        match nix::sys::stat::mkdirat(Some(std::os::fd::AsRawFd::as_raw_fd(&parent)), name, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The final path must resolve to a directory inside the root.
+    berth_sys::open_in_root(root_fd.as_fd(), &prefix, nix::libc::O_PATH | nix::libc::O_DIRECTORY, 0)?;
+    Ok(())
+}
+
 pub fn write_all(dir: &Path, hostname: &str, extra_hosts: &[String]) -> std::io::Result<()> {
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
     let mut hosts = HOSTS_BASE.to_string();
@@ -45,6 +71,21 @@ pub fn write_all(dir: &Path, hostname: &str, extra_hosts: &[String]) -> std::io:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mkdir_stays_inside_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        super::mkdir_in_root(&root, "/evil/x/y").unwrap();
+        assert!(root.join(d.path().strip_prefix("/").unwrap()).join("outside/x/y").is_dir());
+        assert!(!outside.join("x").exists(), "escaped the root");
+        super::mkdir_in_root(&root, "/a/b/c").unwrap();
+        assert!(root.join("a/b/c").is_dir());
+    }
+
     #[test]
     fn resolv_drops_loopback() {
         let r = super::resolv_conf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n");

@@ -125,7 +125,8 @@ impl Engine {
     /// Checks an import's reference and `--change`s before the body is read.
     pub fn validate_import(&self, req: &ImportRequest) -> Result<()> {
         if let Some(r) = import_reference(req)? {
-            berth_store::reference::normalize(&r).map_err(store_err)?;
+            berth_spec::reference::Reference::parse_normalized(&r)
+                .map_err(|e| Error::invalid(e.to_string()))?;
         }
         import_config(&req.changes)?;
         Ok(())
@@ -347,10 +348,9 @@ fn display_ref(name: &str) -> String {
 
 /// The image config an import starts from: `--change`s applied to an empty config.
 fn import_config(changes: &[String]) -> Result<Value> {
-    if !changes.is_empty() {
-        return Err(Error::invalid("--change is not supported yet"));
-    }
-    Ok(Value::Null)
+    let mut c = berth_api_types::ContainerConfig::default();
+    berth_spec::changes::apply_changes(&mut c, changes).map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(json!({ "config": c }))
 }
 
 /// The reference an import should be tagged with (`repo` may already carry `:tag`).

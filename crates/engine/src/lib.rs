@@ -52,6 +52,17 @@ impl Config {
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
         self.exec_root.join("containers").join(id)
     }
+    /// The shim's control socket. Unix socket paths are limited to 108 bytes, so when the
+    /// exec root is deep the socket moves to a short per-daemon directory under /run.
+    pub fn shim_socket(&self, id: &str) -> PathBuf {
+        let p = self.exec_root.join("s").join(format!("{}.sock", &id[..16]));
+        if p.as_os_str().len() < 90 {
+            return p;
+        }
+        use sha2::Digest as _;
+        let h = hex::encode(&sha2::Sha256::digest(self.exec_root.display().to_string().as_bytes())[..6]);
+        PathBuf::from("/run/berth-s").join(h).join(format!("{}.sock", &id[..16]))
+    }
     pub fn runtime_root(&self) -> PathBuf {
         self.exec_root.join("runtime")
     }

@@ -117,11 +117,18 @@ impl Record {
         &self.id[..12]
     }
 
-    /// `Command` as `docker ps` shows it.
+    /// `Command` as `docker ps` shows it: arguments containing spaces in single quotes,
+    /// as dockerd does.
     pub fn command(&self) -> String {
-        let mut v = vec![self.path.clone()];
-        v.extend(self.args.iter().cloned());
-        v.join(" ").trim().to_string()
+        if self.args.is_empty() {
+            return self.path.clone();
+        }
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+            .collect();
+        format!("{} {}", self.path, args.join(" "))
     }
 
     /// The human status column of `docker ps`.

@@ -66,7 +66,7 @@ fn serve(args: Args) -> i32 {
     let mut rt: Box<dyn ContainerRuntime> = if args.test_host_runtime {
         Box::new(HostRuntime::new(args.runtime_root))
     } else {
-        let console = cfg.socket.with_file_name("console.sock");
+        let console = cfg.socket.with_extension("console.sock");
         Box::new(OciRuntime::new(args.runtime_root, console))
     };
     match berth_shim::serve(&cfg, rt.as_mut(), |r| launch::send_report(&r)) {

@@ -22,6 +22,10 @@ pub enum ReferenceError {
     #[error("invalid reference format")]
     InvalidFormat,
     /// Upper case in the repository path (`remote` is the path that was checked).
+    /// Upper case elsewhere in the name (e.g. the first component): dockerd 20.10 answers
+    /// `invalid reference format: repository name must be lowercase`.
+    #[error("invalid reference format: repository name must be lowercase")]
+    NameContainsUppercase,
     #[error("invalid reference format: repository name ({remote}) must be lowercase")]
     MustBeLowercase {
         /// e.g. `library/Busybox`.
@@ -283,6 +287,17 @@ impl Reference {
                 remote: remote.to_string(),
             });
         }
+        let name_part = remainder.split(['@']).next().unwrap_or("");
+        let name_part = match name_part.rfind(':') {
+            Some(i) if !name_part[i..].contains('/') => &name_part[..i],
+            _ => name_part,
+        };
+        if domain.to_lowercase() != domain && !domain.contains(['.', ':']) && domain != "localhost" {
+            // A first component with upper case that is not a host name: observed on dockerd
+            // (`docker import f UPPER/case:bad`).
+            let _ = name_part;
+            return Err(ReferenceError::NameContainsUppercase);
+        }
         Self::parse(&format!("{domain}/{remainder}"))
     }
 
@@ -382,6 +397,17 @@ impl std::str::FromStr for Reference {
 }
 
 #[cfg(test)]
+mod regression_uppercase_domain {
+    use super::*;
+    #[test]
+    fn uppercase_first_component_is_rejected_like_dockerd() {
+        let e = Reference::parse_normalized("UPPER/case:bad").unwrap_err();
+        assert_eq!(e.to_string(), "invalid reference format: repository name must be lowercase");
+        assert!(Reference::parse_normalized("Foo/bar").is_err());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -443,7 +469,6 @@ mod tests {
                 "example.com/a/b:V1.0-rc_1",
             ),
             ("[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x:latest"),
-            ("Foo/bar", "Foo/bar:latest", "Foo/bar:latest"),
             (
                 "a__b-c---d/f_g.h",
                 "docker.io/a__b-c---d/f_g.h:latest",
