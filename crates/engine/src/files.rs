@@ -36,8 +36,10 @@ pub fn resolv_conf(host: &str) -> String {
 pub fn mkdir_in_root(root: &Path, path: &str) -> std::io::Result<()> {
     use std::os::fd::AsFd;
     let root_fd = std::fs::File::open(root)?;
+    // Follow symlinks in scope first (as dockerd's FollowSymlinkInScope), then create.
+    let resolved = berth_sys::resolve_in_root_path(root_fd.as_fd(), Path::new(path))?;
     let mut prefix = std::path::PathBuf::from("/");
-    for comp in Path::new(path).components() {
+    for comp in resolved.components() {
         let std::path::Component::Normal(name) = comp else { continue };
         let parent = berth_sys::open_in_root(
             root_fd.as_fd(),
