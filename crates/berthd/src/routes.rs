@@ -229,8 +229,13 @@ async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -
         changes: q.all("changes"),
         platform: q.get("platform").unwrap_or("").to_string(),
     };
-    // Validate before streaming the body (bad references and changes fail with 400).
-    engine.validate_import(&import)?;
+    // Validate before using the body (bad references and changes fail with 400). The body is
+    // still read and discarded, so the client sees the error rather than a broken pipe.
+    if let Err(e) = engine.validate_import(&import) {
+        let mut body = req.into_body();
+        while let Some(Ok(_)) = body.frame().await {}
+        return Err(e);
+    }
     let stream = req
         .into_body()
         .into_data_stream()

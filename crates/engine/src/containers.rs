@@ -337,6 +337,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        let exits_before = c.life.borrow().exits;
         let (started_tx, started_rx) = oneshot::channel();
         if let Err(e) = self.connect_shim(c, &socket, Some(started_tx)).await {
             cleanup(&e);
@@ -353,15 +354,28 @@ impl Engine {
         }
         match tokio::time::timeout(Duration::from_secs(30), started_rx).await {
             Ok(Ok(Ok(pid))) => {
-                c.update(|r| {
-                    r.state.status = Status::Running;
-                    r.state.pid = pid;
-                    r.state.started_at = Some(Utc::now());
-                    r.state.finished_at = None;
-                    r.state.error.clear();
-                    r.state.exit_code = 0;
-                })?;
-                c.life.send_modify(|l| l.running = true);
+                // The monitor may already have seen the exit of a very short-lived process;
+                // then its bookkeeping stands and only the start time is recorded.
+                let started_at = Utc::now();
+                let mut already_exited = false;
+                c.life.send_modify(|l| {
+                    already_exited = l.exits != exits_before;
+                    if !already_exited {
+                        l.running = true;
+                    }
+                });
+                if already_exited {
+                    c.update(|r| r.state.started_at = Some(started_at))?;
+                } else {
+                    c.update(|r| {
+                        r.state.status = Status::Running;
+                        r.state.pid = pid;
+                        r.state.started_at = Some(started_at);
+                        r.state.finished_at = None;
+                        r.state.error.clear();
+                        r.state.exit_code = 0;
+                    })?;
+                }
                 Ok(())
             }
             Ok(Ok(Err(msg))) => Err(Error::invalid(format!(

@@ -219,7 +219,14 @@ impl Engine {
 
     /// `GET /images/{name}/json`.
     pub fn inspect_image(&self, name: &str) -> Result<Value> {
-        let id = self.lookup_image(name)?;
+        let id = self.lookup_image(name).map_err(|e| {
+            if e.kind == ErrorKind::NotFound {
+                // dockerd's wording for image inspect wraps the lookup error.
+                Error::not_found(format!("no such image: {name}: {}", e.message))
+            } else {
+                e
+            }
+        })?;
         let info = self.images.inspect(&id).map_err(store_err)?;
         let c = &info.config;
         let layers: Vec<String> = info.record.diff_ids.iter().map(|d| d.to_string()).collect();

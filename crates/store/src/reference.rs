@@ -1,124 +1,35 @@
-//! Minimal image-reference normalisation used until `berth_spec::reference` lands.
-//! Only what resolution and tagging need: `busybox` -> `docker.io/library/busybox:latest`.
+//! Reference handling for the store: a thin adapter over `berth_spec::reference`, the
+//! project's one implementation of docker's reference grammar and normalisation.
+
+use berth_spec::reference::Reference;
 
 use crate::error::{Error, Result};
 
-const DEFAULT_DOMAIN: &str = "docker.io";
-const OFFICIAL_PREFIX: &str = "library/";
-
 /// A parsed, normalised reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Normalized {
-    /// `docker.io/library/busybox`
-    pub name: String,
-    pub tag: Option<String>,
-    /// `sha256:<hex>`
-    pub digest: Option<String>,
-}
+pub struct Normalized(Reference);
 
 impl Normalized {
-    /// Full string with `:latest` added when there is neither tag nor digest.
+    /// Full string with `:latest` added when there is neither tag nor digest:
+    /// `docker.io/library/busybox:latest`.
     pub fn to_full_string(&self) -> String {
-        let mut s = self.name.clone();
-        match (&self.tag, &self.digest) {
-            (None, None) => s.push_str(":latest"),
-            (tag, digest) => {
-                if let Some(t) = tag {
-                    s.push(':');
-                    s.push_str(t);
-                }
-                if let Some(d) = digest {
-                    s.push('@');
-                    s.push_str(d);
-                }
-            }
-        }
-        s
+        self.0.to_string()
     }
-}
-
-fn invalid(input: &str) -> Error {
-    Error::InvalidArgument(format!("invalid reference format: {input:?}"))
-}
-
-fn valid_path_component(c: &str) -> bool {
-    // [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)*
-    if c.is_empty() {
-        return false;
-    }
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    b.iter().all(|&x| alnum(x) || x == b'.' || x == b'_' || x == b'-')
 }
 
 /// Parses and normalises `input` (docker's ParseNormalizedNamed + TagNameOnly semantics).
 pub fn normalize(input: &str) -> Result<Normalized> {
-    if input.is_empty() {
-        return Err(invalid(input));
-    }
-    let (rest, digest) = match input.split_once('@') {
-        Some((r, d)) => {
-            let _: crate::Digest = d.parse().map_err(|_| invalid(input))?;
-            (r, Some(d.to_string()))
-        }
-        None => (input, None),
-    };
-    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => {
-            let t = &rest[last_slash + i + 1..];
-            let ok = !t.is_empty()
-                && t.len() <= 128
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-                && !t.starts_with(['.', '-']);
-            if !ok {
-                return Err(invalid(input));
-            }
-            (&rest[..last_slash + i], Some(t.to_string()))
-        }
-        None => (rest, None),
-    };
-    let (domain, path) = match name.split_once('/') {
-        Some((d, p)) if d.contains('.') || d.contains(':') || d == "localhost" || d.chars().any(|c| c.is_ascii_uppercase()) => {
-            (d.to_string(), p.to_string())
-        }
-        _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
-    };
-    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
-        format!("{OFFICIAL_PREFIX}{path}")
-    } else {
-        path
-    };
-    if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid reference format: repository name ({path}) must be lowercase"
-        )));
-    }
-    if !path.split('/').all(valid_path_component) {
-        return Err(invalid(input));
-    }
-    if crate::digest::is_full_hex(&path[path.rfind('/').map(|i| i + 1).unwrap_or(0)..])
-        && domain == DEFAULT_DOMAIN
-        && path.starts_with(OFFICIAL_PREFIX)
-    {
-        return Err(Error::InvalidArgument(format!(
-            "invalid repository name ({input}), cannot specify 64-byte hexadecimal strings"
-        )));
-    }
-    Ok(Normalized { name: format!("{domain}/{path}"), tag, digest })
+    Reference::parse_normalized_tagged(input)
+        .map(Normalized)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 /// The short form docker shows: `docker.io/library/busybox:latest` -> `busybox:latest`.
 pub fn familiar(full: &str) -> String {
-    if let Some(r) = full.strip_prefix("docker.io/library/") {
-        if !r.contains('/') {
-            return r.to_string();
-        }
+    match Reference::parse(full) {
+        Ok(r) => r.familiar_string(),
+        Err(_) => full.to_string(),
     }
-    full.strip_prefix("docker.io/").unwrap_or(full).to_string()
 }
 
 #[cfg(test)]
