@@ -581,3 +581,58 @@ fn behaves_like_runc() {
         .args(["delete", "-f", &rid])
         .output();
 }
+
+#[test]
+fn container_sees_only_stdio_fds() {
+    need_root!();
+    let (env, cfg) = bundle("fds", &["ls", "/proc/self/fd"]);
+    let o = env.run(&cfg);
+    assert_eq!(stdout(&o), "0\n1\n2\n3\n", "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn runtime_runs_from_a_sealed_memfd() {
+    need_root!();
+    let (env, cfg) = bundle("memfd", &["sh", "-c", "true"]);
+    env.write(&cfg);
+    let b = env.bundle.to_str().unwrap().to_string();
+    let o = env.cmd(&["create", &env.id, "-b", &b]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    // The waiting init is still the runtime image: it must be the sealed memfd copy.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:berth-runtime"),
+        "{exe:?}"
+    );
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    assert!(w.is_err(), "the runtime binary must not be writable");
+    assert!(env.cmd(&["delete", "-f", &env.id]).status.success());
+}
+
+#[test]
+fn symlinked_mount_destination_stays_in_rootfs() {
+    need_root!();
+    let host = tempfile::tempdir().unwrap();
+    let (env, mut cfg) = bundle("symlink", &["cat", "/etc/hosts"]);
+    let rootfs = env.bundle.join("rootfs");
+    std::fs::remove_dir_all(rootfs.join("etc")).unwrap();
+    std::os::unix::fs::symlink(host.path(), rootfs.join("etc")).unwrap();
+    std::fs::write(env.bundle.join("hosts-src"), "127.0.0.1 inside\n").unwrap();
+    cfg["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/etc/hosts", "type": "bind",
+        "source": env.bundle.join("hosts-src"), "options": ["rbind", "ro"]
+    }));
+    let o = env.run(&cfg);
+    assert_eq!(stdout(&o), "127.0.0.1 inside\n", "stderr: {}", stderr(&o));
+    assert!(
+        std::fs::read_dir(host.path()).unwrap().next().is_none(),
+        "the host directory was touched"
+    );
+    // It was created inside the rootfs instead.
+    let inside = rootfs.join(host.path().strip_prefix("/").unwrap()).join("hosts");
+    assert!(inside.exists(), "{inside:?}");
+}

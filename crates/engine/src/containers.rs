@@ -665,36 +665,38 @@ impl Engine {
         let rec = c.snapshot();
         let tty = rec.config.tty;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        let path = c.log_path();
+        // Open now: the reply must see the log even if the container is removed right after
+        // (docker-py removes it while still reading the logs); an open fd keeps the data.
+        let file = match std::fs::File::open(c.log_path()) {
+            Ok(f) => Some(tokio::fs::File::from_std(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let life = c.life.subscribe();
         tokio::spawn(async move {
-            let content = tokio::fs::read(&path).await.unwrap_or_default();
-            // Only complete lines are consumed; the offset advances past them.
-            let complete = content.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
-            let mut offset = complete as u64;
-            let text = String::from_utf8_lossy(&content[..complete]).into_owned();
-            for e in logs::select(logs::parse(&text), &opts) {
-                if tx.send(e).await.is_err() {
+            use tokio::io::AsyncReadExt;
+            let Some(mut file) = file else { return };
+            let mut pending: Vec<u8> = Vec::new();
+            let mut first = true;
+            loop {
+                let running = life.borrow().running && !life.borrow().removed;
+                let mut chunk = Vec::new();
+                if file.read_to_end(&mut chunk).await.is_err() {
                     return;
                 }
-            }
-            if !opts.follow {
-                return;
-            }
-            let life = c.life.subscribe();
-            loop {
-                let running = life.borrow().running;
-                let data = tokio::fs::read(&path).await.unwrap_or_default();
-                if (data.len() as u64) > offset {
-                    let slice = &data[offset as usize..];
-                    let complete = slice.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
-                    let text = String::from_utf8_lossy(&slice[..complete]).into_owned();
-                    offset += complete as u64;
-                    for e in logs::parse(&text) {
-                        if opts.wants(&e) && tx.send(e).await.is_err() {
-                            return;
-                        }
+                pending.extend_from_slice(&chunk);
+                let complete = pending.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+                let text = String::from_utf8_lossy(&pending[..complete]).into_owned();
+                pending.drain(..complete);
+                let entries = logs::parse(&text);
+                let entries = if first { logs::select(entries, &opts) } else { entries };
+                first = false;
+                for e in entries {
+                    if opts.wants(&e) && tx.send(e).await.is_err() {
+                        return;
                     }
-                } else if !running || life.borrow().removed {
+                }
+                if !opts.follow || (!running && chunk.is_empty()) || tx.is_closed() {
                     return;
                 }
                 if let Some(u) = opts.until {
@@ -702,10 +704,9 @@ impl Engine {
                         return;
                     }
                 }
-                if tx.is_closed() {
-                    return;
+                if chunk.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
         Ok((tty, rx))

@@ -114,7 +114,9 @@ impl Exec {
         let _ = nix::unistd::write(&fifo, b"0");
         drop(fifo);
         let _ = berth_sys::reset_signals();
+        // No host fd may reach the workload (CVE-2024-21626 class): close everything but stdio.
         let _ = berth_sys::mark_cloexec_from(3);
+        let _ = berth_sys::close_from(3);
         let err = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
         eprintln!("exec {:?}: {}", self.path, errno_text(err));
         if err == nix::Error::ENOENT {

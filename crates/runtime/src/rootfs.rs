@@ -1,7 +1,6 @@
 //! Root file system setup, run inside the container init (new mount namespace).
 
-use std::os::fd::AsFd;
-use std::os::unix::fs::symlink;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use berth_sys::{mount, umount2, MntFlags, MsFlags};
@@ -114,32 +113,59 @@ fn locked_flags(path: &Path) -> MsFlags {
     f
 }
 
-/// Host path of `dest` inside `rootfs`, symlinks resolved within rootfs.
-fn resolve(rootfs: &Path, dest: &Path) -> InitResult<PathBuf> {
-    let root =
-        std::fs::File::open(rootfs).map_err(io(format!("open rootfs {}", rootfs.display())))?;
-    let rel = berth_sys::resolve_in_root_path(root.as_fd(), dest)
-        .map_err(io(format!("resolve {}", dest.display())))?;
-    Ok(rootfs.join(rel.strip_prefix("/").unwrap_or(&rel)))
+fn open_rootfs(rootfs: &Path) -> InitResult<std::fs::File> {
+    std::fs::File::open(rootfs).map_err(io(format!("open rootfs {}", rootfs.display())))
 }
 
-fn create_target(target: &Path, dir: bool) -> InitResult<()> {
-    if dir {
-        std::fs::create_dir_all(target).map_err(io(format!("mkdir {}", target.display())))
-    } else {
-        if let Some(p) = target.parent() {
-            std::fs::create_dir_all(p).map_err(io(format!("mkdir {}", p.display())))?;
-        }
-        if !target.exists() {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(target)
-                .map_err(io(format!("create {}", target.display())))?;
-        }
-        Ok(())
+/// Checks that an fd-resolved path really lies inside `rootfs` (the checked fallback behind
+/// openat2 RESOLVE_IN_ROOT).
+fn verify_inside(rootfs: &Path, fd: &OwnedFd, dest: &Path) -> InitResult<()> {
+    let real = std::fs::read_link(berth_sys::proc_fd_path(fd.as_fd()))
+        .map_err(io(format!("readlink of {}", dest.display())))?;
+    if !real.starts_with(rootfs) {
+        return Err(format!(
+            "mount destination {} resolves to {} outside the rootfs",
+            dest.display(),
+            real.display()
+        ));
     }
+    Ok(())
+}
+
+/// Creates (a directory, or a file when `dir` is false) and opens `dest` inside `rootfs` with
+/// fd-based resolution (symlinks cannot leave the rootfs); a symlink that tries to climb out
+/// of the rootfs with `..` is an error. Returns an `O_PATH` descriptor.
+fn target_fd(rootfs: &Path, dest: &Path, dir: bool) -> InitResult<OwnedFd> {
+    let root = open_rootfs(rootfs)?;
+    let (_, escaped) = berth_sys::resolve_in_root_checked(root.as_fd(), dest)
+        .map_err(io(format!("resolve {}", dest.display())))?;
+    if escaped {
+        return Err(format!(
+            "mount destination {} is a symlink that escapes the rootfs",
+            dest.display()
+        ));
+    }
+    let fd = if dir {
+        berth_sys::mkdir_all_in_root(root.as_fd(), dest, 0o755)
+    } else {
+        berth_sys::create_file_in_root(root.as_fd(), dest, 0o644)
+    }
+    .map_err(io(format!("create mount destination {}", dest.display())))?;
+    verify_inside(rootfs, &fd, dest)?;
+    Ok(fd)
+}
+
+/// Re-opens `dest` (after something was mounted on it, to reach the new mount).
+fn reopen_target(rootfs: &Path, dest: &Path) -> InitResult<OwnedFd> {
+    let root = open_rootfs(rootfs)?;
+    let fd = berth_sys::open_in_root(root.as_fd(), dest, libc::O_PATH, 0)
+        .map_err(io(format!("open {}", dest.display())))?;
+    verify_inside(rootfs, &fd, dest)?;
+    Ok(fd)
+}
+
+fn fdp(fd: &OwnedFd) -> PathBuf {
+    berth_sys::proc_fd_path(fd.as_fd())
 }
 
 /// Everything before pivot_root.
@@ -201,7 +227,6 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
             dest.display()
         ));
     }
-    let target = resolve(ctx.rootfs, dest)?;
     let what = format!(
         "mount {} to {}",
         mt.source().as_deref().unwrap_or(Path::new(&typ)).display(),
@@ -217,11 +242,11 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
         }
         let meta =
             std::fs::metadata(&src).map_err(io(format!("{what}: stat {}", src.display())))?;
-        create_target(&target, meta.is_dir())?;
+        let fd = target_fd(ctx.rootfs, dest, meta.is_dir())?;
         let rec = opts.flags & MsFlags::MS_REC;
         mount(
             Some(&src),
-            &target,
+            &fdp(&fd),
             None::<&str>,
             MsFlags::MS_BIND | rec,
             None::<&str>,
@@ -229,14 +254,16 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
         .map_err(m(what.clone()))?;
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&target);
-            mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
+            let fd = reopen_target(ctx.rootfs, dest)?;
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&fdp(&fd));
+            mount(None::<&str>, &fdp(&fd), None::<&str>, flags, None::<&str>)
                 .map_err(m(format!("{what}: remount")))?;
         }
     } else if typ == "cgroup" || typ == "cgroup2" {
-        mount_cgroups(ctx, &target, &opts).map_err(|e| format!("{what}: {e}"))?;
+        mount_cgroups(ctx, dest, &opts).map_err(|e| format!("{what}: {e}"))?;
     } else {
-        create_target(&target, true)?;
+        let fd = target_fd(ctx.rootfs, dest, true)?;
+        let target = fdp(&fd);
         let data = opts.data.join(",");
         let data = if data.is_empty() {
             None
@@ -257,25 +284,29 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
                     None::<&str>,
                 )
                 .map_err(m(what.clone()))?;
+                let fd = reopen_target(ctx.rootfs, dest)?;
                 let f = MsFlags::MS_BIND
                     | MsFlags::MS_REMOUNT
                     | MsFlags::MS_RDONLY
-                    | locked_flags(&target);
-                let _ = mount(None::<&str>, &target, None::<&str>, f, None::<&str>);
+                    | locked_flags(&fdp(&fd));
+                let _ = mount(None::<&str>, &fdp(&fd), None::<&str>, f, None::<&str>);
             }
             Err(e) => return Err(m(what)(e)),
         }
     }
-    for p in &opts.propagation {
-        mount(None::<&str>, &target, None::<&str>, *p, None::<&str>)
-            .map_err(m(format!("set propagation of {}", dest.display())))?;
+    if !opts.propagation.is_empty() {
+        let fd = reopen_target(ctx.rootfs, dest)?;
+        for p in &opts.propagation {
+            mount(None::<&str>, &fdp(&fd), None::<&str>, *p, None::<&str>)
+                .map_err(m(format!("set propagation of {}", dest.display())))?;
+        }
     }
     Ok(())
 }
 
-/// Makes the container's own cgroups visible at `target` (bind mounts of its cgroup dirs).
-fn mount_cgroups(ctx: &RootfsCtx<'_>, target: &Path, opts: &MountOpts) -> InitResult<()> {
-    create_target(target, true)?;
+/// Makes the container's own cgroups visible at `dest` (bind mounts of its cgroup dirs).
+fn mount_cgroups(ctx: &RootfsCtx<'_>, dest: &Path, opts: &MountOpts) -> InitResult<()> {
+    let fd = target_fd(ctx.rootfs, dest, true)?;
     let base = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let ro = opts.flags & MsFlags::MS_RDONLY;
     let pure_v2 = ctx.cgroup_dirs.iter().all(|(h, _)| h.v2);
@@ -283,56 +314,65 @@ fn mount_cgroups(ctx: &RootfsCtx<'_>, target: &Path, opts: &MountOpts) -> InitRe
         if let Some((_, dir)) = ctx.cgroup_dirs.first() {
             mount(
                 Some(dir),
-                target,
+                &fdp(&fd),
                 None::<&str>,
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None::<&str>,
             )
             .map_err(m("bind cgroup2".into()))?;
+            let fd = reopen_target(ctx.rootfs, dest)?;
             let _ = mount(
                 None::<&str>,
-                target,
+                &fdp(&fd),
                 None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(target),
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&fdp(&fd)),
                 None::<&str>,
             );
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), target, Some("tmpfs"), base, Some("mode=755"))
-        .map_err(m("mount tmpfs".into()))?;
+    mount(
+        Some("tmpfs"),
+        &fdp(&fd),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(m("mount tmpfs".into()))?;
+    let top = reopen_target(ctx.rootfs, dest)?;
     for (h, dir) in ctx.cgroup_dirs {
         let Some(name) = h.mount.file_name() else {
             continue;
         };
-        let sub = target.join(name);
-        create_target(&sub, true)?;
+        let sub = dest.join(name);
+        let sfd = target_fd(ctx.rootfs, &sub, true)?;
         mount(
             Some(dir),
-            &sub,
+            &fdp(&sfd),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
         .map_err(m(format!("bind {}", dir.display())))?;
+        let sfd = reopen_target(ctx.rootfs, &sub)?;
         let _ = mount(
             None::<&str>,
-            &sub,
+            &fdp(&sfd),
             None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&sub),
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&fdp(&sfd)),
             None::<&str>,
         );
         let n = name.to_string_lossy();
         if n.contains(',') {
             for c in n.split(',') {
-                let _ = symlink(&*n, target.join(c));
+                let _ = nix::unistd::symlinkat(&*n, Some(top.as_raw_fd()), c);
             }
         }
     }
     if !ro.is_empty() {
         mount(
             None::<&str>,
-            target,
+            &fdp(&top),
             None::<&str>,
             MsFlags::MS_REMOUNT | base | ro,
             Some("mode=755"),
@@ -362,17 +402,21 @@ fn make_device(
     uid: u32,
     gid: u32,
 ) -> InitResult<()> {
-    let target = resolve(ctx.rootfs, dest)?;
-    if let Some(p) = target.parent() {
-        std::fs::create_dir_all(p).map_err(io(format!("mkdir {}", p.display())))?;
-    }
-    let _ = std::fs::remove_file(&target);
+    let name = dest
+        .file_name()
+        .ok_or_else(|| format!("device path {} has no file name", dest.display()))?;
+    let parent = target_fd(ctx.rootfs, dest.parent().unwrap_or(Path::new("/")), true)?;
+    let _ = nix::unistd::unlinkat(
+        Some(parent.as_raw_fd()),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
     if ctx.in_userns {
         // mknod is not allowed in a user namespace: bind the host node.
-        create_target(&target, false)?;
+        let fd = target_fd(ctx.rootfs, dest, false)?;
         mount(
             Some(dest),
-            &target,
+            &fdp(&fd),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
@@ -380,24 +424,28 @@ fn make_device(
         .map_err(m(format!("bind device {}", dest.display())))?;
         return Ok(());
     }
-    berth_sys::mknod(
-        &target,
+    berth_sys::mknod_at(
+        parent.as_fd(),
+        name,
         kind,
         Mode::from_bits_truncate(mode),
         berth_sys::makedev(major, minor),
     )
-    .map_err(m(format!("mknod {}", dest.display())))?;
+    .map_err(io(format!("mknod {}", dest.display())))?;
+    let dirfd = Some(parent.as_raw_fd());
     nix::sys::stat::fchmodat(
-        None,
-        &target,
+        dirfd,
+        name,
         Mode::from_bits_truncate(mode),
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .map_err(m(format!("chmod {}", dest.display())))?;
-    nix::unistd::chown(
-        &target,
+    nix::unistd::fchownat(
+        dirfd,
+        name,
         Some(nix::unistd::Uid::from_raw(uid)),
         Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(m(format!("chown {}", dest.display())))?;
     Ok(())
@@ -435,7 +483,7 @@ fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
             d.gid().unwrap_or(0),
         )?;
     }
-    let dev = resolve(ctx.rootfs, Path::new("/dev"))?;
+    let dev = target_fd(ctx.rootfs, Path::new("/dev"), true)?;
     let links: &[(&str, &str)] = &[
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -443,25 +491,25 @@ fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
         ("/proc/self/fd/2", "stderr"),
         ("pts/ptmx", "ptmx"),
     ];
+    let dirfd = Some(dev.as_raw_fd());
     for (src, name) in links {
-        let p = dev.join(name);
         if *name == "ptmx" {
-            let _ = std::fs::remove_file(&p);
+            let _ = nix::unistd::unlinkat(dirfd, *name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
-        match symlink(src, &p) {
+        match nix::unistd::symlinkat(*src, dirfd, *name).map_err(std::io::Error::from) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(format!(
-                    "symlink {}: {}",
-                    p.display(),
+                    "symlink /dev/{}: {}",
+                    name,
                     crate::error::io_text(&e)
                 ))
             }
         }
     }
     if Path::new("/proc/kcore").exists() {
-        let _ = symlink("/proc/kcore", dev.join("core"));
+        let _ = nix::unistd::symlinkat("/proc/kcore", dirfd, "core");
     }
     Ok(())
 }

@@ -247,6 +247,15 @@ fn open_in_root_fallback(
 /// cannot go above it), returning a clean absolute path relative to `root`. The last component
 /// need not exist.
 pub fn resolve_in_root_path(root: BorrowedFd<'_>, path: &Path) -> io::Result<std::path::PathBuf> {
+    resolve_in_root_checked(root, path).map(|(p, _)| p)
+}
+
+/// Like `resolve_in_root_path`, and also reports whether a symlink on the way tried to climb
+/// above `root` with `..` (an escape attempt, clamped at `root`).
+pub fn resolve_in_root_checked(
+    root: BorrowedFd<'_>,
+    path: &Path,
+) -> io::Result<(std::path::PathBuf, bool)> {
     use std::path::{Component, PathBuf};
     let mut out: Vec<std::ffi::OsString> = Vec::new();
     let mut pending: Vec<std::ffi::OsString> = path
@@ -259,9 +268,18 @@ pub fn resolve_in_root_path(root: BorrowedFd<'_>, path: &Path) -> io::Result<std
         })
         .collect();
     let mut links = 0;
+    let mut escaped = false;
+    // Components still to come from the caller's own path (not from symlink targets).
+    let mut own = pending.len();
     while let Some(comp) = pending.pop() {
+        let from_link = pending.len() >= own;
+        if !from_link {
+            own = pending.len();
+        }
         if comp == ".." {
-            out.pop();
+            if out.pop().is_none() && from_link {
+                escaped = true;
+            }
             continue;
         }
         let mut candidate: PathBuf = out.iter().collect();
@@ -303,7 +321,7 @@ pub fn resolve_in_root_path(root: BorrowedFd<'_>, path: &Path) -> io::Result<std
     }
     let mut p = PathBuf::from("/");
     p.extend(out);
-    Ok(p)
+    Ok((p, escaped))
 }
 
 /// Mounts an overlay filesystem at `target`.
@@ -475,6 +493,203 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, buf))
 }
 
+
+const SEALS_WANTED: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// The seals of the file behind `fd` (F_GET_SEALS); 0 for files that do not support sealing.
+pub fn get_seals(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: F_GET_SEALS takes no argument beyond the descriptor.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(ret)
+}
+
+/// Whether the running executable is a sealed memfd (write, grow, shrink and seal sealed).
+pub fn running_from_sealed_memfd() -> bool {
+    match std::fs::File::open("/proc/self/exe") {
+        Ok(f) => get_seals(f.as_fd()).is_ok_and(|s| s & SEALS_WANTED == SEALS_WANTED),
+        Err(_) => false,
+    }
+}
+
+/// Creates a memfd (`MFD_CLOEXEC | MFD_ALLOW_SEALING`).
+pub fn memfd_create(name: &str) -> io::Result<OwnedFd> {
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in memfd name"))?;
+    // SAFETY: valid C string; flags are plain integers.
+    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds `F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE` to a memfd.
+pub fn seal_memfd(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_ADD_SEALS takes an integer argument.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS_WANTED) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Executes the program in `fd` (execveat with AT_EMPTY_PATH) with the current arguments and
+/// environment. Returns only on failure.
+pub fn fexecve_self_args(fd: BorrowedFd<'_>) -> io::Error {
+    let args: Vec<CString> = std::env::args_os()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut b = k.as_bytes().to_vec();
+            b.push(b'=');
+            b.extend_from_slice(v.as_bytes());
+            CString::new(b).ok()
+        })
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call;
+    // execveat only returns on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// Protects the running binary against being overwritten from a container (the
+/// CVE-2019-5736 class): unless the process already runs from a sealed memfd, copies
+/// `/proc/self/exe` into a memfd, seals it (`F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE`)
+/// and re-executes itself from it with the same arguments and environment.
+/// Returns only on failure (or when already sealed, with Ok).
+pub fn reexec_from_sealed_memfd(name: &str) -> io::Result<()> {
+    if running_from_sealed_memfd() {
+        return Ok(());
+    }
+    let mut exe = std::fs::File::open("/proc/self/exe")?;
+    let mem = memfd_create(name)?;
+    let mut out = std::fs::File::from(mem);
+    io::copy(&mut exe, &mut out)?;
+    drop(exe);
+    seal_memfd(out.as_fd())?;
+    Err(fexecve_self_args(out.as_fd()))
+}
+
+/// Creates directory `path` and its missing parents inside `root` (each step resolved with
+/// `open_in_root`, so symlinks cannot leave `root`) and returns an `O_PATH` descriptor of it.
+pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    use std::path::{Component, PathBuf};
+    // Resolve existing symlinks (contained in root) first, so dangling ones get their target
+    // created inside root; every step is then re-opened with openat2 RESOLVE_IN_ROOT.
+    let resolved = resolve_in_root_path(root, path)?;
+    let mut cur = PathBuf::from("/");
+    let mut fd = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    for c in resolved.components() {
+        let name = match c {
+            Component::Normal(n) => n,
+            _ => continue,
+        };
+        cur.push(name);
+        match open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0) {
+            Ok(f) => fd = f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let cn = CString::new(name.as_bytes())
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+                // SAFETY: valid C string, integer arguments.
+                let r = unsafe { libc::mkdirat(fd.as_raw_fd(), cn.as_ptr(), mode) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+                fd = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(fd)
+}
+
+/// Creates (if missing) the regular file `path` inside `root`, parents included, and returns an
+/// `O_PATH` descriptor of whatever `path` resolves to inside `root`.
+pub fn create_file_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    match open_in_root(root, path, libc::O_PATH, 0) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir = mkdir_all_in_root(root, parent, 0o755)?;
+    // An O_PATH directory descriptor is a valid dirfd for openat.
+    let dirfd = dir;
+    // O_NOFOLLOW|O_CREAT: a dangling symlink planted as the last component is not followed.
+    let f = openat_raw(
+        dirfd.as_raw_fd(),
+        name,
+        libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+        mode,
+    );
+    match f {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+        Err(e) => return Err(e),
+    }
+    open_in_root(root, path, libc::O_PATH, 0)
+}
+
+/// Reopens an (`O_PATH`) descriptor with new flags through `/proc/self/fd`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let p = proc_fd_path(fd);
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_CLOEXEC)
+        .open(p)?
+        .into())
+}
+
+/// `/proc/self/fd/N` for a descriptor: a path the kernel resolves to exactly that file (used to
+/// mount onto an fd-resolved target).
+pub fn proc_fd_path(fd: BorrowedFd<'_>) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Creates a device node `name` in directory `dir` (mknodat).
+pub fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: SFlag,
+    perm: Mode,
+    dev: u64,
+) -> io::Result<()> {
+    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, kind, perm, dev).map_err(nix_err)
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,6 +714,9 @@ mod tests {
             resolve_in_root_path(root.as_fd(), Path::new("../../x/./y")).unwrap(),
             Path::new("/x/y")
         );
+        assert!(resolve_in_root_checked(root.as_fd(), Path::new("a/b/up/x")).unwrap().1);
+        assert!(!resolve_in_root_checked(root.as_fd(), Path::new("../../x")).unwrap().1);
+        assert!(!resolve_in_root_checked(root.as_fd(), Path::new("/a/abs/x")).unwrap().1);
     }
 
     #[test]
@@ -515,6 +733,33 @@ mod tests {
             .unwrap();
         let got = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(got, b"inside");
+    }
+
+
+    #[test]
+    fn mkdir_all_in_root_stays_inside() {
+        let d = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("r")).unwrap();
+        std::os::unix::fs::symlink(host.path(), d.path().join("r/etc")).unwrap();
+        let root = std::fs::File::open(d.path().join("r")).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/etc/a/b"), 0o755).unwrap();
+        let fd = create_file_in_root(root.as_fd(), Path::new("/etc/hosts"), 0o644).unwrap();
+        let real = std::fs::read_link(proc_fd_path(fd.as_fd())).unwrap();
+        assert!(real.starts_with(d.path().join("r")), "{real:?}");
+        assert!(std::fs::read_dir(host.path()).unwrap().next().is_none());
+        assert!(d.path().join("r").join(host.path().strip_prefix("/").unwrap()).join("a/b").is_dir());
+    }
+
+    #[test]
+    fn memfd_seals() {
+        let fd = memfd_create("t").unwrap();
+        let mut f = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut f, b"abc").unwrap();
+        seal_memfd(f.as_fd()).unwrap();
+        assert_eq!(get_seals(f.as_fd()).unwrap() & SEALS_WANTED, SEALS_WANTED);
+        assert!(std::io::Write::write_all(&mut f, b"x").is_err());
+        assert!(!running_from_sealed_memfd());
     }
 
     #[test]
