@@ -633,6 +633,8 @@ fn symlinked_mount_destination_stays_in_rootfs() {
         "the host directory was touched"
     );
     // It was created inside the rootfs instead.
-    let inside = rootfs.join(host.path().strip_prefix("/").unwrap()).join("hosts");
+    let inside = rootfs
+        .join(host.path().strip_prefix("/").unwrap())
+        .join("hosts");
     assert!(inside.exists(), "{inside:?}");
 }

@@ -493,7 +493,6 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, buf))
 }
 
-
 const SEALS_WANTED: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
@@ -714,9 +713,21 @@ mod tests {
             resolve_in_root_path(root.as_fd(), Path::new("../../x/./y")).unwrap(),
             Path::new("/x/y")
         );
-        assert!(resolve_in_root_checked(root.as_fd(), Path::new("a/b/up/x")).unwrap().1);
-        assert!(!resolve_in_root_checked(root.as_fd(), Path::new("../../x")).unwrap().1);
-        assert!(!resolve_in_root_checked(root.as_fd(), Path::new("/a/abs/x")).unwrap().1);
+        assert!(
+            resolve_in_root_checked(root.as_fd(), Path::new("a/b/up/x"))
+                .unwrap()
+                .1
+        );
+        assert!(
+            !resolve_in_root_checked(root.as_fd(), Path::new("../../x"))
+                .unwrap()
+                .1
+        );
+        assert!(
+            !resolve_in_root_checked(root.as_fd(), Path::new("/a/abs/x"))
+                .unwrap()
+                .1
+        );
     }
 
     #[test]
@@ -735,7 +746,6 @@ mod tests {
         assert_eq!(got, b"inside");
     }
 
-
     #[test]
     fn mkdir_all_in_root_stays_inside() {
         let d = tempfile::tempdir().unwrap();
@@ -748,7 +758,12 @@ mod tests {
         let real = std::fs::read_link(proc_fd_path(fd.as_fd())).unwrap();
         assert!(real.starts_with(d.path().join("r")), "{real:?}");
         assert!(std::fs::read_dir(host.path()).unwrap().next().is_none());
-        assert!(d.path().join("r").join(host.path().strip_prefix("/").unwrap()).join("a/b").is_dir());
+        assert!(d
+            .path()
+            .join("r")
+            .join(host.path().strip_prefix("/").unwrap())
+            .join("a/b")
+            .is_dir());
     }
 
     #[test]
