@@ -461,8 +461,9 @@ class Bench:
             _, probe = run_cmd(b.d("exec", bc, "true"), env=b.env, check=False)
             if probe.returncode != 0:
                 err = (probe.stderr or "").strip().splitlines()
-                return self.skip("4", title, "berthd has no exec yet (probe: "
-                                 f"{err[0] if err else 'exit %d' % probe.returncode})",
+                why = err[0] if err else f"exit {probe.returncode}"
+                why = why if len(why) <= 90 else why[:60] + " ... " + why[-25:]
+                return self.skip("4", title, f"berthd has no exec yet (probe: {why})",
                                  refs=["dockerd"] if self.ref else [])
             systems = [("berthd", lambda i: timed(b.d("exec", bc, "true"), b.env))]
             if self.ref:
@@ -627,7 +628,7 @@ class Bench:
         t0 = time.monotonic()
         meta = machine_meta(self.mode, self.p, self.docker_cli)
         print(f"Berth benchmark, mode {self.mode}, {meta['date']}, nproc {meta['nproc']}, "
-              f"kernel {meta['kernel']}")
+              f"kernel {meta['kernel']}, loadavg {meta['loadavg_at_start']}")
         try:
             self.setup()
             meta["versions"] = self.versions()
@@ -672,7 +673,8 @@ class Bench:
 def machine_meta(mode, params, docker_cli):
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
             "mode": mode, "nproc": os.cpu_count(), "kernel": platform.release(),
-            "machine": platform.machine(), "python": platform.python_version()}
+            "machine": platform.machine(), "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def fmt(x, unit):
