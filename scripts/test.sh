@@ -46,6 +46,18 @@ failed=()
 step "cargo test --workspace --release"
 cargo test --workspace --release || failed+=("cargo test")
 
+# --- the berth CLI against a real berthd ---------------------------------------
+step "berth CLI integration tests against berthd"
+cli_root=$(mktemp -d /tmp/berth-cli-XXXXXX)
+./target/release/berthd --host "unix://$cli_root/b.sock" --data-root "$cli_root/data" \
+    --exec-root "$cli_root/exec" >"$cli_root/berthd.log" 2>&1 &
+cli_pid=$!
+for _ in $(seq 1 100); do [[ -S $cli_root/b.sock ]] && break; sleep 0.1; done
+BERTH_TEST_HOST="unix://$cli_root/b.sock" cargo test --release -p berth --test cli || failed+=("berth CLI")
+DOCKER_HOST="unix://$cli_root/b.sock" ./target/release/berth ps -aq | xargs -r ./target/release/berth -H "unix://$cli_root/b.sock" rm -f >/dev/null || true
+kill -TERM "$cli_pid" && wait "$cli_pid" || failed+=("berthd clean exit")
+rm -rf "$cli_root"
+
 # --- end-to-end ---------------------------------------------------------------
 if command -v dockerd >/dev/null; then
     export BERTH_E2E_DIFF=${BERTH_E2E_DIFF:-1}
