@@ -638,3 +638,142 @@ fn symlinked_mount_destination_stays_in_rootfs() {
         .join("hosts");
     assert!(inside.exists(), "{inside:?}");
 }
+
+#[test]
+fn seccomp_errno_rule_makes_mkdir_fail() {
+    need_root!();
+    let (env, mut cfg) = bundle(
+        "seccomp1",
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/d 2>&1; grep Seccomp: /proc/self/status; test -d /tmp/d || echo absent",
+        ],
+    );
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let o = env.run(&cfg);
+    let out = stdout(&o);
+    assert!(
+        out.contains("Operation not permitted"),
+        "{out} {}",
+        stderr(&o)
+    );
+    assert!(out.contains("Seccomp:\t2\nabsent\n"), "{out}");
+}
+
+/// What busybox `sh -c 'echo ...'` needs.
+const ALLOW: &[&str] = &[
+    "execve",
+    "brk",
+    "arch_prctl",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "read",
+    "write",
+    "writev",
+    "exit_group",
+    "exit",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "getpid",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "ioctl",
+    "fcntl",
+    "stat",
+    "fstat",
+    "newfstatat",
+    "lstat",
+    "statx",
+    "openat",
+    "open",
+    "close",
+    "uname",
+    "set_tid_address",
+    "wait4",
+    "clone",
+    "fork",
+    "vfork",
+    "dup2",
+    "dup3",
+    "pipe",
+    "pipe2",
+    "getcwd",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "prlimit64",
+    "sigaltstack",
+    "set_robust_list",
+    "rseq",
+    "getrandom",
+    "poll",
+    "ppoll",
+    "getdents64",
+    "lseek",
+    "chdir",
+    "futex",
+    "close_range",
+];
+
+#[test]
+fn seccomp_default_errno_with_allow_list() {
+    need_root!();
+    let (env, mut cfg) = bundle(
+        "seccomp2",
+        &[
+            "sh",
+            "-c",
+            "echo allowed; hostname 2>/dev/null; mkdir /tmp/x 2>&1",
+        ],
+    );
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ALLOW, "action": "SCMP_ACT_ALLOW"}]
+    });
+    let o = env.run(&cfg);
+    let out = stdout(&o);
+    assert!(out.starts_with("allowed\n"), "{out} {}", stderr(&o));
+    assert!(out.contains("not implemented"), "ENOSYS expected: {out}");
+    assert!(!env.bundle.join("rootfs/tmp/x").exists());
+}
+
+#[test]
+fn seccomp_argument_comparisons() {
+    need_root!();
+    // kill(2) denied only for SIGUSR1 (EQ on arg 1) and SIGUSR2 (MASKED_EQ on arg 1); signal
+    // 0 and SIGCONT still pass.
+    let (env, mut cfg) = bundle(
+        "seccomp3",
+        &["sh", "-c", "kill -0 $$ && echo zero-ok; kill -USR1 $$ 2>/dev/null || echo usr1-denied; \
+                       kill -USR2 $$ 2>/dev/null || echo usr2-denied; kill -CONT $$ && echo cont-ok"],
+    );
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 1, "value": 255, "valueTwo": 12, "op": "SCMP_CMP_MASKED_EQ"}]}
+        ]
+    });
+    let o = env.run(&cfg);
+    assert_eq!(
+        stdout(&o),
+        "zero-ok\nusr1-denied\nusr2-denied\ncont-ok\n",
+        "{}",
+        stderr(&o)
+    );
+}

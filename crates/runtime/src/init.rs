@@ -17,6 +17,8 @@ use crate::rootfs::{self, InitResult, RootfsCtx};
 /// Messages on the sync socket.
 pub(crate) const MSG_GO: &[u8] = b"go";
 pub(crate) const MSG_OK: &[u8] = b"ok";
+/// Carries the seccomp notify fd (SCM_RIGHTS) to the parent, which hands it to the listener.
+pub(crate) const MSG_SECCOMP_FD: &[u8] = b"seccomp-notify-fd";
 
 /// Everything the init needs, prepared by the parent before the clone.
 pub(crate) struct InitCtx {
@@ -98,6 +100,8 @@ struct Exec {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
+    /// Filter to load as late as possible (with no_new_privs, right before execve).
+    late_seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 impl Exec {
@@ -117,6 +121,12 @@ impl Exec {
         // No host fd may reach the workload (CVE-2024-21626 class): close everything but stdio.
         let _ = berth_sys::mark_cloexec_from(3);
         let _ = berth_sys::close_from(3);
+        if let Some(s) = &self.late_seccomp {
+            if let Err(e) = crate::seccomp::load(s) {
+                eprintln!("{e}");
+                return 1;
+            }
+        }
         let err = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
         eprintln!("exec {:?}: {}", self.path, errno_text(err));
         if err == nix::Error::ENOENT {
@@ -216,10 +226,38 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             )
         })?;
     }
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    // Compile early so a bad profile fails create with a clear error.
+    if let Some(s) = &seccomp {
+        crate::seccomp::build(s)?;
+    }
+    let mut late_seccomp = None;
+    let load_now = |s: &oci_spec::runtime::LinuxSeccomp| -> InitResult<()> {
+        let _ = berth_sys::mark_cloexec_from(3);
+        if let Some(fd) = crate::seccomp::load(s)? {
+            berth_sys::send_fd(ctx.sync.as_fd(), fd.as_fd(), MSG_SECCOMP_FD)
+                .map_err(|e| format!("send seccomp fd: {}", crate::error::io_text(&e)))?;
+        }
+        Ok(())
+    };
+    if let Some(s) = &seccomp {
+        // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load before dropping it.
+        if !nnp {
+            load_now(s)?;
+        }
+    }
     set_user_and_caps(&process)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         berth_sys::set_no_new_privs()
             .map_err(|e| format!("set no_new_privs: {}", crate::error::io_text(&e)))?;
+        if let Some(s) = seccomp {
+            if crate::seccomp::uses_notify(&s) {
+                load_now(&s)?;
+            } else {
+                late_seccomp = Some(s);
+            }
+        }
     }
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
@@ -255,6 +293,7 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             .map_err(|_| Fail(1, "bad path".into()))?,
         args: args.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
         env: env.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
+        late_seccomp,
     })
 }
 

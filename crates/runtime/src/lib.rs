@@ -7,10 +7,11 @@ pub mod cgroups;
 mod error;
 mod init;
 mod rootfs;
+mod seccomp;
 mod state;
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -272,9 +273,17 @@ impl Runtime {
         }
         nix::sys::socket::send(parent_sock.as_raw_fd(), init::MSG_GO, MsgFlags::empty())
             .map_err(|e| Error::nix("sync with init", e))?;
-        let mut buf = vec![0u8; 65536];
-        let n = nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty())
-            .map_err(|e| Error::nix("sync with init", e))?;
+        let buf = loop {
+            let (msg, fd) = berth_sys::recv_msg_fd(parent_sock.as_fd())
+                .map_err(|e| Error::io("sync with init", e))?;
+            match fd {
+                Some(fd) if msg == init::MSG_SECCOMP_FD => {
+                    send_to_seccomp_listener(&linux, &spec, id, pid, &bundle, fd)?
+                }
+                _ => break msg,
+            }
+        };
+        let n = buf.len();
         if n == 0 {
             let why = match nix::sys::wait::waitpid(pid, None) {
                 Ok(st) => format!("{st:?}"),
@@ -475,6 +484,40 @@ impl Runtime {
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         Ok(out)
     }
+}
+
+/// Hands the seccomp notify fd to `linux.seccomp.listenerPath` with runc's container process
+/// state message (`{"ociVersion","fds":["seccompFd"],"pid","metadata","state"}`).
+fn send_to_seccomp_listener(
+    linux: &oci_spec::runtime::Linux,
+    spec: &Spec,
+    id: &str,
+    pid: Pid,
+    bundle: &Path,
+    fd: OwnedFd,
+) -> Result<(), Error> {
+    let s = linux.seccomp().clone().unwrap_or_default();
+    let path = s.listener_path().clone().ok_or_else(|| {
+        Error::InvalidSpec("SCMP_ACT_NOTIFY requires linux.seccomp.listenerPath".into())
+    })?;
+    let msg = serde_json::json!({
+        "ociVersion": spec.version(),
+        "fds": ["seccompFd"],
+        "pid": pid.as_raw(),
+        "metadata": s.listener_metadata().clone().unwrap_or_default(),
+        "state": {
+            "ociVersion": spec.version(),
+            "id": id,
+            "status": "creating",
+            "pid": pid.as_raw(),
+            "bundle": bundle,
+            "annotations": spec.annotations().clone().unwrap_or_default(),
+        }
+    });
+    let sock = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|e| Error::io(format!("connect seccomp listener {}", path.display()), e))?;
+    berth_sys::send_fd(sock.as_fd(), fd.as_fd(), msg.to_string().as_bytes())
+        .map_err(|e| Error::io("send seccomp fd to listener", e))
 }
 
 fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {

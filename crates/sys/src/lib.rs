@@ -467,8 +467,16 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> io::
 
 /// Receives one fd sent with `send_fd`; returns it with the data bytes.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+    let (buf, fd) = recv_msg_fd(sock)?;
+    let fd = fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd received"))?;
+    Ok((fd, buf))
+}
+
+/// Receives one message (up to 64 KiB) and the fd it carries, if any (SCM_RIGHTS,
+/// close-on-exec). An empty message with no fd means the peer closed the socket.
+pub fn recv_msg_fd(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; 65536];
     let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
     let (n, fd) = {
         let mut iov = [io::IoSliceMut::new(&mut buf)];
@@ -487,10 +495,9 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
         }
         (msg.bytes, fd)
     };
-    let fd = fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd received"))?;
     buf.truncate(n);
     // SAFETY: the kernel installed this descriptor for us via SCM_RIGHTS; nothing else owns it.
-    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, buf))
+    Ok((buf, fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })))
 }
 
 const SEALS_WANTED: libc::c_int =
@@ -688,6 +695,18 @@ pub fn mknod_at(
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+/// Duplicates a raw descriptor handed out by a C library into an `OwnedFd` (close-on-exec);
+/// the original stays owned by whoever returned it.
+pub fn dup_raw_fd(raw: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an integer descriptor; an invalid one yields EBADF.
+    let fd = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 #[cfg(test)]
 mod tests {
