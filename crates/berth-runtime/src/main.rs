@@ -4,9 +4,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use berth_runtime_lib::{CreateOpts, Runtime, State};
+use berth_runtime_lib::{CreateOpts, ExecOpts, Runtime, State};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{SigSet, Signal};
+use oci_spec::runtime::{
+    Capability, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, Process, Spec,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -92,6 +95,93 @@ enum Cmd {
         #[arg(long, short = 'b')]
         bundle: Option<PathBuf>,
     },
+    /// Run a new process inside a running container.
+    Exec {
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+        #[arg(long, short = 't')]
+        tty: bool,
+        /// uid[:gid]
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        #[arg(long = "additional-gids", short = 'g')]
+        additional_gids: Vec<u32>,
+        /// A process.json (OCI process object); the command line args are then ignored.
+        #[arg(long, short = 'p')]
+        process: Option<PathBuf>,
+        #[arg(long, short = 'd')]
+        detach: bool,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(long = "no-new-privs")]
+        no_new_privs: bool,
+        /// Add a capability (e.g. CAP_KILL) to the bounding, effective and permitted sets.
+        #[arg(long = "cap", short = 'c')]
+        caps: Vec<String>,
+        #[arg(long = "process-label")]
+        process_label: Option<String>,
+        #[arg(long)]
+        apparmor: Option<String>,
+        #[arg(long = "preserve-fds", default_value_t = 0)]
+        preserve_fds: u32,
+        #[arg(long = "ignore-paused")]
+        ignore_paused: bool,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Suspend every process in the container.
+    Pause { id: String },
+    /// Resume a paused container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps {
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Container events; with --stats, one statistics record.
+    Events {
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between stats events (e.g. 5 or 5s).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Update the resource limits of a container.
+    Update {
+        /// JSON file with linux.resources ("-" for stdin).
+        #[arg(long, short = 'r')]
+        resources: Option<PathBuf>,
+        #[arg(long)]
+        memory: Option<String>,
+        #[arg(long = "memory-reservation")]
+        memory_reservation: Option<String>,
+        #[arg(long = "memory-swap")]
+        memory_swap: Option<String>,
+        #[arg(long = "cpu-quota")]
+        cpu_quota: Option<i64>,
+        #[arg(long = "cpu-period")]
+        cpu_period: Option<u64>,
+        #[arg(long = "cpu-shares")]
+        cpu_shares: Option<u64>,
+        #[arg(long = "cpuset-cpus")]
+        cpuset_cpus: Option<String>,
+        #[arg(long = "cpuset-mems")]
+        cpuset_mems: Option<String>,
+        #[arg(long = "pids-limit")]
+        pids_limit: Option<i64>,
+        id: String,
+    },
+    /// Show what this runtime supports (JSON).
+    Features,
 }
 
 /// Parses `TERM`, `SIGTERM`, `15`.
@@ -234,6 +324,390 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 .with_context(|| format!("write {}", path.display()))?;
             Ok(0)
         }
+        Cmd::Exec {
+            console_socket,
+            cwd,
+            env,
+            tty,
+            user,
+            additional_gids,
+            process,
+            detach,
+            pid_file,
+            no_new_privs,
+            caps,
+            process_label,
+            apparmor,
+            preserve_fds,
+            ignore_paused: _,
+            id,
+            command,
+        } => {
+            if process_label.is_some() || apparmor.is_some() {
+                bail!("apparmor and selinux labels are not supported on this host");
+            }
+            if *preserve_fds > 0 {
+                bail!("--preserve-fds is not supported");
+            }
+            let st = rt.state(id)?;
+            let proc = if let Some(pf) = process {
+                let data = std::fs::read(pf).with_context(|| format!("read {}", pf.display()))?;
+                serde_json::from_slice::<Process>(&data)
+                    .with_context(|| format!("parse process {}", pf.display()))?
+            } else {
+                if command.is_empty() {
+                    bail!("exec: args must not be empty");
+                }
+                let cfg = st.bundle.join("config.json");
+                let spec = Spec::load(&cfg).with_context(|| format!("load {}", cfg.display()))?;
+                let mut p = spec.process().clone().unwrap_or_default();
+                p.set_args(Some(command.clone()));
+                p.set_terminal(Some(*tty));
+                if let Some(c) = cwd {
+                    p.set_cwd(c.clone());
+                }
+                let mut e = p.env().clone().unwrap_or_default();
+                e.extend(env.iter().cloned());
+                p.set_env(Some(e));
+                if let Some(u) = user {
+                    let (uid, gid) = match u.split_once(':') {
+                        Some((a, b)) => (a.parse::<u32>()?, b.parse::<u32>()?),
+                        None => (u.parse::<u32>()?, 0),
+                    };
+                    let mut us = p.user().clone();
+                    us.set_uid(uid);
+                    us.set_gid(gid);
+                    p.set_user(us);
+                }
+                if !additional_gids.is_empty() {
+                    let mut us = p.user().clone();
+                    us.set_additional_gids(Some(additional_gids.clone()));
+                    p.set_user(us);
+                }
+                if *no_new_privs {
+                    p.set_no_new_privileges(Some(true));
+                }
+                if !caps.is_empty() {
+                    let mut c = p.capabilities().clone().unwrap_or_default();
+                    let parsed: Vec<Capability> = caps
+                        .iter()
+                        .map(|n| {
+                            let n = n.to_ascii_uppercase();
+                            let n = n.strip_prefix("CAP_").unwrap_or(&n).to_string();
+                            n.parse::<Capability>()
+                                .map_err(|_| anyhow::anyhow!("unknown capability {n:?}"))
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    for set in [0, 1, 2] {
+                        let mut cur = match set {
+                            0 => c.bounding().clone(),
+                            1 => c.effective().clone(),
+                            _ => c.permitted().clone(),
+                        }
+                        .unwrap_or_default();
+                        cur.extend(parsed.iter().copied());
+                        match set {
+                            0 => c.set_bounding(Some(cur)),
+                            1 => c.set_effective(Some(cur)),
+                            _ => c.set_permitted(Some(cur)),
+                        };
+                    }
+                    p.set_capabilities(Some(c));
+                }
+                p
+            };
+            if proc.terminal().unwrap_or(false) && console_socket.is_none() {
+                bail!("--tty requires --console-socket");
+            }
+            let set = forwarded_signals();
+            if !*detach {
+                set.thread_block().context("block signals")?;
+            }
+            let pid = rt.exec(
+                id,
+                &proc,
+                ExecOpts {
+                    stdio: None,
+                    pid_file: pid_file.clone(),
+                    console_socket: console_socket.clone(),
+                },
+            )?;
+            if *detach {
+                return Ok(0);
+            }
+            let sfd = nix::sys::signalfd::SignalFd::new(&set).context("signalfd")?;
+            wait_forwarding(&sfd, pid, |sig| {
+                let _ = nix::sys::signal::kill(pid, Signal::try_from(sig).ok());
+            })
+        }
+        Cmd::Pause { id } => {
+            rt.pause(id)?;
+            Ok(0)
+        }
+        Cmd::Resume { id } => {
+            rt.resume(id)?;
+            Ok(0)
+        }
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = rt.processes(id)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string(&pids)?),
+                "table" => print!("{}", ps_table(&pids, ps_args)?),
+                _ => bail!("invalid format option"),
+            }
+            Ok(0)
+        }
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let secs: f64 = interval
+                .trim_end_matches('s')
+                .parse()
+                .with_context(|| format!("invalid interval {interval:?}"))?;
+            loop {
+                let data = rt.stats(id)?;
+                let ev = serde_json::json!({"type": "stats", "id": id, "data": data});
+                println!("{ev}");
+                if *stats {
+                    return Ok(0);
+                }
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.1)));
+            }
+        }
+        Cmd::Update {
+            resources,
+            memory,
+            memory_reservation,
+            memory_swap,
+            cpu_quota,
+            cpu_period,
+            cpu_shares,
+            cpuset_cpus,
+            cpuset_mems,
+            pids_limit,
+            id,
+        } => {
+            let r: LinuxResources = if let Some(f) = resources {
+                let data = if f.as_os_str() == "-" {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                    v
+                } else {
+                    std::fs::read(f).with_context(|| format!("read {}", f.display()))?
+                };
+                serde_json::from_slice(&data).context("parse resources JSON")?
+            } else {
+                let mut r = LinuxResources::default();
+                if memory.is_some() || memory_reservation.is_some() || memory_swap.is_some() {
+                    let mut m = LinuxMemory::default();
+                    m.set_limit(memory.as_deref().map(parse_bytes).transpose()?);
+                    m.set_reservation(memory_reservation.as_deref().map(parse_bytes).transpose()?);
+                    m.set_swap(memory_swap.as_deref().map(parse_bytes).transpose()?);
+                    r.set_memory(Some(m));
+                }
+                if cpu_quota.is_some()
+                    || cpu_period.is_some()
+                    || cpu_shares.is_some()
+                    || cpuset_cpus.is_some()
+                    || cpuset_mems.is_some()
+                {
+                    let mut c = LinuxCpu::default();
+                    c.set_quota(*cpu_quota);
+                    c.set_period(*cpu_period);
+                    c.set_shares(*cpu_shares);
+                    c.set_cpus(cpuset_cpus.clone());
+                    c.set_mems(cpuset_mems.clone());
+                    r.set_cpu(Some(c));
+                }
+                if let Some(l) = pids_limit {
+                    let mut pl = LinuxPids::default();
+                    pl.set_limit(*l);
+                    r.set_pids(Some(pl));
+                }
+                r
+            };
+            rt.update(id, &r)?;
+            Ok(0)
+        }
+        Cmd::Features => {
+            println!("{}", serde_json::to_string_pretty(&features())?);
+            Ok(0)
+        }
+    }
+}
+
+/// `64m`, `1g`, `1024`, `-1` -> bytes (binary units, like runc).
+fn parse_bytes(s: &str) -> anyhow::Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: {s:?}"))?;
+    Ok((n * mul as f64) as i64)
+}
+
+/// runc's `ps` table: `ps <args>` (default `-ef`) filtered to the container's pids.
+fn ps_table(pids: &[i32], args: &[String]) -> anyhow::Result<String> {
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        bail!("ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| anyhow::anyhow!("couldn't find PID field in ps output"))?;
+    let mut res = format!("{header}\n");
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let Some(p) = f.get(col).and_then(|p| p.parse::<i32>().ok()) {
+            if pids.contains(&p) {
+                res.push_str(l);
+                res.push('\n');
+            }
+        }
+    }
+    Ok(res)
+}
+
+fn features() -> serde_json::Value {
+    let caps: Vec<String> = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ]
+    .iter()
+    .map(|c| format!("CAP_{c}"))
+    .collect();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "mountOptions": ["async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+            "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+            "strictatime", "suid", "sync", "unbindable"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
+                    "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32",
+                    "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
+                    "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {
+            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "io.github.berth.runtime.memfd-reexec": "true"
+        }
+    })
+}
+
+/// Waits for `pid` (a child), passing forwarded signals to `forward`; returns the exit code
+/// (128 + signal when killed).
+fn wait_forwarding(
+    sfd: &nix::sys::signalfd::SignalFd,
+    pid: nix::unistd::Pid,
+    mut forward: impl FnMut(i32),
+) -> anyhow::Result<i32> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+            Ok(_) => {}
+            Err(nix::Error::ECHILD) => return Ok(255),
+            Err(e) => return Err(e).context("waitpid"),
+        }
+        match sfd.read_signal() {
+            Ok(Some(info)) => {
+                let sig = info.ssi_signo as i32;
+                if sig != Signal::SIGCHLD as i32 {
+                    forward(sig);
+                }
+            }
+            Ok(None) => {}
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e).context("read signalfd"),
+        }
     }
 }
 
@@ -319,27 +793,9 @@ fn run_container(
         return Err(e.into());
     }
     let pid = nix::unistd::Pid::from_raw(st.pid);
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let code = loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) => {}
-            Err(nix::Error::ECHILD) => break 255,
-            Err(e) => return Err(e).context("waitpid"),
-        }
-        match sfd.read_signal() {
-            Ok(Some(info)) => {
-                let sig = info.ssi_signo as i32;
-                if sig != Signal::SIGCHLD as i32 {
-                    let _ = rt.kill(id, sig, false);
-                }
-            }
-            Ok(None) => {}
-            Err(nix::Error::EINTR) => {}
-            Err(e) => return Err(e).context("read signalfd"),
-        }
-    };
+    let code = wait_forwarding(&sfd, pid, |sig| {
+        let _ = rt.kill(id, sig, false);
+    })?;
     rt.delete(id, true)?;
     Ok(code)
 }

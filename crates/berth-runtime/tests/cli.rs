@@ -777,3 +777,205 @@ fn seccomp_argument_comparisons() {
         stderr(&o)
     );
 }
+
+fn detached(name: &str, patch: impl FnOnce(&mut Value)) -> Env {
+    let (env, mut cfg) = bundle(name, &["sleep", "1000"]);
+    patch(&mut cfg);
+    env.write(&cfg);
+    let b = env.bundle.to_str().unwrap().to_string();
+    let o = env.cmd(&["run", "-d", &env.id, "-b", &b]);
+    assert!(o.status.success(), "run -d: {}", stderr(&o));
+    env
+}
+
+fn status_of(env: &Env) -> String {
+    let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
+    st["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn exec_runs_inside_the_container() {
+    need_root!();
+    let env = detached("exec", |cfg| {
+        cfg["hostname"] = json!("exec-host");
+        cfg["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        cfg["process"]["oomScoreAdj"] = json!(123);
+    });
+    let o = env.cmd(&[
+        "exec", "--env", "FOO=bar", "--cwd", "/tmp", "-u", "1000:1000", &env.id, "sh", "-c",
+        "hostname; echo $FOO; pwd; id -u; cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj; ls /proc/self/fd",
+    ]);
+    assert_eq!(
+        stdout(&o),
+        "exec-host\nbar\n/tmp\n1000\n1\n123\n0\n1\n2\n3\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = env.cmd(&["exec", &env.id, "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = env.cmd(&["exec", &env.id, "nosuch"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    // --process JSON, detached, with a pid file.
+    let pf = env.bundle.join("exec.pid");
+    let proc_json = env.bundle.join("process.json");
+    std::fs::write(
+        &proc_json,
+        json!({"args": ["sleep", "500"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+               "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let o = env.cmd(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "--process",
+        proc_json.to_str().unwrap(),
+        &env.id,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let o = env.cmd(&["ps", "--format", "json", &env.id]);
+    let pids: Vec<i32> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(pids.contains(&pid));
+    let o = env.cmd(&["ps", &env.id]);
+    let table = stdout(&o);
+    assert!(
+        table.starts_with("UID") && table.contains("sleep 500"),
+        "{table}"
+    );
+    // kill --all reaches the exec'd process too; delete --force of a running container.
+    assert!(env
+        .cmd(&["kill", "--all", &env.id, "KILL"])
+        .status
+        .success());
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap()
+                .is_empty()
+    );
+}
+
+#[test]
+fn pause_resume_update_events_features() {
+    need_root!();
+    let env = detached("pause", |_| {});
+    assert!(env.cmd(&["pause", &env.id]).status.success());
+    assert_eq!(status_of(&env), "paused");
+    let o = env.cmd(&["exec", &env.id, "true"]);
+    assert!(
+        !o.status.success(),
+        "exec into a paused container must fail"
+    );
+    assert!(env.cmd(&["resume", &env.id]).status.success());
+    assert_eq!(status_of(&env), "running");
+    let o = env.cmd(&[
+        "update",
+        "--memory",
+        "96m",
+        "--pids-limit",
+        "33",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "--cpu-shares",
+        "512",
+        &env.id,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v2 {
+        let rd = |c: &str, f: &str| {
+            std::fs::read_to_string(env.cgroup_dir(c).join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            rd("memory", "memory.limit_in_bytes"),
+            (96 << 20).to_string()
+        );
+        assert_eq!(rd("pids", "pids.max"), "33");
+        assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(rd("cpu", "cpu.shares"), "512");
+    }
+    let rfile = env.bundle.join("res.json");
+    std::fs::write(&rfile, r#"{"pids": {"limit": 44}}"#).unwrap();
+    assert!(env
+        .cmd(&["update", "-r", rfile.to_str().unwrap(), &env.id])
+        .status
+        .success());
+    let o = env.cmd(&["events", "--stats", &env.id]);
+    let ev: Value = serde_json::from_slice(&o.stdout).expect("stats JSON");
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"].as_str(), Some(env.id.as_str()));
+    assert_eq!(ev["data"]["pids"]["current"], 1);
+    assert_eq!(ev["data"]["pids"]["limit"], 44);
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 96u64 << 20);
+    assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
+    let o = env.cmd(&["features"]);
+    let f: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    let o = env.cmd(&["delete", "--force", &env.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!env.cgroup_dir("pids").exists());
+}
+
+#[test]
+fn hooks_get_the_state_on_stdin() {
+    need_root!();
+    let (env, mut cfg) = bundle("hooks", &["sh", "-c", "true"]);
+    let out = env.bundle.join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("(echo {name}; cat; echo) >> {}", out.display())], "timeout": 5});
+    cfg["hooks"] = json!({
+        "prestart": [hook("prestart")],
+        "createRuntime": [hook("createRuntime")],
+        "poststart": [hook("poststart")],
+        "poststop": [hook("poststop")],
+    });
+    let o = env.run(&cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(&out).unwrap();
+    let names: Vec<&str> = log.lines().step_by(2).collect();
+    assert_eq!(
+        names,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{log}"
+    );
+    let states: Vec<Value> = log
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(states[0]["status"], "creating");
+    assert_eq!(states[0]["id"].as_str(), Some(env.id.as_str()));
+    assert!(states[0]["pid"].as_i64().unwrap() > 0);
+    assert_eq!(states[3]["status"], "stopped");
+    // A failing hook fails create and leaves nothing behind.
+    cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    let o = env.run(&cfg);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("createRuntime hook"), "{}", stderr(&o));
+    assert!(!env.root.join(&env.id).exists());
+    assert!(!env.cgroup_dir("pids").exists());
+}

@@ -19,7 +19,7 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
-    fn has(&self, c: &str) -> bool {
+    pub fn has(&self, c: &str) -> bool {
         self.controllers.iter().any(|x| x == c)
     }
 }
@@ -333,6 +333,9 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
             }
         }
     }
+    if h.has("devices") {
+        apply_devices_v1(d, r)?;
+    }
     if h.has("pids") {
         if let Some(p) = r.pids() {
             let v = if p.limit() > 0 {
@@ -410,17 +413,276 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+/// Whether the container's cgroup is frozen (v1 freezer preferred, else v2 cgroup.freeze).
 pub fn is_frozen(dirs: &[PathBuf]) -> bool {
     for d in dirs {
         if let Ok(s) = std::fs::read_to_string(d.join("freezer.state")) {
             return s.trim() == "FROZEN";
         }
+    }
+    for d in dirs {
         if let Ok(s) = std::fs::read_to_string(d.join("cgroup.freeze")) {
             return s.trim() == "1";
         }
     }
     false
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    let s = std::fs::read_to_string(p).ok()?;
+    let t = s.trim();
+    if t == "max" {
+        return Some(u64::MAX);
+    }
+    t.parse().ok()
+}
+
+fn read_kv(p: &Path) -> std::collections::BTreeMap<String, u64> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// runc-style `events --stats` data (the subset cgroups give us).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub cpu: CpuStats,
+    pub memory: MemoryStats,
+    pub pids: PidsStats,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CpuStats {
+    pub usage: CpuUsage,
+    pub throttling: Throttling,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CpuUsage {
+    /// Nanoseconds.
+    pub total: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub percpu: Vec<u64>,
+    pub kernel: u64,
+    pub user: u64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Throttling {
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub periods: u64,
+    #[serde(rename = "throttledPeriods", skip_serializing_if = "is_zero", default)]
+    pub throttled_periods: u64,
+    #[serde(rename = "throttledTime", skip_serializing_if = "is_zero", default)]
+    pub throttled_time: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct MemoryEntry {
+    pub limit: u64,
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub usage: u64,
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub max: u64,
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub failcnt: u64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct MemoryStats {
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub cache: u64,
+    pub usage: MemoryEntry,
+    pub swap: MemoryEntry,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub raw: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PidsStats {
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub current: u64,
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub limit: u64,
+}
+
+impl Cgroup {
+    fn dir_with(&self, file: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.as_path())
+            .find(|d| d.join(file).exists())
+    }
+
+    /// Freezes (`true`) or thaws every process of the cgroup and waits until the kernel
+    /// reports the new state (v1 freezer when mounted, else v2 `cgroup.freeze`).
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), Error> {
+        if let Some(d) = self.dir_with("freezer.state") {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            let f = d.join("freezer.state");
+            for _ in 0..1000 {
+                write_file(&f, want)?;
+                if std::fs::read_to_string(&f).unwrap_or_default().trim() == want {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            return Err(Error::Cgroup {
+                path: f,
+                source: io::Error::new(io::ErrorKind::TimedOut, "freezer did not settle"),
+            });
+        }
+        if let Some(d) = self.dir_with("cgroup.freeze") {
+            write_file(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            let ev = d.join("cgroup.events");
+            let want = if frozen { "frozen 1" } else { "frozen 0" };
+            for _ in 0..1000 {
+                if std::fs::read_to_string(&ev)
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| l.trim() == want)
+                {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            return Ok(());
+        }
+        Err(Error::Cgroup {
+            path: self.rel.clone(),
+            source: io::Error::new(io::ErrorKind::Unsupported, "no freezer available"),
+        })
+    }
+
+    /// Resource usage of the cgroup.
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats::default();
+        let pure_v2 = self.pure_v2();
+        for (h, d) in &self.dirs {
+            if h.v2 {
+                if !pure_v2 {
+                    continue;
+                }
+                let cpu = read_kv(&d.join("cpu.stat"));
+                st.cpu.usage.total = cpu.get("usage_usec").copied().unwrap_or(0) * 1000;
+                st.cpu.usage.user = cpu.get("user_usec").copied().unwrap_or(0) * 1000;
+                st.cpu.usage.kernel = cpu.get("system_usec").copied().unwrap_or(0) * 1000;
+                st.cpu.throttling.periods = cpu.get("nr_periods").copied().unwrap_or(0);
+                st.cpu.throttling.throttled_periods = cpu.get("nr_throttled").copied().unwrap_or(0);
+                st.cpu.throttling.throttled_time =
+                    cpu.get("throttled_usec").copied().unwrap_or(0) * 1000;
+                st.memory.usage.usage = read_u64(&d.join("memory.current")).unwrap_or(0);
+                st.memory.usage.limit = read_u64(&d.join("memory.max")).unwrap_or(u64::MAX);
+                st.memory.usage.max = read_u64(&d.join("memory.peak")).unwrap_or(0);
+                st.memory.usage.failcnt = read_kv(&d.join("memory.events"))
+                    .get("max")
+                    .copied()
+                    .unwrap_or(0);
+                st.memory.swap.usage = read_u64(&d.join("memory.swap.current")).unwrap_or(0);
+                st.memory.swap.limit = read_u64(&d.join("memory.swap.max")).unwrap_or(u64::MAX);
+                st.memory.raw = read_kv(&d.join("memory.stat"));
+                st.memory.cache = st.memory.raw.get("file").copied().unwrap_or(0);
+                st.pids.current = read_u64(&d.join("pids.current")).unwrap_or(0);
+                st.pids.limit = read_u64(&d.join("pids.max"))
+                    .map(|v| if v == u64::MAX { 0 } else { v })
+                    .unwrap_or(0);
+                continue;
+            }
+            if h.has("cpuacct") {
+                st.cpu.usage.total = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
+                st.cpu.usage.percpu = std::fs::read_to_string(d.join("cpuacct.usage_percpu"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                // cpuacct.stat is in USER_HZ (100/s) ticks.
+                let t = read_kv(&d.join("cpuacct.stat"));
+                st.cpu.usage.user = t.get("user").copied().unwrap_or(0) * 10_000_000;
+                st.cpu.usage.kernel = t.get("system").copied().unwrap_or(0) * 10_000_000;
+            }
+            if h.has("cpu") {
+                let t = read_kv(&d.join("cpu.stat"));
+                st.cpu.throttling.periods = t.get("nr_periods").copied().unwrap_or(0);
+                st.cpu.throttling.throttled_periods = t.get("nr_throttled").copied().unwrap_or(0);
+                st.cpu.throttling.throttled_time = t.get("throttled_time").copied().unwrap_or(0);
+            }
+            if h.has("memory") {
+                st.memory.usage.usage = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
+                st.memory.usage.max = read_u64(&d.join("memory.max_usage_in_bytes")).unwrap_or(0);
+                st.memory.usage.failcnt = read_u64(&d.join("memory.failcnt")).unwrap_or(0);
+                st.memory.usage.limit = read_u64(&d.join("memory.limit_in_bytes")).unwrap_or(0);
+                st.memory.swap.usage =
+                    read_u64(&d.join("memory.memsw.usage_in_bytes")).unwrap_or(0);
+                st.memory.swap.limit =
+                    read_u64(&d.join("memory.memsw.limit_in_bytes")).unwrap_or(0);
+                st.memory.raw = read_kv(&d.join("memory.stat"));
+                st.memory.cache = st.memory.raw.get("cache").copied().unwrap_or(0);
+            }
+            if h.has("pids") {
+                st.pids.current = read_u64(&d.join("pids.current")).unwrap_or(0);
+                st.pids.limit = read_u64(&d.join("pids.max"))
+                    .map(|v| if v == u64::MAX { 0 } else { v })
+                    .unwrap_or(0);
+            }
+        }
+        st
+    }
+}
+
+/// Device cgroup rules (v1) runc always allows on top of the spec's list.
+const DEFAULT_DEVICE_RULES: &[&str] = &[
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+fn apply_devices_v1(d: &Path, r: &LinuxResources) -> Result<(), Error> {
+    let Some(devs) = r.devices() else {
+        return Ok(());
+    };
+    for dev in devs {
+        let typ = dev
+            .typ()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "a".into());
+        let num = |n: Option<i64>| n.map(|v| v.to_string()).unwrap_or_else(|| "*".into());
+        let rule = if typ == "a" && dev.major().is_none() && dev.minor().is_none() {
+            "a".to_string()
+        } else {
+            format!(
+                "{typ} {}:{} {}",
+                num(dev.major()),
+                num(dev.minor()),
+                dev.access().clone().unwrap_or_else(|| "rwm".into())
+            )
+        };
+        let f = if dev.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        write_file(&d.join(f), &rule)?;
+    }
+    for rule in DEFAULT_DEVICE_RULES {
+        write_file(&d.join("devices.allow"), rule)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

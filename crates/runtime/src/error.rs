@@ -39,6 +39,13 @@ pub enum Error {
         path: PathBuf,
         source: serde_json::Error,
     },
+    /// An OCI hook failed or timed out.
+    #[error("{kind} hook {path}: {message}")]
+    Hook {
+        kind: String,
+        path: PathBuf,
+        message: String,
+    },
     /// The container init reported an error while setting up (runc-like text).
     #[error("{message}")]
     Init { message: String, exit_code: i32 },

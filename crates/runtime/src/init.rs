@@ -41,7 +41,7 @@ pub(crate) struct InitCtx {
 
 /// An init failure: text + exit code hint.
 #[derive(Debug)]
-struct Fail(i32, String);
+pub(crate) struct Fail(pub(crate) i32, pub(crate) String);
 
 impl From<String> for Fail {
     fn from(s: String) -> Self {
@@ -298,7 +298,7 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
 }
 
 /// PATH lookup like Go's exec.LookPath (what runc reports).
-fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
+pub(crate) fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
     let is_exec = |p: &Path| -> Result<(), nix::Error> {
         let md = std::fs::metadata(p)
             .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
@@ -331,7 +331,7 @@ fn look_path(name: &str, path_var: &str) -> Result<PathBuf, Fail> {
     ))
 }
 
-fn rlimit_number(t: PosixRlimitType) -> i32 {
+pub(crate) fn rlimit_number(t: PosixRlimitType) -> i32 {
     use PosixRlimitType::*;
     (match t {
         RlimitCpu => libc::RLIMIT_CPU,
@@ -360,7 +360,7 @@ fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> caps::CapsHashSet {
         .collect()
 }
 
-fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
+pub(crate) fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
     use caps::CapSet;
     let user = process.user();
     let capset = process.capabilities().clone();
@@ -422,7 +422,7 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitResult<()> {
 
 /// Creates a pty inside the container, sends the master over the console socket (SCM_RIGHTS,
 /// like runc), and makes the slave our stdio and controlling terminal.
-fn setup_console(sock: &OwnedFd, size: Option<(u16, u16)>) -> InitResult<()> {
+pub(crate) fn setup_console(sock: &OwnedFd, size: Option<(u16, u16)>) -> InitResult<()> {
     use nix::fcntl::OFlag;
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(|e| format!("open /dev/ptmx: {}", errno_text(e)))?;

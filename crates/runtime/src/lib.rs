@@ -5,6 +5,8 @@
 
 pub mod cgroups;
 mod error;
+mod exec;
+mod hooks;
 mod init;
 mod rootfs;
 mod seccomp;
@@ -21,6 +23,7 @@ use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+pub use cgroups::Stats;
 pub use error::Error;
 pub use state::{State, Status};
 
@@ -37,6 +40,32 @@ pub struct CreateOpts {
     pub console_socket: Option<PathBuf>,
     /// Use MS_MOVE + chroot instead of pivot_root.
     pub no_pivot: bool,
+}
+
+/// Options for [`Runtime::exec`].
+#[derive(Debug, Default)]
+pub struct ExecOpts {
+    /// stdin, stdout, stderr of the process; `None` inherits the caller's.
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// Write the process pid here (atomically).
+    pub pid_file: Option<PathBuf>,
+    /// With `process.terminal`, the pty master is sent over this Unix socket.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// The state JSON given to hooks on stdin.
+fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> String {
+    let mut v = serde_json::json!({
+        "ociVersion": spec.version(),
+        "id": id,
+        "status": status,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    });
+    if pid > 0 {
+        v["pid"] = serde_json::json!(pid);
+    }
+    v.to_string()
 }
 
 /// A runtime rooted at a state directory (like `runc --root`).
@@ -271,6 +300,15 @@ impl Runtime {
         if let Some(r) = linux.resources() {
             cg.apply(r)?;
         }
+        if let Some(h) = spec.hooks() {
+            let st = hook_state(&spec, id, pid.as_raw(), "creating", &bundle);
+            hooks::run("prestart", h.prestart().as_deref().unwrap_or(&[]), &st)?;
+            hooks::run(
+                "createRuntime",
+                h.create_runtime().as_deref().unwrap_or(&[]),
+                &st,
+            )?;
+        }
         nix::sys::socket::send(parent_sock.as_raw_fd(), init::MSG_GO, MsgFlags::empty())
             .map_err(|e| Error::nix("sync with init", e))?;
         let buf = loop {
@@ -383,6 +421,12 @@ impl Runtime {
                 message: "cannot start a container that has stopped".into(),
             });
         }
+        if let Ok(spec) = exec::load_spec(&p.state.bundle) {
+            if let Some(h) = spec.hooks() {
+                let st = hook_state(&spec, id, p.state.pid, "running", &p.state.bundle);
+                hooks::run("poststart", h.poststart().as_deref().unwrap_or(&[]), &st)?;
+            }
+        }
         Ok(())
     }
 
@@ -461,7 +505,177 @@ impl Runtime {
             }
         }
         cg.destroy()?;
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("remove {}", dir.display()), e))
+        let res = std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::io(format!("remove {}", dir.display()), e));
+        // poststop: failures are ignored (the container is gone either way), like runc.
+        if let Ok(spec) = exec::load_spec(&p.state.bundle) {
+            if let Some(h) = spec.hooks() {
+                let st = hook_state(&spec, id, 0, "stopped", &p.state.bundle);
+                let _ = hooks::run("poststop", h.poststop().as_deref().unwrap_or(&[]), &st);
+            }
+        }
+        res
+    }
+
+    fn cgroup_of(&self, id: &str) -> Result<(Persisted, cgroups::Cgroup), Error> {
+        let p = self.load(id)?;
+        let cg = cgroups::Cgroup::from_dirs(&p.cgroup_paths);
+        Ok((p, cg))
+    }
+
+    fn running(&self, id: &str, what: &str) -> Result<(Persisted, cgroups::Cgroup), Error> {
+        let (p, cg) = self.cgroup_of(id)?;
+        let st = p.current(&self.dir(id));
+        if st.status == Status::Stopped {
+            return Err(Error::BadState {
+                id: id.into(),
+                message: format!("cannot {what} a container that is not running"),
+            });
+        }
+        Ok((p, cg))
+    }
+
+    /// Freezes every process of the container (v1 freezer or v2 cgroup.freeze).
+    pub fn pause(&self, id: &str) -> Result<(), Error> {
+        let (p, cg) = self.running(id, "pause")?;
+        if p.current(&self.dir(id)).status == Status::Created {
+            return Err(Error::BadState {
+                id: id.into(),
+                message: "cannot pause a container that is not running".into(),
+            });
+        }
+        cg.set_frozen(true)
+    }
+
+    /// Thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<(), Error> {
+        let (p, cg) = self.running(id, "resume")?;
+        if p.current(&self.dir(id)).status != Status::Paused {
+            return Err(Error::BadState {
+                id: id.into(),
+                message: "container not paused".into(),
+            });
+        }
+        cg.set_frozen(false)
+    }
+
+    /// Pids of every process in the container's cgroup (host PID namespace).
+    pub fn processes(&self, id: &str) -> Result<Vec<i32>, Error> {
+        let (_, cg) = self.cgroup_of(id)?;
+        Ok(cg.pids())
+    }
+
+    /// cgroup statistics (runc's `events --stats` data).
+    pub fn stats(&self, id: &str) -> Result<Stats, Error> {
+        let (_, cg) = self.running(id, "get stats of")?;
+        Ok(cg.stats())
+    }
+
+    /// Changes the resource limits of a live container.
+    pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<(), Error> {
+        let (_, cg) = self.running(id, "update")?;
+        cg.apply(r)
+    }
+
+    /// Starts `process` inside the running container `id` (its namespaces, cgroup, seccomp
+    /// profile); the new process is a child of the caller, which must be single-threaded.
+    /// Returns its pid once it has exec'd (errors such as a missing executable come back as
+    /// `Error::Init` with runc's text and exit code hint).
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &oci_spec::runtime::Process,
+        opts: ExecOpts,
+    ) -> Result<Pid, Error> {
+        let p = self.load(id)?;
+        let st = p.current(&self.dir(id));
+        match st.status {
+            Status::Running | Status::Created => {}
+            Status::Paused => {
+                return Err(Error::BadState {
+                    id: id.into(),
+                    message: "cannot exec in a paused container".into(),
+                })
+            }
+            _ => {
+                return Err(Error::BadState {
+                    id: id.into(),
+                    message: "cannot exec in a stopped container".into(),
+                })
+            }
+        }
+        let spec = exec::load_spec(&p.state.bundle)?;
+        let console = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
+            (Some(s), true) => Some(OwnedFd::from(
+                std::os::unix::net::UnixStream::connect(s)
+                    .map_err(|e| Error::io(format!("connect console socket {}", s.display()), e))?,
+            )),
+            (None, true) => {
+                return Err(Error::InvalidSpec(
+                    "process.terminal requires a console socket".into(),
+                ))
+            }
+            _ => None,
+        };
+        let (parent_sock, child_sock) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Error::nix("socketpair", e))?;
+        let own_pidns = std::fs::File::open("/proc/self/ns/pid")
+            .map_err(|e| Error::io("open /proc/self/ns/pid", e))?;
+        let target = format!("/proc/{}/ns/pid", p.state.pid);
+        let same = std::fs::read_link("/proc/self/ns/pid").ok() == std::fs::read_link(&target).ok();
+        if !same {
+            berth_sys::setns_path(Path::new(&target), CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Error::io(format!("join pid namespace {target}"), e))?;
+        }
+        let ctx = exec::ExecCtx {
+            init_pid: p.state.pid,
+            spec,
+            process: process.clone(),
+            sync: child_sock,
+            console,
+            stdio: opts.stdio,
+        };
+        let cloned = berth_sys::fork_child(move || exec::run(ctx));
+        if !same {
+            let _ = berth_sys::setns(own_pidns.as_fd(), CloneFlags::CLONE_NEWPID);
+        }
+        let pid = cloned.map_err(|e| Error::io("fork exec process", e))?;
+        let kill = || {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        };
+        let cg = cgroups::Cgroup::from_dirs(&p.cgroup_paths);
+        if let Err(e) = cg.add_pid(pid.as_raw()) {
+            kill();
+            return Err(e);
+        }
+        if let Err(e) =
+            nix::sys::socket::send(parent_sock.as_raw_fd(), init::MSG_GO, MsgFlags::empty())
+        {
+            kill();
+            return Err(Error::nix("sync with exec process", e));
+        }
+        let mut buf = vec![0u8; 65536];
+        let n = nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty())
+            .map_err(|e| Error::nix("sync with exec process", e))?;
+        if n > 0 {
+            let (code, message) = init::decode(&buf[..n]).err().unwrap_or((1, String::new()));
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(Error::Init {
+                message,
+                exit_code: code,
+            });
+        }
+        if let Some(pf) = &opts.pid_file {
+            state::write_atomic(pf, pid.as_raw().to_string().as_bytes())
+                .map_err(|e| Error::io(format!("write pid file {}", pf.display()), e))?;
+        }
+        Ok(pid)
     }
 
     /// Every container under the root.

@@ -547,6 +547,21 @@ pub(crate) fn switch_root(rootfs: &Path, no_pivot: bool) -> InitResult<()> {
 /// After the root switch: masked and read-only paths, read-only root, root propagation.
 pub(crate) fn finish(spec: &Spec) -> InitResult<()> {
     let linux = spec.linux().clone().unwrap_or_default();
+    // linux.sysctl, written before /proc/sys becomes read-only.
+    let mut sysctls: Vec<(String, String)> = linux
+        .sysctl()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    sysctls.sort();
+    for (k, v) in sysctls {
+        if k.is_empty() || k.contains("..") || k.contains('/') && k.contains('.') {
+            return Err(format!("invalid sysctl key {k:?}"));
+        }
+        let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v.as_bytes()).map_err(io(format!("write sysctl {k}={v}")))?;
+    }
     for p in linux.masked_paths().clone().unwrap_or_default() {
         let meta = match std::fs::symlink_metadata(&p) {
             Ok(md) => md,
