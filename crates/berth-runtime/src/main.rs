@@ -220,7 +220,11 @@ fn main() {
                 .downcast_ref::<berth_runtime_lib::Error>()
                 .map(|e| e.exit_code_hint())
                 .unwrap_or(1);
-            let msg = format!("{e:#}");
+            // The library's errors already carry their cause in their text.
+            let msg = match e.downcast_ref::<berth_runtime_lib::Error>() {
+                Some(le) => le.to_string(),
+                None => format!("{e:#}"),
+            };
             log_error(&cli, &msg);
             eprintln!("{msg}");
             hint

@@ -979,3 +979,99 @@ fn hooks_get_the_state_on_stdin() {
     assert!(!env.root.join(&env.id).exists());
     assert!(!env.cgroup_dir("pids").exists());
 }
+
+/// Nothing of the container may remain: state dir, cgroup (any hierarchy), mounts of the
+/// bundle in the host, processes in its cgroup or rooted in its rootfs.
+fn assert_nothing_left(env: &Env, case: &str) {
+    assert!(!env.root.join(&env.id).exists(), "{case}: state dir left");
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let d = h.path().join("berth").join(&env.id);
+        assert!(!d.exists(), "{case}: cgroup {d:?} left");
+    }
+    let d = Path::new("/sys/fs/cgroup/berth").join(&env.id);
+    assert!(!d.exists(), "{case}: cgroup {d:?} left");
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let b = env.bundle.to_str().unwrap();
+    assert!(!mi.contains(b), "{case}: mount left: {mi}");
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if p.file_name().to_str().unwrap().parse::<u32>().is_err() {
+            continue;
+        }
+        let cg = std::fs::read_to_string(p.path().join("cgroup")).unwrap_or_default();
+        assert!(
+            !cg.contains(&env.id),
+            "{case}: process {:?} left",
+            p.file_name()
+        );
+        if let Ok(r) = std::fs::read_link(p.path().join("root")) {
+            assert!(
+                !r.starts_with(&env.bundle),
+                "{case}: process {:?} left",
+                p.file_name()
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_bundles_fail_clearly_and_leave_nothing() {
+    need_root!();
+    type Patch = Box<dyn Fn(&Env, &mut Value)>;
+    let cases: Vec<(&str, Patch, &str)> = vec![
+        (
+            "missing rootfs",
+            Box::new(|env, _| std::fs::remove_dir_all(env.bundle.join("rootfs")).unwrap()),
+            "rootfs",
+        ),
+        (
+            "invalid json",
+            Box::new(|env, _| {
+                std::fs::write(env.bundle.join("config.json.broken"), "{").unwrap();
+            }),
+            "cannot load spec",
+        ),
+        (
+            "unknown namespace",
+            Box::new(|_, cfg| {
+                cfg["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "bogus"}))
+            }),
+            "bogus",
+        ),
+        (
+            "mount onto an escaping symlink",
+            Box::new(|env, cfg| {
+                std::os::unix::fs::symlink("../../../../../../..", env.bundle.join("rootfs/evil"))
+                    .unwrap();
+                cfg["mounts"].as_array_mut().unwrap().push(
+                    json!({"destination": "/evil/tmp/x", "type": "tmpfs", "source": "tmpfs"}),
+                );
+            }),
+            "escapes the rootfs",
+        ),
+        (
+            "cgroup path outside the hierarchy",
+            Box::new(|_, cfg| cfg["linux"]["cgroupsPath"] = json!("/berth/../../../tmp/x")),
+            "outside the cgroup hierarchy",
+        ),
+    ];
+    for (case, patch, want) in cases {
+        let (env, mut cfg) = bundle("bad", &["sh", "-c", "true"]);
+        patch(&env, &mut cfg);
+        env.write(&cfg);
+        if case == "invalid json" {
+            std::fs::rename(
+                env.bundle.join("config.json.broken"),
+                env.bundle.join("config.json"),
+            )
+            .unwrap();
+        }
+        let b = env.bundle.to_str().unwrap().to_string();
+        let o = env.cmd(&["run", &env.id, "-b", &b]);
+        assert!(!o.status.success(), "{case}: must fail");
+        assert!(stderr(&o).contains(want), "{case}: {}", stderr(&o));
+        assert_nothing_left(&env, case);
+    }
+}

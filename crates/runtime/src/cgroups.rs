@@ -103,6 +103,15 @@ fn write_file(path: &Path, value: &str) -> Result<(), Error> {
 impl Cgroup {
     /// Creates `rel` (e.g. `/berth/<id>`) in every hierarchy.
     pub fn create(rel: &Path) -> Result<Self, Error> {
+        if rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::InvalidSpec(format!(
+                "cgroupsPath {} is outside the cgroup hierarchy",
+                rel.display()
+            )));
+        }
         let rel = PathBuf::from("/").join(rel.strip_prefix("/").unwrap_or(rel));
         let hs = hierarchies().map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
         let pure_v2 = hs.iter().all(|h| h.v2);

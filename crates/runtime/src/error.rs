@@ -19,7 +19,7 @@ pub enum Error {
     #[error("{message}")]
     BadState { id: String, message: String },
     /// config.json could not be read or parsed.
-    #[error("cannot load spec {path}: {source}")]
+    #[error("cannot load spec {path}: {}", spec_text(source))]
     Spec {
         path: PathBuf,
         source: oci_spec::OciSpecError,
@@ -28,10 +28,10 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
     /// A file system or syscall operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", io_text(source))]
     Io { context: String, source: io::Error },
     /// A cgroup operation failed.
-    #[error("cgroup {path}: {source}")]
+    #[error("cgroup {path}: {}", io_text(source))]
     Cgroup { path: PathBuf, source: io::Error },
     /// state.json is corrupt.
     #[error("state file {path}: {source}")]
@@ -92,4 +92,18 @@ pub(crate) fn io_text(e: &io::Error) -> String {
         Some(n) => errno_text(nix::Error::from_raw(n)),
         None => e.to_string(),
     }
+}
+
+/// oci-spec's own text is just "serde failed"; the innermost cause says what is wrong.
+fn spec_text(e: &oci_spec::OciSpecError) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let t = cur.to_string();
+    let mut s = t.as_str();
+    while let Some(rest) = s.strip_prefix("serde failed: ") {
+        s = rest;
+    }
+    s.to_string()
 }
