@@ -1075,3 +1075,24 @@ fn bad_bundles_fail_clearly_and_leave_nothing() {
         assert_nothing_left(&env, case);
     }
 }
+
+#[test]
+fn conformance_suite_passes() {
+    need_root!();
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: needs jq");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/run.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .env("BERTH_RUNTIME", BIN)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

@@ -170,7 +170,7 @@ fn setup(ctx: &ExecCtx) -> Result<Prepared, Fail> {
             ),
         ));
     }
-    let env = p.env().clone().unwrap_or_default();
+    let env = crate::init::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
     let args = p.args().clone().unwrap_or_default();
     let Some(arg0) = args.first() else {
         return Err(Fail(1, "args must not be empty".into()));

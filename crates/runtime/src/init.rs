@@ -274,7 +274,10 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             ),
         ));
     }
-    let env = process.env().clone().unwrap_or_default();
+    let env = with_home(
+        process.env().clone().unwrap_or_default(),
+        process.user().uid(),
+    );
     let args = process.args().clone().unwrap_or_default();
     let Some(arg0) = args.first() else {
         return Err("args must not be empty".to_string().into());
@@ -295,6 +298,25 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
         env: env.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
         late_seccomp,
     })
+}
+
+/// Like runc: without HOME in the environment, the user's home from the container's
+/// /etc/passwd (or "/") is added.
+pub(crate) fn with_home(mut env: Vec<String>, uid: u32) -> Vec<String> {
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return env;
+    }
+    let home = std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into());
+    env.push(format!("HOME={home}"));
+    env
 }
 
 /// PATH lookup like Go's exec.LookPath (what runc reports).
