@@ -949,16 +949,29 @@ fn hooks_get_the_state_on_stdin() {
     cfg["hooks"] = json!({
         "prestart": [hook("prestart")],
         "createRuntime": [hook("createRuntime")],
+        "createContainer": [hook("createContainer")],
+        // Runs inside the container (its /bin/sh and /tmp), before the process.
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/start-hook"]}],
         "poststart": [hook("poststart")],
         "poststop": [hook("poststop")],
     });
+    cfg["root"]["readonly"] = json!(false);
+    cfg["process"]["args"] = json!(["cat", "/tmp/start-hook"]);
     let o = env.run(&cfg);
     assert!(o.status.success(), "{}", stderr(&o));
+    let inner: Value = serde_json::from_slice(&o.stdout).expect("startContainer state");
+    assert_eq!(inner["id"].as_str(), Some(env.id.as_str()));
     let log = std::fs::read_to_string(&out).unwrap();
     let names: Vec<&str> = log.lines().step_by(2).collect();
     assert_eq!(
         names,
-        ["prestart", "createRuntime", "poststart", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
         "{log}"
     );
     let states: Vec<Value> = log
@@ -970,7 +983,11 @@ fn hooks_get_the_state_on_stdin() {
     assert_eq!(states[0]["status"], "creating");
     assert_eq!(states[0]["id"].as_str(), Some(env.id.as_str()));
     assert!(states[0]["pid"].as_i64().unwrap() > 0);
-    assert_eq!(states[3]["status"], "stopped");
+    assert_eq!(
+        states[2]["pid"], states[0]["pid"],
+        "createContainer sees the host pid"
+    );
+    assert_eq!(states[4]["status"], "stopped");
     // A failing hook fails create and leaves nothing behind.
     cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
     let o = env.run(&cfg);
@@ -1057,6 +1074,14 @@ fn bad_bundles_fail_clearly_and_leave_nothing() {
             "outside the cgroup hierarchy",
         ),
     ];
+    let mut cases = cases;
+    if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_err() {
+        cases.push((
+            "apparmor profile without AppArmor",
+            Box::new(|_, cfg| cfg["process"]["apparmorProfile"] = json!("docker-default")),
+            "AppArmor is not enabled on this host",
+        ));
+    }
     for (case, patch, want) in cases {
         let (env, mut cfg) = bundle("bad", &["sh", "-c", "true"]);
         patch(&env, &mut cfg);

@@ -145,6 +145,7 @@ fn setup(ctx: &ExecCtx) -> Result<Prepared, Fail> {
         berth_sys::set_rlimit(res, rl.soft(), rl.hard())
             .map_err(|e| format!("error setting rlimit type {res}: {}", io_text(&e)))?;
     }
+    crate::init::apply_process_attrs(p, &ctx.spec)?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     let seccomp = ctx.spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     if let (Some(s), false) = (&seccomp, nnp) {

@@ -37,6 +37,7 @@ pub(crate) struct InitCtx {
     pub new_userns: bool,
     pub new_mountns: bool,
     pub new_utsns: bool,
+    pub id: String,
 }
 
 /// An init failure: text + exit code hint.
@@ -102,6 +103,9 @@ struct Exec {
     env: Vec<CString>,
     /// Filter to load as late as possible (with no_new_privs, right before execve).
     late_seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// startContainer hooks (run in the container after `start`, before the exec) + state.
+    start_hooks: Vec<oci_spec::runtime::Hook>,
+    start_state: String,
 }
 
 impl Exec {
@@ -117,6 +121,10 @@ impl Exec {
         };
         let _ = nix::unistd::write(&fifo, b"0");
         drop(fifo);
+        if let Err(e) = crate::hooks::run("startContainer", &self.start_hooks, &self.start_state) {
+            eprintln!("{e}");
+            return 1;
+        }
         let _ = berth_sys::reset_signals();
         // No host fd may reach the workload (CVE-2024-21626 class): close everything but stdio.
         let _ = berth_sys::mark_cloexec_from(3);
@@ -200,6 +208,18 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
                 .any(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER)),
     };
     rootfs::prepare(&rctx)?;
+    // Our pid in the runtime's PID namespace: /proc is still the host's here.
+    let host_pid: i32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    if let Some(hs) = hooks.create_container() {
+        let st = crate::hook_state(spec, &ctx.id, host_pid, "created", &ctx.bundle);
+        crate::hooks::run("createContainer", hs, &st).map_err(|e| e.to_string())?;
+    }
+    let start_hooks = hooks.start_container().clone().unwrap_or_default();
+    let start_state = crate::hook_state(spec, &ctx.id, host_pid, "created", &ctx.bundle);
     rootfs::switch_root(&ctx.rootfs, ctx.no_pivot)?;
     if process.terminal().unwrap_or(false) {
         if let Some(sock) = &ctx.console {
@@ -226,6 +246,7 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             )
         })?;
     }
+    apply_process_attrs(&process, spec)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     // Compile early so a bad profile fails create with a clear error.
@@ -297,7 +318,105 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
         args: args.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
         env: env.iter().map(|a| cs(a)).collect::<Result<_, _>>()?,
         late_seccomp,
+        start_hooks,
+        start_state,
     })
+}
+
+/// ioPriority, scheduler, personality, and the LSM labels (refused with a clear error when the
+/// host has no such LSM).
+pub(crate) fn apply_process_attrs(
+    process: &oci_spec::runtime::Process,
+    spec: &Spec,
+) -> InitResult<()> {
+    use oci_spec::runtime::{IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy};
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        berth_sys::set_io_priority(class, io.priority().clamp(0, 7) as u32)
+            .map_err(|e| format!("set ioPriority: {}", crate::error::io_text(&e)))?;
+    }
+    if let Some(sc) = process.scheduler() {
+        let policy = match sc.policy() {
+            LinuxSchedulerPolicy::SchedOther => 0,
+            LinuxSchedulerPolicy::SchedFifo => 1,
+            LinuxSchedulerPolicy::SchedRr => 2,
+            LinuxSchedulerPolicy::SchedBatch => 3,
+            LinuxSchedulerPolicy::SchedIso => 4,
+            LinuxSchedulerPolicy::SchedIdle => 5,
+            LinuxSchedulerPolicy::SchedDeadline => 6,
+        };
+        let flags = sc.flags().iter().flatten().fold(0u64, |acc, f| {
+            acc | match f {
+                LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+                LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+                LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+                LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+                LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+            }
+        });
+        berth_sys::set_scheduler(&berth_sys::SchedAttr {
+            policy,
+            flags,
+            nice: sc.nice().unwrap_or(0),
+            priority: sc.priority().unwrap_or(0).max(0) as u32,
+            runtime: sc.runtime().unwrap_or(0),
+            deadline: sc.deadline().unwrap_or(0),
+            period: sc.period().unwrap_or(0),
+        })
+        .map_err(|e| format!("set scheduler: {}", crate::error::io_text(&e)))?;
+    }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().clone()) {
+        let dom = match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        };
+        berth_sys::set_personality(dom)
+            .map_err(|e| format!("set personality: {}", crate::error::io_text(&e)))?;
+    }
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim() == "Y");
+        if !enabled {
+            return Err(format!(
+                "apparmor profile {profile:?} requested but AppArmor is not enabled on this host"
+            ));
+        }
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}")).map_err(|e| {
+            format!(
+                "apply apparmor profile {profile:?}: {}",
+                crate::error::io_text(&e)
+            )
+        })?;
+    }
+    if let Some(label) = process.selinux_label().as_deref().filter(|p| !p.is_empty()) {
+        if !Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(format!(
+                "selinux label {label:?} requested but SELinux is not enabled on this host"
+            ));
+        }
+        std::fs::write("/proc/self/attr/exec", label).map_err(|e| {
+            format!(
+                "apply selinux label {label:?}: {}",
+                crate::error::io_text(&e)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Like runc: without HOME in the environment, the user's home from the container's

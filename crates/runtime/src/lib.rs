@@ -54,7 +54,7 @@ pub struct ExecOpts {
 }
 
 /// The state JSON given to hooks on stdin.
-fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> String {
+pub(crate) fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: &Path) -> String {
     let mut v = serde_json::json!({
         "ociVersion": spec.version(),
         "id": id,
@@ -273,6 +273,7 @@ impl Runtime {
             new_userns,
             new_mountns: flags.contains(CloneFlags::CLONE_NEWNS),
             new_utsns: flags.contains(CloneFlags::CLONE_NEWUTS),
+            id: id.to_string(),
         };
 
         // Joining an existing PID namespace affects children only: switch, clone, switch back.
