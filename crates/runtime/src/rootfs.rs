@@ -341,6 +341,10 @@ fn mount_cgroups(ctx: &RootfsCtx<'_>, dest: &Path, opts: &MountOpts) -> InitResu
     .map_err(m("mount tmpfs".into()))?;
     let top = reopen_target(ctx.rootfs, dest)?;
     for (h, dir) in ctx.cgroup_dirs {
+        // Like runc on hybrid hosts: only the v1 hierarchies are shown.
+        if h.v2 {
+            continue;
+        }
         let Some(name) = h.mount.file_name() else {
             continue;
         };
@@ -369,16 +373,8 @@ fn mount_cgroups(ctx: &RootfsCtx<'_>, dest: &Path, opts: &MountOpts) -> InitResu
             }
         }
     }
-    if !ro.is_empty() {
-        mount(
-            None::<&str>,
-            &fdp(&top),
-            None::<&str>,
-            MsFlags::MS_REMOUNT | base | ro,
-            Some("mode=755"),
-        )
-        .map_err(m("remount cgroup tmpfs ro".into()))?;
-    }
+    // Like runc, the tmpfs itself stays writable (only the hierarchies are read-only); it
+    // lives in the container's mount namespace only.
     Ok(())
 }
 
