@@ -41,6 +41,8 @@ cleanup() {
       "${bin[$rt]}" --root "$work/state-$rt" delete -f "$id" >/dev/null 2>&1
     done
   done
+  # runc leaves the (empty) parent cgroup behind.
+  rmdir /sys/fs/cgroup/*/berth-conformance /sys/fs/cgroup/berth-conformance 2>/dev/null
   [ "${KEEP:-}" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT

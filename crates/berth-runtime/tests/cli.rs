@@ -1075,6 +1075,11 @@ fn bad_bundles_fail_clearly_and_leave_nothing() {
         ),
     ];
     let mut cases = cases;
+    cases.push((
+        "host-wide sysctl",
+        Box::new(|_, cfg| cfg["linux"]["sysctl"] = json!({"kernel.panic": "5"})),
+        "not in a separate kernel namespace",
+    ));
     if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_err() {
         cases.push((
             "apparmor profile without AppArmor",

@@ -205,6 +205,11 @@ impl Cgroup {
     /// Applies memory, cpu, cpuset and pids limits.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), Error> {
         let pure_v2 = self.pure_v2();
+        if !pure_v2 && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(Error::InvalidSpec(
+                "linux.resources.unified requires cgroup v2 (this host uses cgroup v1)".into(),
+            ));
+        }
         for (h, d) in &self.dirs {
             if h.v2 && pure_v2 {
                 apply_v2(d, r)?;
@@ -345,6 +350,79 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
     if h.has("devices") {
         apply_devices_v1(d, r)?;
     }
+    if h.has("blkio") {
+        if let Some(b) = r.block_io() {
+            if let Some(w) = b.weight() {
+                let f = ["blkio.weight", "blkio.bfq.weight"]
+                    .iter()
+                    .map(|f| d.join(f))
+                    .find(|f| f.exists());
+                match f {
+                    Some(f) => write_file(&f, &w.to_string())?,
+                    None => return Err(unsupported(d, "blkio weight")),
+                }
+            }
+            if let Some(w) = b.leaf_weight() {
+                write_file(&d.join("blkio.leaf_weight"), &w.to_string())?;
+            }
+            for wd in b.weight_device().iter().flatten() {
+                if let Some(w) = wd.weight() {
+                    write_file(
+                        &d.join("blkio.weight_device"),
+                        &format!("{}:{} {w}", wd.major(), wd.minor()),
+                    )?;
+                }
+            }
+            for (list, file) in [
+                (
+                    b.throttle_read_bps_device(),
+                    "blkio.throttle.read_bps_device",
+                ),
+                (
+                    b.throttle_write_bps_device(),
+                    "blkio.throttle.write_bps_device",
+                ),
+                (
+                    b.throttle_read_iops_device(),
+                    "blkio.throttle.read_iops_device",
+                ),
+                (
+                    b.throttle_write_iops_device(),
+                    "blkio.throttle.write_iops_device",
+                ),
+            ] {
+                for t in list.iter().flatten() {
+                    write_file(
+                        &d.join(file),
+                        &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+                    )?;
+                }
+            }
+        }
+    }
+    if h.has("hugetlb") {
+        for l in r.hugepage_limits().iter().flatten() {
+            write_file(
+                &d.join(format!("hugetlb.{}.limit_in_bytes", l.page_size())),
+                &l.limit().to_string(),
+            )?;
+        }
+    }
+    if let Some(n) = r.network() {
+        if h.has("net_cls") {
+            if let Some(c) = n.class_id() {
+                write_file(&d.join("net_cls.classid"), &c.to_string())?;
+            }
+        }
+        if h.has("net_prio") {
+            for p in n.priorities().iter().flatten() {
+                write_file(
+                    &d.join("net_prio.ifpriomap"),
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
+            }
+        }
+    }
     if h.has("pids") {
         if let Some(p) = r.pids() {
             let v = if p.limit() > 0 {
@@ -419,7 +497,58 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
         };
         write_file(&d.join("pids.max"), &v)?;
     }
+    if let Some(b) = r.block_io() {
+        if let Some(w) = b.weight() {
+            // blkio weight [10..1000] -> io.weight [1..10000], as runc converts it.
+            let v = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
+            let f = d.join("io.bfq.weight");
+            if f.exists() {
+                write_file(&f, &w.to_string())?;
+            } else {
+                write_file(&d.join("io.weight"), &format!("default {v}"))?;
+            }
+        }
+        for (list, key) in [
+            (b.throttle_read_bps_device(), "rbps"),
+            (b.throttle_write_bps_device(), "wbps"),
+            (b.throttle_read_iops_device(), "riops"),
+            (b.throttle_write_iops_device(), "wiops"),
+        ] {
+            for t in list.iter().flatten() {
+                write_file(
+                    &d.join("io.max"),
+                    &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+                )?;
+            }
+        }
+    }
+    for l in r.hugepage_limits().iter().flatten() {
+        write_file(
+            &d.join(format!("hugetlb.{}.max", l.page_size())),
+            &l.limit().to_string(),
+        )?;
+    }
+    if let Some(u) = r.unified() {
+        let mut keys: Vec<_> = u.iter().collect();
+        keys.sort();
+        for (k, v) in keys {
+            if k.contains('/') || k.starts_with('.') {
+                return Err(Error::InvalidSpec(format!("invalid unified key {k:?}")));
+            }
+            write_file(&d.join(k), v)?;
+        }
+    }
     Ok(())
+}
+
+fn unsupported(d: &Path, what: &str) -> Error {
+    Error::Cgroup {
+        path: d.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{what} is not supported by this kernel"),
+        ),
+    }
 }
 
 /// Whether the container's cgroup is frozen (v1 freezer preferred, else v2 cgroup.freeze).

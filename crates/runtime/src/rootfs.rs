@@ -510,6 +510,39 @@ fn create_devices(ctx: &RootfsCtx<'_>) -> InitResult<()> {
     Ok(())
 }
 
+/// Only sysctls that belong to a namespace the container has may be set (others would change
+/// the host), like runc.
+fn check_sysctl_namespaced(key: &str, linux: &oci_spec::runtime::Linux) -> InitResult<()> {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    let has = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let ok = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        has(T::Ipc)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        has(T::Uts)
+    } else if key.starts_with("net.") {
+        has(T::Network)
+    } else {
+        false
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "sysctl {key:?} is not in a separate kernel namespace (it would change the host)"
+        ))
+    }
+}
+
 /// Switches the root to `rootfs` (pivot_root, or MS_MOVE + chroot with `no_pivot`).
 pub(crate) fn switch_root(rootfs: &Path, no_pivot: bool) -> InitResult<()> {
     nix::unistd::chdir(rootfs).map_err(m(format!("chdir {}", rootfs.display())))?;
@@ -555,6 +588,7 @@ pub(crate) fn finish(spec: &Spec) -> InitResult<()> {
         if k.is_empty() || k.contains("..") || k.contains('/') && k.contains('.') {
             return Err(format!("invalid sysctl key {k:?}"));
         }
+        check_sysctl_namespaced(&k, &linux)?;
         let path = Path::new("/proc/sys").join(k.replace('.', "/"));
         std::fs::write(&path, v.as_bytes()).map_err(io(format!("write sysctl {k}={v}")))?;
     }
