@@ -1126,3 +1126,83 @@ fn conformance_suite_passes() {
         .unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+#[test]
+fn exec_tty_over_console_socket() {
+    need_root!();
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let env = detached("exectty", |_| {});
+    let sock_path = env.bundle.join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let child = Command::new(BIN)
+        .arg("--root")
+        .arg(&env.root)
+        .args([
+            "exec",
+            "-t",
+            "-d",
+            "--console-socket",
+            sock_path.to_str().unwrap(),
+        ])
+        .args([&env.id, "sh", "-c", "test -t 0 && tty && echo exec-tty"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let (master, _) = berth_sys::recv_fd(conn.as_fd()).unwrap();
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    let mut f = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&out).contains("exec-tty") {
+            break;
+        }
+    }
+    let s = String::from_utf8_lossy(&out);
+    assert!(s.contains("/dev/pts/") && s.contains("exec-tty"), "{s:?}");
+}
+
+#[test]
+fn seccomp_notify_hands_the_fd_to_the_listener() {
+    need_root!();
+    use std::os::fd::AsFd;
+    let (env, mut cfg) = bundle("notify", &["sh", "-c", "mkdir /tmp/n 2>&1; echo done"]);
+    let sock_path = env.bundle.join("seccomp.sock");
+    cfg["root"]["readonly"] = json!(false);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock_path,
+        "listenerMetadata": "meta-1",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let got = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (fd, msg) = berth_sys::recv_fd(conn.as_fd()).unwrap();
+        // Closing the listener's fd makes pending and future notifications fail with ENOSYS.
+        drop(fd);
+        String::from_utf8(msg).unwrap()
+    });
+    let o = env.run(&cfg);
+    let msg: Value = serde_json::from_str(&got.join().unwrap()).unwrap();
+    assert_eq!(msg["fds"], json!(["seccompFd"]));
+    assert_eq!(msg["metadata"], "meta-1");
+    assert_eq!(msg["state"]["id"].as_str(), Some(env.id.as_str()));
+    assert!(msg["pid"].as_i64().unwrap() > 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("not implemented") && out.ends_with("done\n"),
+        "{out} {}",
+        stderr(&o)
+    );
+    assert!(!env.bundle.join("rootfs/tmp/n").exists());
+}

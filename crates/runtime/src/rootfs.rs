@@ -232,6 +232,9 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
         mt.source().as_deref().unwrap_or(Path::new(&typ)).display(),
         dest.display()
     );
+    if opts.data.iter().any(|o| o == "idmap" || o == "ridmap") {
+        return Err(format!("{what}: idmapped mounts are not supported"));
+    }
     if opts.flags.contains(MsFlags::MS_BIND) || typ == "bind" {
         let mut src = mt
             .source()
