@@ -352,7 +352,7 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
     }
     if h.has("blkio") {
         if let Some(b) = r.block_io() {
-            if let Some(w) = b.weight() {
+            if let Some(w) = b.weight().filter(|w| *w > 0) {
                 let f = ["blkio.weight", "blkio.bfq.weight"]
                     .iter()
                     .map(|f| d.join(f))
@@ -362,7 +362,7 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
                     None => return Err(unsupported(d, "blkio weight")),
                 }
             }
-            if let Some(w) = b.leaf_weight() {
+            if let Some(w) = b.leaf_weight().filter(|w| *w > 0) {
                 write_file(&d.join("blkio.leaf_weight"), &w.to_string())?;
             }
             for wd in b.weight_device().iter().flatten() {
@@ -498,7 +498,7 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
         write_file(&d.join("pids.max"), &v)?;
     }
     if let Some(b) = r.block_io() {
-        if let Some(w) = b.weight() {
+        if let Some(w) = b.weight().filter(|w| *w > 0) {
             // blkio weight [10..1000] -> io.weight [1..10000], as runc converts it.
             let v = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
             let f = d.join("io.bfq.weight");

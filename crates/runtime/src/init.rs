@@ -509,6 +509,10 @@ pub(crate) fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitRes
         let what = what.to_string();
         move |e: caps::errors::CapsError| format!("{what}: {e}")
     };
+    // Capabilities outside our own bounding set cannot be granted (e.g. a --privileged
+    // container on a host whose bounding set lacks CAP_SYS_RESOURCE): they are left out
+    // instead of failing the container, which only ever yields fewer privileges.
+    let avail = caps::read(None, CapSet::Bounding).unwrap_or_else(|_| caps::all());
     if let Some(c) = &capset {
         let keep = to_caps(c.bounding());
         for cap in caps::all() {
@@ -542,9 +546,18 @@ pub(crate) fn set_user_and_caps(process: &oci_spec::runtime::Process) -> InitRes
     // Changing uid makes the process non-dumpable, which would hide /proc/self/fd from it.
     let _ = nix::sys::prctl::set_dumpable(true);
     if let Some(c) = &capset {
-        let eff = to_caps(c.effective());
-        let perm = to_caps(c.permitted());
-        let inh = to_caps(c.inheritable());
+        let eff: caps::CapsHashSet = to_caps(c.effective())
+            .intersection(&avail)
+            .copied()
+            .collect();
+        let perm: caps::CapsHashSet = to_caps(c.permitted())
+            .intersection(&avail)
+            .copied()
+            .collect();
+        let inh: caps::CapsHashSet = to_caps(c.inheritable())
+            .intersection(&avail)
+            .copied()
+            .collect();
         caps::set(None, CapSet::Effective, &eff).map_err(cerr("set effective capabilities"))?;
         caps::set(None, CapSet::Permitted, &perm).map_err(cerr("set permitted capabilities"))?;
         caps::set(None, CapSet::Inheritable, &inh).map_err(cerr("set inheritable capabilities"))?;
