@@ -202,6 +202,19 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::POST, ["containers", id, "attach"]) => attach(engine, id, q, req).await,
+        (&Method::POST, ["containers", id, "exec"]) => {
+            let cfg: berth_api_types::ExecConfig = read_json(req).await?;
+            let eid = engine.exec_create(id, cfg)?;
+            Ok(json_reply(StatusCode::CREATED, &json!({"Id": eid})))
+        }
+        (&Method::POST, ["exec", id, "start"]) => exec_start(engine, id, req).await,
+        (&Method::GET, ["exec", id, "json"]) => Ok(ok_json(&engine.exec_inspect(id)?)),
+        (&Method::POST, ["exec", id, "resize"]) => {
+            if !engine.exec_exists(id) {
+                return Err(Error::not_found(format!("No such exec instance: {id}")));
+            }
+            Ok(status_only(StatusCode::OK))
+        }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
         _ => Err(not_found()),
     }
@@ -355,6 +368,101 @@ async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>
         // streams. Clients that matter (docker CLI, docker-py) always ask for the upgrade.
         Err(Error::invalid("attach requires a connection upgrade (Upgrade: tcp)"))
     }
+}
+
+/// `POST /exec/{id}/start`: detached (200, empty) or hijacked (101) with the process's
+/// stdout/stderr framed as in attach.
+async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> Result<Reply, Error> {
+    let upgrade = req.headers().get(UPGRADE).is_some();
+    let (parts, body) = req.into_parts();
+    let bytes = http_body_util::Limited::new(body, MAX_JSON_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::invalid(format!("error reading request body: {e}")))?
+        .to_bytes();
+    let start: serde_json::Value = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
+    };
+    let detach = start.get("Detach").and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut io = engine.exec_start(id).await?;
+    if detach {
+        tokio::spawn(async move {
+            // Nobody reads a detached exec's output; drain it so the process never blocks.
+            let out = io.stdout.take();
+            let err = io.stderr.take();
+            tokio::spawn(async move {
+                if let Some(mut o) = out {
+                    let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
+                }
+            });
+            tokio::spawn(async move {
+                if let Some(mut e) = err {
+                    let _ = tokio::io::copy(&mut e, &mut tokio::io::sink()).await;
+                }
+            });
+            io.wait().await;
+        });
+        return Ok(status_only(StatusCode::OK));
+    }
+    if !upgrade {
+        return Err(Error::invalid("exec start requires a connection upgrade (Upgrade: tcp)"));
+    }
+    let req = Request::from_parts(parts, http_body_util::Empty::<Bytes>::new());
+    let tty = io.tty;
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(_) => return,
+        };
+        let (mut rd, wr) = tokio::io::split(TokioIo::new(upgraded));
+        let wr = Arc::new(tokio::sync::Mutex::new(wr));
+        if let Some(mut stdin) = io.stdin.take() {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let pump = |src: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, stream: u8| {
+            let wr = wr.clone();
+            tokio::spawn(async move {
+                let Some(mut src) = src else { return };
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match src.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let bytes = if tty { buf[..n].to_vec() } else { frame(stream, &buf[..n]) };
+                            if wr.lock().await.write_all(&bytes).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let out = pump(io.stdout.take().map(|s| Box::new(s) as _), 1);
+        let err = pump(io.stderr.take().map(|s| Box::new(s) as _), 2);
+        let _ = out.await;
+        let _ = err.await;
+        let (_, failure) = io.wait().await;
+        let mut w = wr.lock().await;
+        if let Some(msg) = failure {
+            let bytes = if tty { msg.into_bytes() } else { frame(1, msg.as_bytes()) };
+            let _ = w.write_all(&bytes).await;
+        }
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    });
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONTENT_TYPE, ct)
+        .header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "tcp")
+        .body(empty_body())
+        .expect("static"))
 }
 
 /// `GET /containers/{id}/logs`.

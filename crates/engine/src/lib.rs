@@ -12,6 +12,7 @@ pub mod names;
 pub mod persist;
 pub mod record;
 mod shim;
+pub mod exec;
 mod views;
 mod bundle;
 
@@ -30,6 +31,8 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// The `berth-shim` executable.
     pub shim_bin: PathBuf,
+    /// The `berth-runtime` executable (for exec).
+    pub runtime_bin: PathBuf,
 }
 
 impl Config {
@@ -38,6 +41,7 @@ impl Config {
             data_root: data_root.into(),
             exec_root: exec_root.into(),
             shim_bin: shim::find_shim_binary(),
+            runtime_bin: exec::find_runtime_binary(),
         }
     }
     pub fn image_root(&self) -> PathBuf {
@@ -75,6 +79,8 @@ pub struct Engine {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     /// name (without slash) -> id
     names: Mutex<HashMap<String, String>>,
+    /// exec instances by id
+    execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
     pub cgroup_layout: checks::CgroupLayout,
     pub started: chrono::DateTime<chrono::Utc>,
 }
@@ -96,6 +102,7 @@ impl Engine {
             images,
             containers: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
             cgroup_layout: layout,
             started: chrono::Utc::now(),
         });
@@ -149,6 +156,7 @@ impl Engine {
 
     fn unregister(&self, id: &str, name: &str) {
         self.containers.lock().expect("lock").remove(id);
+        self.execs.lock().expect("lock").retain(|_, e| e.container_id != id);
         let mut names = self.names.lock().expect("lock");
         if names.get(name).map(|v| v == id).unwrap_or(false) {
             names.remove(name);
