@@ -497,6 +497,9 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
         };
         write_file(&d.join("pids.max"), &v)?;
     }
+    if let Some(devs) = r.devices() {
+        crate::devfilter::attach(d, devs).map_err(cg_err(d))?;
+    }
     if let Some(b) = r.block_io() {
         if let Some(w) = b.weight().filter(|w| *w > 0) {
             // blkio weight [10..1000] -> io.weight [1..10000], as runc converts it.

@@ -4,6 +4,7 @@
 //! single-threaded (the `berth-runtime` CLI or the shim). See `docs/DESIGN.md`.
 
 pub mod cgroups;
+mod devfilter;
 mod error;
 mod exec;
 mod hooks;

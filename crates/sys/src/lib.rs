@@ -785,6 +785,118 @@ pub fn set_personality(persona: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// One eBPF instruction (struct bpf_insn).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    pub code: u8,
+    /// dst_reg in the low 4 bits, src_reg in the high 4 bits.
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    _pad: [u64; 8],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+    _pad: [u32; 11],
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// Loads a `BPF_PROG_TYPE_CGROUP_DEVICE` program; on a verifier error the message includes
+/// the verifier log.
+pub fn bpf_load_cgroup_device_prog(insns: &[BpfInsn]) -> io::Result<OwnedFd> {
+    let license = c"Apache";
+    let mut log = vec![0u8; 65536];
+    let mut attr = BpfProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+        ..Default::default()
+    };
+    attr.prog_name[..7].copy_from_slice(b"berthdv");
+    // SAFETY: `attr` is a valid bpf_attr for BPF_PROG_LOAD of the stated size; the pointers in
+    // it (instructions, license, log buffer) are valid for the duration of the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const BpfProgLoadAttr,
+            std::mem::size_of::<BpfProgLoadAttr>(),
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        let end = log.iter().position(|b| *b == 0).unwrap_or(0);
+        if end == 0 {
+            return Err(e);
+        }
+        return Err(io::Error::new(
+            e.kind(),
+            format!("{e}: {}", String::from_utf8_lossy(&log[..end])),
+        ));
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches a device program to a cgroup2 directory (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI).
+pub fn bpf_attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = BpfProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid bpf_attr for BPF_PROG_ATTACH of the stated size.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const BpfProgAttachAttr,
+            std::mem::size_of::<BpfProgAttachAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
