@@ -202,6 +202,21 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::POST, ["containers", id, "attach"]) => attach(engine, id, q, req).await,
+        (&Method::POST, ["containers", id, "pause"]) => {
+            engine.pause_container(id).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, ["containers", id, "unpause"]) => {
+            engine.unpause_container(id).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        (&Method::GET, ["containers", id, "top"]) => {
+            Ok(ok_json(&engine.top_container(id, q.get("ps_args")).await?))
+        }
+        (&Method::POST, ["containers", id, "update"]) => {
+            let body: serde_json::Value = read_json(req).await?;
+            Ok(ok_json(&engine.update_container(id, &body).await?))
+        }
         (&Method::POST, ["containers", id, "exec"]) => {
             let cfg: berth_api_types::ExecConfig = read_json(req).await?;
             let eid = engine.exec_create(id, cfg)?;

@@ -62,7 +62,7 @@ pub struct Container {
     output: broadcast::Sender<OutFrame>,
     shim_tx: tokio::sync::Mutex<Option<FrameWriter>>,
     /// Serialises start/stop/kill/remove on this container.
-    op: tokio::sync::Mutex<()>,
+    pub(crate) op: tokio::sync::Mutex<()>,
 }
 
 /// A client attached to a container's streams.
@@ -105,7 +105,7 @@ impl Container {
         persist::write_json(&self.dir.join("config.v2.json"), &rec)
     }
 
-    fn update<F: FnOnce(&mut Record)>(&self, f: F) -> std::io::Result<()> {
+    pub(crate) fn update<F: FnOnce(&mut Record)>(&self, f: F) -> std::io::Result<()> {
         {
             let mut r = self.rec.lock().expect("lock");
             f(&mut r);
@@ -499,6 +499,7 @@ impl Engine {
             },
         };
         let grace = t.or(rec.config.stop_timeout).unwrap_or(10);
+        self.thaw_if_paused(&rec.id).await;
         let mut life = c.life.subscribe();
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), sig);
         let exited = async {
@@ -583,6 +584,7 @@ impl Engine {
                     rec.id
                 )));
             }
+            self.thaw_if_paused(&rec.id).await;
             let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
             let mut life = c.life.subscribe();
             let _ = tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;

@@ -13,6 +13,7 @@ pub mod persist;
 pub mod record;
 mod shim;
 pub mod exec;
+mod control;
 mod views;
 mod bundle;
 

@@ -1,0 +1,74 @@
+"""Resource limits seen from inside the container, pause/unpause (freezer), top and update,
+through the real docker CLI (same expectations against berthd and dockerd)."""
+
+import re
+
+from test_lifecycle import start_detached, state
+
+CG = "/sys/fs/cgroup"
+
+
+def cg_read(daemon, name, *paths):
+    # cgroup v1 (this machine's layout) and v2 file names
+    script = "; ".join(f"cat {p} 2>/dev/null || echo missing" for p in paths)
+    rc, out, err = daemon.docker("exec", name, "sh", "-c", script)
+    assert rc == 0, err
+    return out.split()
+
+
+def test_limits_visible_inside(daemon, image, names):
+    n = names("lim")
+    daemon.ok(*daemon.run_args("-d", "--name", n, "-m", "64m", "--cpus", "0.5",
+                               "--pids-limit", "50", "--cpu-shares", "512", image, "sleep", "100"))
+    mem, pids, quota, shares = cg_read(
+        daemon, n, f"{CG}/memory/memory.limit_in_bytes", f"{CG}/pids/pids.max",
+        f"{CG}/cpu/cpu.cfs_quota_us", f"{CG}/cpu/cpu.shares")
+    assert (mem, pids, quota, shares) == ("67108864", "50", "50000", "512")
+    c = daemon.inspect(n, "container")["HostConfig"]
+    assert (c["Memory"], c["NanoCpus"], c["PidsLimit"]) == (67108864, 500000000, 50)
+
+
+def test_update_changes_running_limits(daemon, image, names):
+    n = names("upd")
+    daemon.ok(*daemon.run_args("-d", "--name", n, "-m", "64m", image, "sleep", "100"))
+    daemon.ok("update", "-m", "128m", "--memory-swap", "256m", "--pids-limit", "60", n)
+    mem, pids = cg_read(daemon, n, f"{CG}/memory/memory.limit_in_bytes", f"{CG}/pids/pids.max")
+    assert (mem, pids) == ("134217728", "60")
+    assert daemon.inspect(n, "container")["HostConfig"]["Memory"] == 134217728
+
+
+def test_pause_unpause(daemon, image, names):
+    n = names("pause")
+    start_detached(daemon, n, image, "sleep", "100")
+    daemon.ok("pause", n)
+    st = state(daemon, n)
+    assert st["Status"] == "paused" and st["Paused"] is True and st["Running"] is True
+    assert "(Paused)" in daemon.ok("ps", "--filter", f"name={n}", "--format", "{{.Status}}")
+    rc, _, err = daemon.docker("exec", n, "true")
+    assert rc != 0 and "is paused, unpause the container before exec" in err, err
+    rc, _, err = daemon.docker("pause", n)
+    assert rc != 0 and "is already paused" in err, err
+    daemon.ok("unpause", n)
+    assert state(daemon, n)["Status"] == "running"
+    rc, _, err = daemon.docker("unpause", n)
+    assert rc != 0 and "is not paused" in err, err
+    # a paused container can be removed with -f
+    daemon.ok("pause", n)
+    daemon.ok("rm", "-f", n)
+
+
+def test_top(daemon, image, names):
+    n = names("top")
+    start_detached(daemon, n, image, "sleep", "100")
+    out = daemon.ok("top", n)
+    lines = out.splitlines()
+    assert re.split(r"\s+", lines[0].strip()) == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert len(lines) == 2 and lines[1].rstrip().endswith("sleep 100"), out
+    pid = int(re.split(r"\s+", lines[1].strip())[1])
+    assert pid == state(daemon, n)["Pid"]
+    out = daemon.ok("top", n, "-o", "pid,comm")
+    assert out.split()[:2] == ["PID", "COMMAND"] and out.split()[-1] == "sleep"
+    m = names("topstop")
+    daemon.ok(*daemon.run_args("--name", m, image, "true"))
+    rc, _, err = daemon.docker("top", m)
+    assert rc != 0 and "is not running" in err, err
