@@ -420,9 +420,14 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 }
                 p
             };
-            if proc.terminal().unwrap_or(false) && console_socket.is_none() {
-                bail!("--tty requires --console-socket");
-            }
+            let own_console = if proc.terminal().unwrap_or(false) && console_socket.is_none() {
+                if *detach {
+                    bail!("cannot allocate tty if berth-runtime will detach without setting console socket");
+                }
+                Some(OwnConsole::new(&cli.root)?)
+            } else {
+                None
+            };
             let set = forwarded_signals();
             if !*detach {
                 set.thread_block().context("block signals")?;
@@ -433,16 +438,26 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 ExecOpts {
                     stdio: None,
                     pid_file: pid_file.clone(),
-                    console_socket: console_socket.clone(),
+                    console_socket: own_console
+                        .as_ref()
+                        .map(|c| c.path.clone())
+                        .or_else(|| console_socket.clone()),
                 },
             )?;
             if *detach {
                 return Ok(0);
             }
             let sfd = nix::sys::signalfd::SignalFd::new(&set).context("signalfd")?;
-            wait_forwarding(&sfd, pid, |sig| {
+            let forward = |sig| {
                 let _ = nix::sys::signal::kill(pid, Signal::try_from(sig).ok());
-            })
+            };
+            match own_console {
+                Some(c) => {
+                    let m = c.master()?;
+                    wait_with_console(&sfd, pid, m, forward)
+                }
+                None => wait_forwarding(&sfd, pid, forward),
+            }
         }
         Cmd::Pause { id } => {
             rt.pause(id)?;
@@ -772,14 +787,190 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
+/// A console socket served by the CLI itself, for a foreground `run`/`exec` of a terminal
+/// process without `--console-socket` (runc's behaviour: the CLI proxies the pty).
+struct OwnConsole {
+    listener: std::os::unix::net::UnixListener,
+    path: PathBuf,
+}
+
+impl OwnConsole {
+    fn new(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+        let path = root.join(format!(".console-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .with_context(|| format!("bind {}", path.display()))?;
+        Ok(OwnConsole { listener, path })
+    }
+
+    /// The pty master the container sent (it is queued once create/exec returned).
+    fn master(&self) -> anyhow::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.listener.set_nonblocking(true)?;
+        let (conn, _) = self
+            .listener
+            .accept()
+            .context("the container sent no console")?;
+        conn.set_nonblocking(false)?;
+        let (fd, _) = berth_sys::recv_fd(conn.as_fd()).context("receive console")?;
+        Ok(fd)
+    }
+}
+
+impl Drop for OwnConsole {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn copy_winsize(master: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsFd;
+    if let Ok((r, c)) = berth_sys::get_winsize(std::io::stdin().as_fd()) {
+        let _ = berth_sys::set_winsize(master.as_fd(), r, c);
+    }
+}
+
+/// Like `wait_forwarding`, while proxying our stdin/stdout to the pty `master` (stdin in raw
+/// mode when it is a terminal; SIGWINCH resizes the pty).
+fn wait_with_console(
+    sfd: &nix::sys::signalfd::SignalFd,
+    pid: nix::unistd::Pid,
+    master: std::os::fd::OwnedFd,
+    mut forward: impl FnMut(i32),
+) -> anyhow::Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(stdin.as_fd()).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+    }
+    copy_winsize(&master);
+    let mut m = std::fs::File::from(master);
+    let mut out = std::io::stdout();
+    let mut buf = [0u8; 8192];
+    let (mut stdin_open, mut master_open) = (true, true);
+    let result = loop {
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if master_open {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => break Err(anyhow::Error::from(e).context("poll")),
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (sig_ready, m_ready, in_ready) = (
+            ready(0),
+            master_open && ready(1),
+            stdin_open && ready(if master_open { 2 } else { 1 }),
+        );
+        drop(fds);
+        if m_ready {
+            match m.read(&mut buf) {
+                Ok(0) | Err(_) => master_open = false,
+                Ok(n) => {
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+            }
+        }
+        if in_ready {
+            match stdin.lock().read(&mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let _ = m.write_all(&buf[..n]);
+                }
+            }
+        }
+        if sig_ready {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                let sig = info.ssi_signo as i32;
+                if sig == Signal::SIGWINCH as i32 {
+                    if let Ok((r, c)) = berth_sys::get_winsize(stdin.as_fd()) {
+                        let _ = berth_sys::set_winsize(m.as_fd(), r, c);
+                    }
+                } else if sig != Signal::SIGCHLD as i32 {
+                    forward(sig);
+                }
+            }
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => break Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => break Ok(128 + s as i32),
+            Ok(_) => {}
+            Err(nix::Error::ECHILD) => break Ok(255),
+            Err(e) => break Err(anyhow::Error::from(e).context("waitpid")),
+        }
+    };
+    // Drain what the process wrote before exiting.
+    let _ = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&m),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = out.write_all(&buf[..n]);
+    }
+    let _ = out.flush();
+    if let Some(t) = &saved {
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, t);
+    }
+    result
+}
+
+fn spec_wants_terminal(bundle: &Path) -> bool {
+    Spec::load(bundle.join("config.json"))
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
+}
+
 fn run_container(
     rt: &Runtime,
     id: &str,
     bundle: &Path,
-    opts: CreateOpts,
+    mut opts: CreateOpts,
     detach: bool,
 ) -> anyhow::Result<i32> {
+    let own_console = if opts.console_socket.is_none() && spec_wants_terminal(bundle) {
+        if detach {
+            bail!(
+                "cannot allocate tty if berth-runtime will detach without setting console socket"
+            );
+        }
+        let c = OwnConsole::new(rt.root())?;
+        opts.console_socket = Some(c.path.clone());
+        Some(c)
+    } else {
+        None
+    };
     let st = rt.create(id, bundle, opts)?;
+    let master = match &own_console {
+        Some(c) => match c.master() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = rt.delete(id, true);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     if detach {
         if let Err(e) = rt.start(id) {
             let _ = rt.delete(id, true);
@@ -797,9 +988,13 @@ fn run_container(
         return Err(e.into());
     }
     let pid = nix::unistd::Pid::from_raw(st.pid);
-    let code = wait_forwarding(&sfd, pid, |sig| {
+    let forward = |sig| {
         let _ = rt.kill(id, sig, false);
-    })?;
+    };
+    let code = match master {
+        Some(m) => wait_with_console(&sfd, pid, m, forward)?,
+        None => wait_forwarding(&sfd, pid, forward)?,
+    };
     rt.delete(id, true)?;
     Ok(code)
 }

@@ -1206,3 +1206,33 @@ fn seccomp_notify_hands_the_fd_to_the_listener() {
     );
     assert!(!env.bundle.join("rootfs/tmp/n").exists());
 }
+
+#[test]
+fn foreground_run_and_exec_proxy_their_own_pty() {
+    need_root!();
+    let (env, mut cfg) = bundle(
+        "ownpty",
+        &["sh", "-c", "test -t 0 && test -t 1 && echo tty-ok; exit 3"],
+    );
+    cfg["process"]["terminal"] = json!(true);
+    let o = env.run(&cfg);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "tty-ok\r\n");
+    // Detached without a console socket is refused, like runc.
+    env.write(&cfg);
+    let b = env.bundle.to_str().unwrap().to_string();
+    let o = env.cmd(&["run", "-d", &env.id, "-b", &b]);
+    assert!(stderr(&o).contains("cannot allocate tty"), "{}", stderr(&o));
+    assert!(!env.root.join(&env.id).exists());
+    let env2 = detached("ownpty2", |_| {});
+    let o = env2.cmd(&[
+        "exec",
+        "-t",
+        &env2.id,
+        "sh",
+        "-c",
+        "test -t 1 && echo exec-tty-ok",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "exec-tty-ok\r\n");
+}

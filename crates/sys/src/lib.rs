@@ -420,6 +420,28 @@ pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
     Ok(())
 }
 
+/// A terminal's window size (TIOCGWINSZ) as (rows, cols).
+pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize struct into `ws`, which outlives the call.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut libc::winsize,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((ws.ws_row, ws.ws_col))
+}
+
 /// Resets every catchable signal to its default disposition and unblocks all signals (what a
 /// process must do before exec'ing a workload: Rust ignores SIGPIPE, and ignored signals survive
 /// exec).
