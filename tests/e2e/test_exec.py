@@ -78,3 +78,12 @@ def test_exec_dockerpy(daemon, image, names):
         assert r.exit_code == 126
     finally:
         c.remove(force=True)
+
+
+def test_exec_tty(daemon, image, names):
+    n = names("extty")
+    start_detached(daemon, n, image, "sleep", "100")
+    rc, out, _ = daemon.docker("exec", "-t", n, "tty")
+    assert rc == 0 and re.fullmatch(r"/dev/pts/\d+\r?\n", out), repr(out)
+    rc, out, _ = daemon.docker("exec", "-t", n, "sh", "-c", "exit 4")
+    assert rc == 4

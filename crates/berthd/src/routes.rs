@@ -225,9 +225,9 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         (&Method::POST, ["exec", id, "start"]) => exec_start(engine, id, req).await,
         (&Method::GET, ["exec", id, "json"]) => Ok(ok_json(&engine.exec_inspect(id)?)),
         (&Method::POST, ["exec", id, "resize"]) => {
-            if !engine.exec_exists(id) {
-                return Err(Error::not_found(format!("No such exec instance: {id}")));
-            }
+            let h = q.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+            let w = q.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+            engine.exec_resize(id, h, w)?;
             Ok(status_only(StatusCode::OK))
         }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
@@ -457,8 +457,8 @@ async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> R
                 }
             })
         };
-        let out = pump(io.stdout.take().map(|s| Box::new(s) as _), 1);
-        let err = pump(io.stderr.take().map(|s| Box::new(s) as _), 2);
+        let out = pump(io.stdout.take(), 1);
+        let err = pump(io.stderr.take(), 2);
         let _ = out.await;
         let _ = err.await;
         let (_, failure) = io.wait().await;

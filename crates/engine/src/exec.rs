@@ -7,7 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use berth_api_types::ExecConfig;
 use serde_json::{json, Value};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::process::Child;
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 use crate::error::{Error, Result};
 use crate::{names, Engine};
@@ -18,6 +22,8 @@ pub struct ExecInstance {
     pub container_id: String,
     pub config: ExecConfig,
     state: Mutex<ExecState>,
+    /// The pty master of a `-t` exec, for resizes.
+    console: Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 #[derive(Default, Clone)]
@@ -30,9 +36,9 @@ struct ExecState {
 
 /// The pipes of a started exec process.
 pub struct ExecIo {
-    pub stdin: Option<ChildStdin>,
-    pub stdout: Option<ChildStdout>,
-    pub stderr: Option<ChildStderr>,
+    pub stdin: Option<Writer>,
+    pub stdout: Option<Reader>,
+    pub stderr: Option<Reader>,
     pub tty: bool,
     child: Child,
     inst: Arc<ExecInstance>,
@@ -120,6 +126,7 @@ impl Engine {
             container_id: rec.id.clone(),
             config: cfg,
             state: Mutex::new(ExecState::default()),
+            console: Mutex::new(None),
         });
         self.execs.lock().expect("lock").insert(id.clone(), inst);
         Ok(id)
@@ -230,10 +237,27 @@ impl Engine {
             .arg("json")
             .arg("exec")
             .arg("--process")
-            .arg(&pfile)
-            .arg(&inst.container_id);
-        cmd.stdin(if cfg.attach_stdin { Stdio::piped() } else { Stdio::null() });
-        cmd.stdout(if cfg.attach_stdout || cfg.detach { Stdio::piped() } else { Stdio::null() });
+            .arg(&pfile);
+        let console = if cfg.tty {
+            let sock = self.cfg.short_socket(&format!("x{}", &id[..15]));
+            if let Some(d) = sock.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let _ = std::fs::remove_file(&sock);
+            let l = tokio::net::UnixListener::bind(&sock)
+                .map_err(|e| Error::internal(format!("console socket {}: {e}", sock.display())))?;
+            cmd.arg("--tty").arg("--console-socket").arg(&sock);
+            Some((l, sock))
+        } else {
+            None
+        };
+        cmd.arg(&inst.container_id);
+        if cfg.tty {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        } else {
+            cmd.stdin(if cfg.attach_stdin { Stdio::piped() } else { Stdio::null() });
+            cmd.stdout(if cfg.attach_stdout || cfg.detach { Stdio::piped() } else { Stdio::null() });
+        }
         cmd.stderr(Stdio::piped());
         cmd.kill_on_drop(false);
         let mut child = match cmd.spawn() {
@@ -249,10 +273,51 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             let _ = tokio::fs::remove_file(pfile2).await;
         });
+        let (stdin, stdout, stderr): (Option<Writer>, Option<Reader>, Option<Reader>) = match console {
+            None => (
+                child.stdin.take().map(|w| Box::new(w) as Writer),
+                child.stdout.take().map(|r| Box::new(r) as Reader),
+                child.stderr.take().map(|r| Box::new(r) as Reader),
+            ),
+            Some((listener, sock)) => {
+                // The runtime sends the pty master over the console socket (runc's protocol);
+                // if the process fails to start, the runtime exits without connecting.
+                let master = tokio::select! {
+                    acc = listener.accept() => {
+                        let (stream, _) = acc.map_err(|e| Error::internal(format!("console socket: {e}")))?;
+                        let std = stream.into_std()?;
+                        std.set_nonblocking(false)?;
+                        tokio::task::spawn_blocking(move || {
+                            use std::os::fd::AsFd;
+                            berth_sys::recv_fd(std.as_fd()).map(|(fd, _)| fd)
+                        })
+                        .await
+                        .map_err(|e| Error::internal(e.to_string()))?
+                        .ok()
+                    }
+                    _ = child.wait() => None,
+                };
+                let _ = std::fs::remove_file(&sock);
+                match master {
+                    Some(m) => {
+                        let w = m.try_clone()?;
+                        *inst.console.lock().expect("lock") = Some(m.try_clone()?);
+                        let r = tokio::fs::File::from_std(std::fs::File::from(m));
+                        let w = tokio::fs::File::from_std(std::fs::File::from(w));
+                        (
+                            if cfg.attach_stdin { Some(Box::new(w) as Writer) } else { None },
+                            Some(Box::new(r) as Reader),
+                            child.stderr.take().map(|r| Box::new(r) as Reader),
+                        )
+                    }
+                    None => (None, None, child.stderr.take().map(|r| Box::new(r) as Reader)),
+                }
+            }
+        };
         Ok(ExecIo {
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take(),
-            stderr: child.stderr.take(),
+            stdin,
+            stdout,
+            stderr,
             tty: cfg.tty,
             child,
             inst: inst.clone(),
@@ -260,7 +325,16 @@ impl Engine {
         })
     }
 
-    pub fn exec_exists(&self, id: &str) -> bool {
-        self.execs.lock().expect("lock").contains_key(id)
+    /// `POST /exec/{id}/resize`.
+    pub fn exec_resize(&self, id: &str, h: u16, w: u16) -> Result<()> {
+        let inst = self.exec_instance(id)?;
+        if !inst.state.lock().expect("lock").running {
+            return Err(Error::conflict(format!("Exec {id} is not running")));
+        }
+        if let Some(fd) = inst.console.lock().expect("lock").as_ref() {
+            use std::os::fd::AsFd;
+            berth_sys::set_winsize(fd.as_fd(), h, w)?;
+        }
+        Ok(())
     }
 }

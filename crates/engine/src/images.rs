@@ -161,11 +161,6 @@ impl Engine {
 
     /// `GET /images/json`.
     pub fn list_images(&self, _all: bool, filters: &BTreeMap<String, Vec<String>>) -> Result<Vec<Value>> {
-        let used: BTreeMap<String, i64> = self.all_containers().iter().fold(BTreeMap::new(), |mut m, c| {
-            *m.entry(c.snapshot().image_id).or_insert(0) += 1;
-            m
-        });
-        let _ = used;
         let mut out = Vec::new();
         for img in self.images.list().map_err(store_err)? {
             if let Some(d) = filters.get("dangling") {

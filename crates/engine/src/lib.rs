@@ -60,13 +60,18 @@ impl Config {
     /// The shim's control socket. Unix socket paths are limited to 108 bytes, so when the
     /// exec root is deep the socket moves to a short per-daemon directory under /run.
     pub fn shim_socket(&self, id: &str) -> PathBuf {
-        let p = self.exec_root.join("s").join(format!("{}.sock", &id[..16]));
+        self.short_socket(&id[..16])
+    }
+
+    /// A Unix socket path for `name` that fits in `sun_path`.
+    pub fn short_socket(&self, name: &str) -> PathBuf {
+        let p = self.exec_root.join("s").join(format!("{name}.sock"));
         if p.as_os_str().len() < 90 {
             return p;
         }
         use sha2::Digest as _;
         let h = hex::encode(&sha2::Sha256::digest(self.exec_root.display().to_string().as_bytes())[..6]);
-        PathBuf::from("/run/berth-s").join(h).join(format!("{}.sock", &id[..16]))
+        PathBuf::from("/run/berth-s").join(h).join(format!("{name}.sock"))
     }
     pub fn runtime_root(&self) -> PathBuf {
         self.exec_root.join("runtime")

@@ -80,6 +80,29 @@ fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The caller's cgroup in hierarchy `h`, from /proc/self/cgroup text (`/` when unknown).
+fn own_cgroup(proc_cgroup: &str, h: &Hierarchy) -> PathBuf {
+    for line in proc_cgroup.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(id), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let matches = if h.v2 {
+            id == "0" && ctrls.is_empty()
+        } else {
+            let mut a: Vec<&str> = ctrls.split(',').collect();
+            let mut b: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            !a.is_empty() && a == b
+        };
+        if matches {
+            return PathBuf::from(path);
+        }
+    }
+    PathBuf::from("/")
+}
+
 /// The cgroup directories of one container.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
@@ -112,6 +135,13 @@ impl Cgroup {
                 rel.display()
             )));
         }
+        // Like runc: a relative cgroupsPath is relative to the caller's own cgroup.
+        let own = if rel.is_relative() {
+            std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let rel_in = rel;
         let rel = PathBuf::from("/").join(rel.strip_prefix("/").unwrap_or(rel));
         let hs = hierarchies().map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
         let pure_v2 = hs.iter().all(|h| h.v2);
@@ -120,6 +150,11 @@ impl Cgroup {
             rel: rel.clone(),
         };
         for h in hs {
+            let rel = if rel_in.is_relative() {
+                own_cgroup(&own, &h).join(rel_in)
+            } else {
+                rel.clone()
+            };
             let dir = h.mount.join(rel.strip_prefix("/").unwrap_or(&rel));
             // Create level by level so cpuset (v1) and subtree_control (v2) can be prepared.
             let mut cur = h.mount.clone();
@@ -842,5 +877,9 @@ mod tests {
         assert_eq!(hs[0].controllers, vec!["cpu", "cpuacct"]);
         assert_eq!(hs[1].controllers, vec!["name=systemd"]);
         assert!(hs[2].v2);
+        let own = "3:cpu,cpuacct:/user/a\n1:name=systemd:/sys\n0::/v2/x\n";
+        assert_eq!(own_cgroup(own, &hs[0]), PathBuf::from("/user/a"));
+        assert_eq!(own_cgroup(own, &hs[1]), PathBuf::from("/sys"));
+        assert_eq!(own_cgroup(own, &hs[2]), PathBuf::from("/v2/x"));
     }
 }
