@@ -80,6 +80,34 @@ fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// A systemd-style cgroupsPath (`slice:prefix:name`, what callers send with
+/// `--systemd-cgroup`) as the cgroupfs path systemd would use:
+/// `/<slice>/<prefix>-<name>.scope` (`system.slice` when the slice is empty).
+pub fn systemd_to_cgroupfs(p: &Path) -> Option<PathBuf> {
+    let s = p.to_str()?;
+    if s.contains('/') {
+        return None;
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    let [slice, prefix, name] = parts.as_slice() else {
+        return None;
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let unit = if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Some(PathBuf::from("/").join(slice).join(unit))
+}
+
 /// The caller's cgroup in hierarchy `h`, from /proc/self/cgroup text (`/` when unknown).
 fn own_cgroup(proc_cgroup: &str, h: &Hierarchy) -> PathBuf {
     for line in proc_cgroup.lines() {
@@ -881,5 +909,10 @@ mod tests {
         assert_eq!(own_cgroup(own, &hs[0]), PathBuf::from("/user/a"));
         assert_eq!(own_cgroup(own, &hs[1]), PathBuf::from("/sys"));
         assert_eq!(own_cgroup(own, &hs[2]), PathBuf::from("/v2/x"));
+        assert_eq!(
+            systemd_to_cgroupfs(Path::new("system.slice:docker:abc")),
+            Some(PathBuf::from("/system.slice/docker-abc.scope"))
+        );
+        assert_eq!(systemd_to_cgroupfs(Path::new("/berth/x")), None);
     }
 }

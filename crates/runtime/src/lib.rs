@@ -248,6 +248,7 @@ impl Runtime {
             .cgroups_path()
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/berth/{id}")));
+        let cg_rel = cgroups::systemd_to_cgroupfs(&cg_rel).unwrap_or(cg_rel);
         let cg = cgroups::Cgroup::create(&cg_rel)?;
         guard.cgroup = Some(cg.clone());
 
