@@ -1236,3 +1236,26 @@ fn foreground_run_and_exec_proxy_their_own_pty() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "exec-tty-ok\r\n");
 }
+
+#[test]
+fn idmapped_bind_mount_maps_owners() {
+    need_root!();
+    let (env, mut cfg) = bundle("idmap", &["sh", "-c", "stat -c '%u %g' /data/f /plain/f"]);
+    let host = env.bundle.join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "x").unwrap(); // owned by 0:0
+    let mounts = cfg["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({
+        "destination": "/data", "type": "bind", "source": host, "options": ["rbind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+        "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}]
+    }));
+    mounts.push(
+        json!({"destination": "/plain", "type": "bind", "source": host, "options": ["rbind"]}),
+    );
+    let o = env.run(&cfg);
+    assert_eq!(stdout(&o), "1000 2000\n0 0\n", "{}", stderr(&o));
+    // The host file is unchanged.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(host.join("f")).unwrap().uid(), 0);
+}

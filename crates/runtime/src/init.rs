@@ -38,6 +38,8 @@ pub(crate) struct InitCtx {
     pub new_mountns: bool,
     pub new_utsns: bool,
     pub id: String,
+    /// Per spec mount: the user namespace of an idmapped mount.
+    pub idmaps: Vec<Option<OwnedFd>>,
 }
 
 /// An init failure: text + exit code hint.
@@ -206,6 +208,7 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
                 .join
                 .iter()
                 .any(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER)),
+        idmaps: &ctx.idmaps,
     };
     rootfs::prepare(&rctx)?;
     // Our pid in the runtime's PID namespace: /proc is still the host's here.

@@ -252,6 +252,7 @@ impl Runtime {
         let cg = cgroups::Cgroup::create(&cg_rel)?;
         guard.cgroup = Some(cg.clone());
 
+        let idmaps = idmap_namespaces(&cfg, &linux)?;
         let (parent_sock, child_sock) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -261,6 +262,7 @@ impl Runtime {
         .map_err(|e| Error::nix("socketpair", e))?;
 
         let ctx = init::InitCtx {
+            idmaps,
             spec: spec.clone(),
             rootfs: rootfs.clone(),
             bundle: bundle.clone(),
@@ -701,6 +703,71 @@ impl Runtime {
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         Ok(out)
     }
+}
+
+/// For each spec mount (same index), the user namespace of an idmapped mount: a mount with the
+/// `idmap`/`ridmap` option or its own `uidMappings`/`gidMappings` (oci-spec does not parse
+/// those, so they are read from the raw config). Without its own mappings the container's
+/// `linux.uidMappings`/`gidMappings` are used.
+fn idmap_namespaces(
+    cfg: &Path,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Vec<Option<OwnedFd>>, Error> {
+    let raw: serde_json::Value = std::fs::read(cfg)
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    let fmt_v = |v: &serde_json::Value| -> String {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{} {} {}\n",
+                    m["containerID"].as_u64().unwrap_or(0),
+                    m["hostID"].as_u64().unwrap_or(0),
+                    m["size"].as_u64().unwrap_or(0)
+                )
+            })
+            .collect()
+    };
+    let fmt_spec = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        m.iter()
+            .flatten()
+            .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for mt in raw["mounts"].as_array().into_iter().flatten() {
+        let opts: Vec<&str> = mt["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.as_str())
+            .collect();
+        let wants = opts.iter().any(|o| *o == "idmap" || *o == "ridmap")
+            || mt.get("uidMappings").is_some()
+            || mt.get("gidMappings").is_some();
+        if !wants {
+            out.push(None);
+            continue;
+        }
+        let dest = mt["destination"].as_str().unwrap_or("?");
+        let (mut u, mut g) = (fmt_v(&mt["uidMappings"]), fmt_v(&mt["gidMappings"]));
+        if u.is_empty() && g.is_empty() {
+            u = fmt_spec(linux.uid_mappings());
+            g = fmt_spec(linux.gid_mappings());
+        }
+        if u.is_empty() || g.is_empty() {
+            return Err(Error::InvalidSpec(format!(
+                "idmapped mount to {dest} needs uidMappings and gidMappings"
+            )));
+        }
+        let fd = berth_sys::userns_with_maps(&u, &g)
+            .map_err(|e| Error::io(format!("user namespace for idmapped mount to {dest}"), e))?;
+        out.push(Some(fd));
+    }
+    Ok(out)
 }
 
 /// Hands the seccomp notify fd to `linux.seccomp.listenerPath` with runc's container process

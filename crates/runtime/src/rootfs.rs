@@ -175,6 +175,8 @@ pub(crate) struct RootfsCtx<'a> {
     pub bundle: &'a Path,
     pub cgroup_dirs: &'a [(Hierarchy, PathBuf)],
     pub in_userns: bool,
+    /// Per spec mount (same index): the user namespace of an idmapped mount.
+    pub idmaps: &'a [Option<OwnedFd>],
 }
 
 pub(crate) fn prepare(ctx: &RootfsCtx<'_>) -> InitResult<()> {
@@ -208,8 +210,11 @@ pub(crate) fn prepare(ctx: &RootfsCtx<'_>) -> InitResult<()> {
                 .as_ref()
                 .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
     });
-    for mt in &mounts {
-        mount_one(ctx, mt)?;
+    for (i, mt) in mounts.iter().enumerate() {
+        match ctx.idmaps.get(i).and_then(Option::as_ref) {
+            Some(userns) => mount_idmapped(ctx, mt, userns)?,
+            None => mount_one(ctx, mt)?,
+        }
     }
     if !dev_is_bind {
         create_devices(ctx)?;
@@ -232,9 +237,6 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
         mt.source().as_deref().unwrap_or(Path::new(&typ)).display(),
         dest.display()
     );
-    if opts.data.iter().any(|o| o == "idmap" || o == "ridmap") {
-        return Err(format!("{what}: idmapped mounts are not supported"));
-    }
     if opts.flags.contains(MsFlags::MS_BIND) || typ == "bind" {
         let mut src = mt
             .source()
@@ -296,6 +298,48 @@ fn mount_one(ctx: &RootfsCtx<'_>, mt: &Mount) -> InitResult<()> {
             }
             Err(e) => return Err(m(what)(e)),
         }
+    }
+    if !opts.propagation.is_empty() {
+        let fd = reopen_target(ctx.rootfs, dest)?;
+        for p in &opts.propagation {
+            mount(None::<&str>, &fdp(&fd), None::<&str>, *p, None::<&str>)
+                .map_err(m(format!("set propagation of {}", dest.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// An idmapped bind mount: the source tree is cloned (open_tree), idmapped through `userns`
+/// (mount_setattr MOUNT_ATTR_IDMAP) and attached to the fd-resolved target (move_mount).
+fn mount_idmapped(ctx: &RootfsCtx<'_>, mt: &Mount, userns: &OwnedFd) -> InitResult<()> {
+    let opts = parse_options(mt.options().as_deref().unwrap_or(&[]));
+    let dest = mt.destination();
+    let what = format!("idmapped mount to {}", dest.display());
+    if !dest.is_absolute() {
+        return Err(format!("{what}: destination is not absolute"));
+    }
+    let mut src = mt
+        .source()
+        .clone()
+        .ok_or_else(|| format!("{what}: no source"))?;
+    if src.is_relative() {
+        src = ctx.bundle.join(src);
+    }
+    let recursive = opts.flags.contains(MsFlags::MS_REC) || opts.data.iter().any(|o| o == "ridmap");
+    let meta = std::fs::metadata(&src).map_err(io(format!("{what}: stat {}", src.display())))?;
+    let tree = berth_sys::open_tree_clone(&src, recursive)
+        .map_err(io(format!("{what}: open_tree {}", src.display())))?;
+    berth_sys::mount_setattr_idmap(tree.as_fd(), userns.as_fd(), recursive)
+        .map_err(io(format!("{what}: mount_setattr")))?;
+    let fd = target_fd(ctx.rootfs, dest, meta.is_dir())?;
+    berth_sys::move_mount_to_fd(tree.as_fd(), fd.as_fd())
+        .map_err(io(format!("{what}: move_mount")))?;
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        let fd = reopen_target(ctx.rootfs, dest)?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&fdp(&fd));
+        mount(None::<&str>, &fdp(&fd), None::<&str>, flags, None::<&str>)
+            .map_err(m(format!("{what}: remount")))?;
     }
     if !opts.propagation.is_empty() {
         let fd = reopen_target(ctx.rootfs, dest)?;

@@ -919,6 +919,141 @@ pub fn bpf_attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) ->
     Ok(())
 }
 
+/// Clones the mount (tree with `recursive`) at `path` into a detached mount (open_tree(2)
+/// with `OPEN_TREE_CLONE`).
+pub fn open_tree_clone(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let c = cstr(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: valid C string; integer flags.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes a detached mount idmapped through the user namespace `userns` (mount_setattr(2)
+/// with `MOUNT_ATTR_IDMAP`).
+pub fn mount_setattr_idmap(
+    mnt: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> io::Result<()> {
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let empty = c"";
+    // SAFETY: `attr` is a valid mount_attr of the stated size and `empty` a valid C string;
+    // both outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Attaches the detached mount `mnt` onto the file or directory `target` refers to
+/// (move_mount(2) with both paths empty).
+pub fn move_mount_to_fd(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    let empty = c"";
+    // SAFETY: valid descriptors and C strings; integer flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Creates a user namespace with the given `uid_map`/`gid_map` contents (as written to
+/// /proc/<pid>/uid_map) and returns a descriptor of it. A short-lived helper child is forked
+/// (the caller must be single-threaded), unshares a user namespace, and is killed once its
+/// namespace is opened.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    use nix::sys::signal::{kill, Signal};
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_err)?;
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_err)?;
+    let (rw, hr) = (ready_w.as_raw_fd(), hold_r.as_raw_fd());
+    let pid = fork_child(move || {
+        if unshare(CloneFlags::CLONE_NEWUSER).is_err() {
+            return 1;
+        }
+        let mut b = [1u8; 1];
+        // SAFETY: `rw`/`hr` are pipe ends inherited from the parent and open in this child;
+        // the buffer is valid for one byte.
+        unsafe {
+            libc::write(rw, b.as_ptr().cast(), 1);
+            libc::read(hr, b.as_mut_ptr().cast(), 1);
+        }
+        0
+    })?;
+    drop(ready_w);
+    drop(hold_r);
+    let result = (|| {
+        let mut b = [0u8; 1];
+        let n = nix::unistd::read(ready_r.as_raw_fd(), &mut b).map_err(nix_err)?;
+        if n != 1 {
+            return Err(io::Error::other("user namespace helper failed"));
+        }
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
+        Ok(OwnedFd::from(std::fs::File::open(format!(
+            "/proc/{pid}/ns/user"
+        ))?))
+    })();
+    drop(hold_w);
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
