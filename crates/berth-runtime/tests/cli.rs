@@ -1259,3 +1259,37 @@ fn idmapped_bind_mount_maps_owners() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(host.join("f")).unwrap().uid(), 0);
 }
+
+#[test]
+fn force_delete_of_a_paused_container() {
+    need_root!();
+    let env = detached("pausedel", |_| {});
+    let st: Value = serde_json::from_slice(&env.cmd(&["state", &env.id]).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(env.cmd(&["pause", &env.id]).status.success());
+    let t = std::time::Instant::now();
+    let o = env.cmd(&["delete", "--force", &env.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(!env.cgroup_dir("pids").exists());
+    assert!(!env.cgroup_dir("freezer").exists());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z"), "{stat}");
+}
+
+#[test]
+fn hook_timeout_fails_create() {
+    need_root!();
+    let (env, mut cfg) = bundle("hooktimeout", &["sh", "-c", "true"]);
+    cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 10"], "timeout": 1}]});
+    let t = std::time::Instant::now();
+    let o = env.run(&cfg);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("timeout"), "{}", stderr(&o));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_nothing_left(&env, "hook timeout");
+}

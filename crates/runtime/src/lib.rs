@@ -501,6 +501,10 @@ impl Runtime {
             for pid in cg.pids() {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
+            // Frozen tasks only die once thawed.
+            if cgroups::is_frozen(&p.cgroup_paths) {
+                let _ = cg.set_frozen(false);
+            }
             // Wait for the init to die (a zombie counts as dead; its parent reaps it).
             for _ in 0..500 {
                 if !p.init_alive() && cg.pids().is_empty() {
