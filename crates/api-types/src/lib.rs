@@ -26,3 +26,4 @@ pub use filters::{FilterError, Filters};
 pub use image::*;
 pub use progress::{ErrorDetail, ProgressDetail, ProgressMessage};
 pub use system::*;
+pub mod humanize;

@@ -1,44 +1,6 @@
 //! Docker-style human-readable durations, sizes and table output.
 
-/// "Less than a second", "1 second", "5 minutes", "About an hour", "3 days", ...
-/// (same thresholds as the docker CLI).
-pub fn human_duration(secs: f64) -> String {
-    let seconds = secs.max(0.0) as i64;
-    if seconds < 1 {
-        return "Less than a second".into();
-    }
-    if seconds == 1 {
-        return "1 second".into();
-    }
-    if seconds < 60 {
-        return format!("{seconds} seconds");
-    }
-    let minutes = seconds / 60;
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // hours are rounded to the nearest hour
-    let hours = ((secs / 3600.0) + 0.5).floor() as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
-}
+pub use berth_api_types::humanize::human_duration;
 
 /// `human_duration(now - then) + " ago"`, for unix-second timestamps.
 pub fn ago(unix_secs: i64) -> String {

@@ -280,6 +280,27 @@ async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -
         .expect("static"))
 }
 
+/// Content type of a container stream: raw with a TTY, multiplexed (8-byte frame headers)
+/// without one (API >= 1.42).
+fn stream_content_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// The `101 UPGRADED` reply of a hijacked attach or exec start.
+fn upgraded_reply(tty: bool) -> Reply {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONTENT_TYPE, stream_content_type(tty))
+        .header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "tcp")
+        .body(empty_body())
+        .expect("static")
+}
+
 fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(8 + data.len());
     v.extend_from_slice(&[stream, 0, 0, 0]);
@@ -369,15 +390,8 @@ async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     });
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     if upgrade {
-        Ok(Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(CONTENT_TYPE, ct)
-            .header(CONNECTION, "Upgrade")
-            .header(UPGRADE, "tcp")
-            .body(empty_body())
-            .expect("static"))
+        Ok(upgraded_reply(tty))
     } else {
         // Without Upgrade, hyper cannot hand us the connection; dockerd then answers 200 and
         // streams. Clients that matter (docker CLI, docker-py) always ask for the upgrade.
@@ -470,14 +484,7 @@ async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> R
         let _ = w.flush().await;
         let _ = w.shutdown().await;
     });
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(CONTENT_TYPE, ct)
-        .header(CONNECTION, "Upgrade")
-        .header(UPGRADE, "tcp")
-        .body(empty_body())
-        .expect("static"))
+    Ok(upgraded_reply(tty))
 }
 
 /// `GET /containers/{id}/logs`.
@@ -515,10 +522,9 @@ async fn logs(engine: &Arc<Engine>, id: &str, q: Query) -> Result<Reply, Error> 
             }
         }
     });
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     Ok(Response::builder()
         .status(StatusCode::OK)
-        .header(CONTENT_TYPE, ct)
+        .header(CONTENT_TYPE, stream_content_type(tty))
         .body(channel_body(body_rx))
         .expect("static"))
 }

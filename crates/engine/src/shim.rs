@@ -11,18 +11,12 @@ use tokio::net::UnixStream;
 
 use crate::error::{Error, Result};
 
-pub const STDOUT: u8 = 1;
-pub const STDERR: u8 = 2;
-pub const EXIT: u8 = 3;
-pub const STARTED: u8 = 4;
-pub const FAILED: u8 = 5;
-pub const START: u8 = 10;
-pub const STDIN: u8 = 11;
-pub const CLOSE_STDIN: u8 = 12;
-pub const RESIZE: u8 = 13;
+pub use berth_shim::protocol::{
+    CLOSE_STDIN, EXIT, FAILED, RESIZE, START, STARTED, STDERR, STDIN, STDOUT,
+};
 
-/// Largest frame accepted from a shim (a bound, not a protocol limit).
-const MAX_FRAME: u32 = 16 << 20;
+/// Largest frame accepted from a shim (the protocol's own bound).
+const MAX_FRAME: u32 = berth_shim::protocol::MAX_FRAME as u32;
 
 /// What the shim needs to know to monitor one container.
 pub struct ShimArgs<'a> {

@@ -700,8 +700,16 @@ pub(crate) fn finish(spec: &Spec) -> InitResult<()> {
         .as_deref()
         .and_then(propagation_flag)
     {
-        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
-            .map_err(m("set rootfs propagation".into()))?;
+        // Only the root mount itself: the mounts' own propagation options must survive (runc
+        // does the same).
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            p - MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(m("set rootfs propagation".into()))?;
     }
     Ok(())
 }
