@@ -604,8 +604,13 @@ pub(crate) fn switch_root(rootfs: &Path, no_pivot: bool) -> InitResult<()> {
         .map_err(m("move rootfs to /".into()))?;
         nix::unistd::chroot(".").map_err(m("chroot".into()))?;
     } else {
+        let old_root = std::fs::File::open("/").map_err(io("open old root".into()))?;
         berth_sys::pivot_root(".", ".").map_err(m("pivot_root".into()))?;
         // The old root is now stacked on top of the new one: detach it without propagating.
+        // Work on it through an fd (like runc): after pivot_root "." may still be the new root,
+        // and making *that* rslave would turn the container's shared mounts private.
+        nix::unistd::fchdir(old_root.as_raw_fd()).map_err(m("fchdir old root".into()))?;
+        drop(old_root);
         mount(
             None::<&str>,
             ".",
