@@ -7,7 +7,8 @@
 # seeded only with `docker import`. `stop` kills exactly the PID dockerd wrote
 # to its pidfile (and the containerd it spawned exits with it).
 # Env overrides: REF_DOCKER_SOCK, REF_DOCKER_ROOT, REF_DOCKER_EXEC_ROOT,
-# REF_DOCKER_PIDFILE, REF_DOCKER_NETNS, REF_DOCKER_LOG.
+# REF_DOCKER_PIDFILE, REF_DOCKER_NETNS, REF_DOCKER_LOG; REF_DOCKER_ARGS adds dockerd flags
+# (e.g. --add-runtime berth=/path/to/berth-runtime).
 set -euo pipefail
 
 netns=${REF_DOCKER_NETNS:-berth-ref}
@@ -54,6 +55,7 @@ start() {
         --pidfile "$pidfile" \
         --bridge none --iptables=false --ip6tables=false \
         --storage-driver overlay2 \
+        ${REF_DOCKER_ARGS:-} \
         >>"$log" 2>&1 </dev/null &
     local launched=$!
     for _ in $(seq 1 300); do
