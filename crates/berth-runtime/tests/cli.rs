@@ -1293,3 +1293,66 @@ fn hook_timeout_fails_create() {
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
     assert_nothing_left(&env, "hook timeout");
 }
+
+#[test]
+fn join_namespaces_by_path_and_exec_into_a_userns_container() {
+    need_root!();
+    let a = detached("nsowner", |cfg| {
+        cfg["hostname"] = json!("owner-host");
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        cfg["mounts"] = json!(cfg["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] != "/sys/fs/cgroup")
+            .cloned()
+            .collect::<Vec<_>>());
+    });
+    let st: Value = serde_json::from_slice(&a.cmd(&["state", &a.id]).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    // exec joins the user namespace first, then the others.
+    let o = a.cmd(&[
+        "exec",
+        &a.id,
+        "sh",
+        "-c",
+        "id -u; hostname; cat /proc/self/uid_map",
+    ]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["0", "owner-host"], "{out} {}", stderr(&o));
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    // A second container joins A's uts and net namespaces by path.
+    let (b, mut cfg) = bundle(
+        "nsjoiner",
+        &["sh", "-c", "hostname; readlink /proc/self/ns/net"],
+    );
+    let nss: Vec<Value> = cfg["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| match n["type"].as_str().unwrap() {
+            "uts" => json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}),
+            "network" => json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}),
+            _ => n.clone(),
+        })
+        .collect();
+    cfg["linux"]["namespaces"] = json!(nss);
+    cfg.as_object_mut().unwrap().remove("hostname");
+    let o = b.run(&cfg);
+    let want_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(
+        stdout(&o),
+        format!("owner-host\n{}\n", want_net.display()),
+        "{}",
+        stderr(&o)
+    );
+}
