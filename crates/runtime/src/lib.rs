@@ -670,8 +670,13 @@ impl Runtime {
             return Err(Error::nix("sync with exec process", e));
         }
         let mut buf = vec![0u8; 65536];
-        let n = nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty())
-            .map_err(|e| Error::nix("sync with exec process", e))?;
+        let n = match nix::sys::socket::recv(parent_sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(n) => n,
+            Err(e) => {
+                kill();
+                return Err(Error::nix("sync with exec process", e));
+            }
+        };
         if n > 0 {
             let (code, message) = init::decode(&buf[..n]).err().unwrap_or((1, String::new()));
             let _ = nix::sys::wait::waitpid(pid, None);
