@@ -203,13 +203,20 @@ fn parse_signal(s: &str) -> anyhow::Result<i32> {
 }
 
 fn main() {
-    // CVE-2019-5736 class: never run from a file a container could write through
-    // /proc/<pid>/exe; re-execute from a sealed memfd copy first (a no-op once sealed).
-    if let Err(e) = berth_sys::reexec_from_sealed_memfd("berth-runtime") {
-        eprintln!("berth-runtime: cannot re-execute from a sealed memfd: {e}");
-        std::process::exit(1);
-    }
     let cli = Cli::parse();
+    // CVE-2019-5736 class: a command whose process (or a clone of it) enters a container's
+    // namespaces must not run from a file the container could write through /proc/<pid>/exe:
+    // re-execute from a sealed memfd copy first (a no-op once sealed). Commands that stay on
+    // the host (state, kill, delete, list, ps, ...) skip the copy.
+    if matches!(
+        cli.cmd,
+        Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec { .. }
+    ) {
+        if let Err(e) = berth_sys::reexec_from_sealed_memfd("berth-runtime") {
+            eprintln!("berth-runtime: cannot re-execute from a sealed memfd: {e}");
+            std::process::exit(1);
+        }
+    }
     if cli.systemd_cgroup {
         eprintln!("berth-runtime: warning: --systemd-cgroup is not supported, using cgroupfs");
     }

@@ -1356,3 +1356,36 @@ fn join_namespaces_by_path_and_exec_into_a_userns_container() {
         stderr(&o)
     );
 }
+
+#[test]
+fn exec_front_end_runs_from_the_sealed_memfd() {
+    need_root!();
+    // `exec` forks the process that enters the container from the front end, so while it
+    // waits for that process the front end must be the sealed memfd copy.
+    let env = detached("execmemfd", |_| {});
+    let mut child = Command::new(BIN)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["exec", &env.id, "sleep", "5"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut exe = None;
+    for _ in 0..200 {
+        if let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", child.id())) {
+            if p.to_string_lossy().starts_with("/memfd:") {
+                exe = Some(p);
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        exe.is_some(),
+        "the exec front end must run from the sealed memfd"
+    );
+}
