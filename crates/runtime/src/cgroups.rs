@@ -387,6 +387,12 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
                     write_file(&d.join("memory.swappiness"), &v.to_string())?;
                 }
             }
+            if let Some(v) = m.kernel_tcp() {
+                write_file(&d.join("memory.kmem.tcp.limit_in_bytes"), &v.to_string())?;
+            }
+            if m.disable_oom_killer() == Some(true) {
+                write_file(&d.join("memory.oom_control"), "1")?;
+            }
         }
     }
     if let Some(c) = r.cpu() {
@@ -399,6 +405,19 @@ fn apply_v1(h: &Hierarchy, d: &Path, r: &LinuxResources) -> Result<(), Error> {
             }
             if let Some(v) = c.quota() {
                 write_file(&d.join("cpu.cfs_quota_us"), &v.to_string())?;
+            }
+            if let Some(v) = c.burst() {
+                let f = d.join("cpu.cfs_burst_us");
+                if f.exists() {
+                    write_file(&f, &v.to_string())?;
+                }
+            }
+            // Realtime: period first (runtime must fit in it).
+            if let Some(v) = c.realtime_period() {
+                write_file(&d.join("cpu.rt_period_us"), &v.to_string())?;
+            }
+            if let Some(v) = c.realtime_runtime() {
+                write_file(&d.join("cpu.rt_runtime_us"), &v.to_string())?;
             }
         }
         if h.has("cpuset") {
@@ -544,6 +563,17 @@ fn apply_v2(d: &Path, r: &LinuxResources) -> Result<(), Error> {
             };
             let p = c.period().unwrap_or(100000);
             write_file(&d.join("cpu.max"), &format!("{q} {p}"))?;
+        }
+        if let Some(v) = c.burst() {
+            write_file(&d.join("cpu.max.burst"), &v.to_string())?;
+        }
+        if let Some(v) = c.idle() {
+            write_file(&d.join("cpu.idle"), &v.to_string())?;
+        }
+        if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some() {
+            return Err(Error::InvalidSpec(
+                "realtime cpu limits are not supported on cgroup v2".into(),
+            ));
         }
         if let Some(v) = c.cpus() {
             write_file(&d.join("cpuset.cpus"), v)?;
