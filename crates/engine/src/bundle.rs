@@ -50,6 +50,55 @@ impl Engine {
             ..Default::default()
         };
         let spec = generate(&input).map_err(|e| Error::invalid(e.to_string()))?;
-        serde_json::to_value(&spec).map_err(|e| Error::internal(e.to_string()))
+        let mut spec = serde_json::to_value(&spec).map_err(|e| Error::internal(e.to_string()))?;
+        if let Some(bounding) = host_bounding_set() {
+            restrict_capabilities(&mut spec, bounding);
+        }
+        Ok(spec)
+    }
+}
+
+/// The daemon's own capability bounding set (`CapBnd` of /proc/self/status).
+fn host_bounding_set() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?.trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Drops every capability the host cannot grant from every set of the process.
+///
+/// Deliberate difference from dockerd: with `--privileged` (or `--cap-add ALL`) on a host
+/// whose bounding set lacks a capability (this project's CI hosts lack CAP_SYS_RESOURCE),
+/// runc fails with `capset: operation not permitted`; Berth grants what the host has.
+fn restrict_capabilities(spec: &mut serde_json::Value, bounding: u64) {
+    let Some(caps) = spec.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) else {
+        return;
+    };
+    let allowed = |name: &str| {
+        berth_spec::oci::ALL_CAPABILITIES
+            .iter()
+            .position(|c| *c == name)
+            .map(|bit| bit >= 64 || bounding & (1u64 << bit) != 0)
+            .unwrap_or(true)
+    };
+    for set in caps.values_mut() {
+        if let Some(list) = set.as_array_mut() {
+            list.retain(|c| c.as_str().map(allowed).unwrap_or(true));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn capabilities_outside_the_bounding_set_are_dropped() {
+        let mut spec = serde_json::json!({"process": {"capabilities": {
+            "bounding": ["CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_KILL"],
+            "effective": ["CAP_SYS_RESOURCE"]
+        }}});
+        // every bit except CAP_SYS_RESOURCE (24)
+        super::restrict_capabilities(&mut spec, !(1u64 << 24));
+        assert_eq!(spec["process"]["capabilities"]["bounding"], serde_json::json!(["CAP_CHOWN", "CAP_KILL"]));
+        assert_eq!(spec["process"]["capabilities"]["effective"], serde_json::json!([]));
     }
 }
