@@ -302,7 +302,18 @@ impl Runtime {
             write_id_maps(pid, &linux)?;
         }
         cg.add_pid(pid.as_raw())?;
-        if let Some(r) = linux.resources() {
+        // Limits other than devices apply from the start; the device allow-list only once init
+        // has made the container's device nodes (like runc, which sets resources after the
+        // rootfs is ready): a rule without `m` must not stop the runtime's own mknod.
+        let (early, devices) = match linux.resources() {
+            Some(r) => {
+                let mut early = r.clone();
+                early.set_devices(None);
+                (Some(early), r.devices().clone())
+            }
+            None => (None, None),
+        };
+        if let Some(r) = &early {
             cg.apply(r)?;
         }
         if let Some(h) = spec.hooks() {
@@ -343,6 +354,11 @@ impl Runtime {
                 message,
                 exit_code: code,
             });
+        }
+        if devices.is_some() {
+            let mut r = oci_spec::runtime::LinuxResources::default();
+            r.set_devices(devices);
+            cg.apply(&r)?;
         }
 
         let start = state::proc_stat(pid.as_raw()).map(|s| s.1).unwrap_or(0);
