@@ -496,8 +496,18 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 .trim_end_matches('s')
                 .parse()
                 .with_context(|| format!("invalid interval {interval:?}"))?;
+            let mut first = true;
             loop {
-                let data = rt.stats(id)?;
+                let data = match rt.stats(id) {
+                    Ok(d) => d,
+                    // The stream ends when the container does.
+                    Err(
+                        berth_runtime_lib::Error::BadState { .. }
+                        | berth_runtime_lib::Error::NotFound(_),
+                    ) if !first => return Ok(0),
+                    Err(e) => return Err(e.into()),
+                };
+                first = false;
                 let ev = serde_json::json!({"type": "stats", "id": id, "data": data});
                 println!("{ev}");
                 if *stats {

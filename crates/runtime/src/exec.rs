@@ -191,7 +191,7 @@ fn setup(ctx: &ExecCtx) -> Result<Prepared, Fail> {
     ))
 }
 
-/// Unused helper kept private: the container's bundle config.
+/// The container's config.json, loaded from its bundle.
 pub(crate) fn load_spec(bundle: &Path) -> Result<Spec, crate::Error> {
     let cfg = bundle.join("config.json");
     Spec::load(&cfg).map_err(|source| crate::Error::Spec { path: cfg, source })
