@@ -50,6 +50,9 @@ enum Cmd {
         console_socket: Option<PathBuf>,
         #[arg(long = "no-pivot")]
         no_pivot: bool,
+        /// Keep the caller's session keyring (default: a new one named after the container).
+        #[arg(long = "no-new-keyring")]
+        no_new_keyring: bool,
     },
     /// Start a created container.
     Start { id: String },
@@ -66,6 +69,9 @@ enum Cmd {
         console_socket: Option<PathBuf>,
         #[arg(long = "no-pivot")]
         no_pivot: bool,
+        /// Keep the caller's session keyring (default: a new one named after the container).
+        #[arg(long = "no-new-keyring")]
+        no_new_keyring: bool,
     },
     /// Print the state of a container as JSON.
     State { id: String },
@@ -259,7 +265,17 @@ fn log_error(cli: &Cli, msg: &str) {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let rt = Runtime::new(&cli.root);
+    let no_new_keyring = matches!(
+        cli.cmd,
+        Cmd::Create {
+            no_new_keyring: true,
+            ..
+        } | Cmd::Run {
+            no_new_keyring: true,
+            ..
+        }
+    );
+    let rt = Runtime::new(&cli.root).no_new_keyring(no_new_keyring);
     match &cli.cmd {
         Cmd::Create {
             id,
@@ -267,6 +283,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             pid_file,
             console_socket,
             no_pivot,
+            ..
         } => {
             let opts = CreateOpts {
                 stdio: None,
@@ -288,6 +305,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             pid_file,
             console_socket,
             no_pivot,
+            ..
         } => {
             let opts = CreateOpts {
                 stdio: None,

@@ -1389,3 +1389,31 @@ fn exec_front_end_runs_from_the_sealed_memfd() {
         "the exec front end must run from the sealed memfd"
     );
 }
+
+#[test]
+fn container_gets_its_own_session_keyring() {
+    need_root!();
+    // /proc/keys is masked inside; look from the host while the container exists.
+    let count = |id: &str| {
+        std::fs::read_to_string("/proc/keys")
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                l.contains(" keyring ")
+                    && l.contains(&format!(" _ses.{id}: "))
+                    && l.contains(" perm 3f1b0000 ")
+            })
+            .count()
+    };
+    for (flag, want) in [(None, 1), (Some("--no-new-keyring"), 0)] {
+        let (env, cfg) = bundle("keyring", &["sleep", "100"]);
+        env.write(&cfg);
+        let b = env.bundle.to_str().unwrap().to_string();
+        let mut args = vec!["create", &env.id, "-b", &b];
+        args.extend(flag);
+        let o = env.cmd(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(count(&env.id), want, "{flag:?}");
+        assert!(env.cmd(&["delete", "-f", &env.id]).status.success());
+    }
+}

@@ -38,6 +38,8 @@ pub(crate) struct InitCtx {
     pub new_mountns: bool,
     pub new_utsns: bool,
     pub id: String,
+    /// Join a new session keyring named after the container (runc's default).
+    pub new_keyring: bool,
     /// Per spec mount: the user namespace of an idmapped mount.
     pub idmaps: Vec<Option<OwnedFd>>,
 }
@@ -174,6 +176,20 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             .map_err(|e| format!("unshare cgroup namespace: {}", errno_text(e)))?;
     }
     nix::unistd::setsid().map_err(|e| format!("setsid: {}", errno_text(e)))?;
+    if ctx.new_keyring {
+        // EACCES/ENOSYS (keyrings disabled or denied by a parent seccomp profile) are not
+        // fatal, as in runc.
+        match berth_sys::join_new_session_keyring(&format!("_ses.{}", ctx.id)) {
+            // Like runc: possessor all; user view, read, search, link (no write/setattr).
+            Ok(serial) => {
+                let _ = berth_sys::set_key_perm(serial, 0x3f1b_0000);
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES)) => {}
+            Err(e) => {
+                return Err(format!("join session keyring: {}", crate::error::io_text(&e)).into())
+            }
+        }
+    }
     if let Some(h) = spec.hostname() {
         if ctx.new_utsns || !h.is_empty() {
             nix::unistd::sethostname(h).map_err(|e| format!("sethostname: {}", errno_text(e)))?;

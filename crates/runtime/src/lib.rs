@@ -73,6 +73,7 @@ pub(crate) fn hook_state(spec: &Spec, id: &str, pid: i32, status: &str, bundle: 
 #[derive(Debug, Clone)]
 pub struct Runtime {
     root: PathBuf,
+    no_new_keyring: bool,
 }
 
 fn validate_id(id: &str) -> Result<(), Error> {
@@ -128,7 +129,17 @@ fn owner_name(uid: u32) -> String {
 
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Runtime { root: root.into() }
+        Runtime {
+            root: root.into(),
+            no_new_keyring: false,
+        }
+    }
+
+    /// Like runc's `--no-new-keyring`: the container keeps the caller's session keyring
+    /// instead of getting its own (`_ses.<id>`, like runc).
+    pub fn no_new_keyring(mut self, yes: bool) -> Self {
+        self.no_new_keyring = yes;
+        self
     }
 
     /// The state root.
@@ -278,6 +289,7 @@ impl Runtime {
             new_mountns: flags.contains(CloneFlags::CLONE_NEWNS),
             new_utsns: flags.contains(CloneFlags::CLONE_NEWUTS),
             id: id.to_string(),
+            new_keyring: !self.no_new_keyring,
         };
 
         // Joining an existing PID namespace affects children only: switch, clone, switch back.

@@ -1054,6 +1054,31 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
     result
 }
 
+/// Joins a new session keyring named `name` (keyctl(KEYCTL_JOIN_SESSION_KEYRING)), so the
+/// process stops sharing the caller's session keyring. Returns the new keyring's serial.
+pub fn join_new_session_keyring(name: &str) -> io::Result<i64> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in keyring name"))?;
+    // SAFETY: valid C string; keyctl reads it during the call only.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret)
+}
+
+/// Sets a key's permission mask (keyctl(KEYCTL_SETPERM)).
+pub fn set_key_perm(serial: i64, perm: u32) -> io::Result<()> {
+    const KEYCTL_SETPERM: libc::c_int = 5;
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, perm) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
