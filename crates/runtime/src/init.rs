@@ -177,14 +177,18 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
     }
     nix::unistd::setsid().map_err(|e| format!("setsid: {}", errno_text(e)))?;
     if ctx.new_keyring {
-        // EACCES/ENOSYS (keyrings disabled or denied by a parent seccomp profile) are not
-        // fatal, as in runc.
+        // ENOSYS/EACCES/EPERM (keyrings disabled, or denied by a seccomp profile we run under)
+        // are not fatal.
         match berth_sys::join_new_session_keyring(&format!("_ses.{}", ctx.id)) {
             // Like runc: possessor all; user view, read, search, link (no write/setattr).
             Ok(serial) => {
                 let _ = berth_sys::set_key_perm(serial, 0x3f1b_0000);
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+                ) => {}
             Err(e) => {
                 return Err(format!("join session keyring: {}", crate::error::io_text(&e)).into())
             }
