@@ -45,6 +45,12 @@ fn main() {
 }
 
 fn serve(args: Args) -> i32 {
+    // The container's init is cloned from this process: run from a sealed copy of the binary so
+    // nothing in the container can write to the shim's executable (the CVE-2019-5736 class).
+    if let Err(e) = berth_sys::reexec_from_sealed_memfd("berth-shim") {
+        launch::send_report(&Err(format!("berth-shim: cannot re-execute from a sealed memfd: {e}")));
+        return 1;
+    }
     // A new session: no controlling terminal, not in berthd's process group.
     if let Err(e) = nix::unistd::setsid() {
         launch::send_report(&Err(format!("berth-shim: setsid: {e}")));
