@@ -72,3 +72,18 @@ def test_top(daemon, image, names):
     daemon.ok(*daemon.run_args("--name", m, image, "true"))
     rc, _, err = daemon.docker("top", m)
     assert rc != 0 and "is not running" in err, err
+
+
+def test_stats(daemon, image, names):
+    n = names("stats")
+    daemon.ok(*daemon.run_args("-d", "--name", n, "-m", "64m", image, "sleep", "100"))
+    out = daemon.ok("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", n)
+    name, usage, _, limit, pids = out.split()
+    assert name == n and limit == "64MiB" and pids == "1", out
+    assert re.fullmatch(r"[\d.]+(B|KiB|MiB)", usage), usage
+    s = daemon.client().containers.get(n).stats(stream=False)
+    assert s["name"] == "/" + n
+    assert s["memory_stats"]["limit"] == 64 * 1024 * 1024
+    assert s["memory_stats"]["usage"] > 0
+    assert s["cpu_stats"]["online_cpus"] >= 1 and s["cpu_stats"]["system_cpu_usage"] > 0
+    assert s["pids_stats"]["current"] == 1
