@@ -3,6 +3,7 @@
 
 mod http;
 mod routes;
+mod routes_images;
 mod server;
 mod system;
 

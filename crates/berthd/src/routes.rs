@@ -231,6 +231,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
+        (m, s) if crate::routes_images::handles(m, s) => crate::routes_images::route(engine, method.clone(), s, q, req).await,
         _ => Err(not_found()),
     }
 }

@@ -7,6 +7,7 @@ mod containers;
 pub mod error;
 mod files;
 mod images;
+pub mod image_io;
 pub mod logs;
 pub mod names;
 pub mod persist;

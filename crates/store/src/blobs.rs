@@ -29,7 +29,8 @@ impl BlobStore {
     pub(crate) fn clean_ingest(&self) -> Result<()> {
         for e in fs::read_dir(&self.ingest).ctx("readdir", &self.ingest)? {
             let e = e.ctx("readdir", &self.ingest)?;
-            let _ = fs::remove_file(e.path());
+            // temp files, and temp directories (spooled `docker load` archives)
+            let _ = crate::fsutil::remove_any(&e.path());
         }
         Ok(())
     }

@@ -125,10 +125,10 @@ impl<R: Read> HashingReader<R> {
     }
 
     /// Reads the rest of the stream (tar padding after the end-of-archive marker counts
-    /// towards the diff id) and returns the digest and total length.
-    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
+    /// towards the diff id) and returns the digest and the inner reader.
+    pub fn finish_into(mut self) -> io::Result<(Digest, R)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest { hex: hex::encode(self.hasher.finalize()) }, self.count))
+        Ok((Digest { hex: hex::encode(self.hasher.finalize()) }, self.inner))
     }
 }
 

@@ -84,7 +84,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// The platform's OCI architecture name.
-fn oci_arch() -> &'static str {
+pub(crate) fn oci_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

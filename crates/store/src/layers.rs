@@ -64,7 +64,57 @@ pub(crate) fn decompress<'a, R: Read + 'a>(mut r: R) -> Result<(Compression, Box
     }
 }
 
+/// File name of the kept uncompressed layer stream inside a snapshot directory.
+const LAYER_TAR: &str = "layer.tar";
+
+/// Copies everything read through it to `out`.
+pub(crate) struct Tee<R, W> {
+    inner: R,
+    out: W,
+}
+
+impl<R: Read, W: io::Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 impl ImageStore {
+    /// The uncompressed tar of one layer, exactly as applied (its sha256 is the diff id),
+    /// and its length. Snapshots made before layers were kept have no stored stream: the
+    /// tar is then regenerated from the snapshot into a temp file (deleted on close), whose
+    /// digest generally differs from the recorded diff id.
+    pub fn layer_tar(&self, chain: &ChainId) -> Result<(fs::File, u64)> {
+        let p = self.snapshot_path(chain).join(LAYER_TAR);
+        match fs::File::open(&p) {
+            Ok(f) => {
+                let len = f.metadata().ctx("stat", &p)?.len();
+                return Ok((f, len));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("open", p, e)),
+        }
+        if !self.snapshot_exists(chain) {
+            return Err(Error::NotFound { what: format!("snapshot {chain}") });
+        }
+        let tmp = tmp_path(&self.root.join("ingest"), "layer-");
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .ctx("create", &tmp)?;
+        let _ = fs::remove_file(&tmp);
+        let mut f = crate::export::write_tar(&self.snapshot_fs(chain), io::BufWriter::new(f), crate::Whiteouts::Convert)?
+            .into_inner()
+            .map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        let len = io::Seek::seek(&mut f, io::SeekFrom::End(0)).ctx("seek", &tmp)?;
+        io::Seek::rewind(&mut f).ctx("seek", &tmp)?;
+        Ok((f, len))
+    }
+
     pub(crate) fn snapshot_path(&self, chain: &ChainId) -> PathBuf {
         self.snapshots.join(chain.hex())
     }
@@ -114,12 +164,23 @@ impl ImageStore {
         let fs_dir = tmp.join("fs");
         mkdir_all(&fs_dir)?;
         let (_, plain) = decompress(reader)?;
-        let mut hashing = HashingReader::new(plain);
+        // The uncompressed stream is kept next to the snapshot (`layer.tar`): `docker save`
+        // and push need the exact bytes whose sha256 is the diff id.
+        let tar_path = tmp.join(LAYER_TAR);
+        let tar_file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tar_path)
+            .ctx("create", &tar_path)?;
+        let tee = Tee { inner: plain, out: io::BufWriter::new(tar_file) };
+        let mut hashing = HashingReader::new(tee);
         let stats = crate::unpack::unpack(&mut hashing, &fs_dir)?;
-        let (diff_id, _) = hashing.finish().map_err(|e| Error::InvalidLayer {
+        let (diff_id, tee) = hashing.finish_into().map_err(|e| Error::InvalidLayer {
             entry: String::new(),
             reason: format!("reading layer stream: {e}"),
         })?;
+        let f = tee.out.into_inner().map_err(|e| Error::io("write", &tar_path, e.into_error()))?;
+        f.sync_all().ctx("fsync", &tar_path)?;
         let chain_id = Digest::chain(parent, &diff_id);
         let meta = SnapshotMeta {
             diff_id: diff_id.clone(),

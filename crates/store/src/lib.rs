@@ -5,6 +5,7 @@
 //! `blobs/sha256/<hex>`, `ingest/`, `snapshots/<chainid-hex>/{fs,meta.json}`,
 //! `images/<id-hex>.json`, `repositories.json`.
 
+mod archive;
 mod blobs;
 mod digest;
 mod error;
@@ -19,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+pub use archive::{Change, Loaded, SaveItem};
 pub use blobs::BlobStore;
 pub use digest::{ChainId, Descriptor, DiffId, Digest, ImageId};
 pub use error::{Error, ErrorKind, Result};
