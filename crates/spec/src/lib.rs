@@ -9,12 +9,15 @@
 //!   contents.
 //! * [`oci`]: [`oci::RunInput`] -> OCI runtime `config.json` ([`oci_spec::runtime::Spec`]) like
 //!   dockerd + containerd generate it.
+//! * [`security`]: `SecurityOpt`, Berth's default seccomp profile (`seccomp/default.json`),
+//!   Docker-format seccomp profiles, host device entries.
 
 pub mod changes;
 pub mod image;
 pub mod merge;
 pub mod oci;
 pub mod reference;
+pub mod security;
 
 pub use image::ImageConfig;
 pub use reference::{Reference, ReferenceError};

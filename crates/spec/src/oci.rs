@@ -12,6 +12,7 @@ use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::merge::{ExecUser, Process};
+use crate::security::{self, HostDevice, SeccompChoice, SecurityError};
 
 /// Docker's default capability set, in Docker's order.
 pub const DEFAULT_CAPABILITIES: [&str; 14] = [
@@ -131,6 +132,9 @@ pub enum OciError {
     /// A `DeviceCgroupRules` entry that cannot be parsed.
     #[error("invalid device cgroup format '{0}'")]
     InvalidDeviceRule(String),
+    /// A `SecurityOpt` entry, seccomp profile or device that is not usable.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// The assembled document did not convert into an OCI spec (a bug).
     #[error("building OCI spec: {0}")]
     Spec(#[source] serde_json::Error),
@@ -188,6 +192,18 @@ pub struct RunInput {
     pub volume_paths: BTreeMap<String, String>,
     /// Override of `linux.cgroupsPath` (default `/berth/<id>`).
     pub cgroups_path: Option<String>,
+    /// Host device nodes to create (`HostConfig.Devices` resolved by stat-ing, directories
+    /// walked; for a privileged container every host device too): `linux.devices`, plus cgroup
+    /// allow rules unless privileged.
+    pub host_devices: Vec<HostDevice>,
+    /// Host architecture for seccomp (Rust `std::env::consts::ARCH` or Go name); empty: the
+    /// build target's.
+    pub arch: String,
+    /// Host kernel (major, minor) for `minKernel` in custom seccomp profiles; None: met.
+    pub kernel_version: Option<(u32, u32)>,
+    /// The host has AppArmor: `apparmor=<profile>` goes to `process.apparmorProfile`; without
+    /// it only `apparmor=unconfined` is accepted.
+    pub apparmor_supported: bool,
 }
 
 impl Default for Process {
@@ -454,14 +470,30 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
     if !rlimits.is_empty() {
         process["rlimits"] = json!(rlimits);
     }
-    if hc.security_opt.iter().flatten().any(|o| {
-        o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
-    }) {
+    let secopts = security::parse_security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
+    if secopts.no_new_privileges {
         process["noNewPrivileges"] = json!(true);
     }
+    if let Some(p) = security::check_lsm(&secopts, input.apparmor_supported)? {
+        process["apparmorProfile"] = json!(p);
+    }
+    // Like dockerd: privileged containers and `seccomp=unconfined` get no filter.
+    let seccomp = match &secopts.seccomp {
+        _ if hc.privileged => None,
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Default => Some(security::default_profile_json(&caps, &input.arch)),
+        SeccompChoice::Custom(p) => {
+            security::docker_profile_json(p, &caps, &input.arch, input.kernel_version)?
+        }
+    };
 
     // ---- mounts ----
     let ro_sys = if hc.privileged { "rw" } else { "ro" };
+    let ro_cgroup = match secopts.writable_cgroups {
+        Some(true) => "rw",
+        Some(false) => "ro",
+        None => ro_sys,
+    };
     let shm = if hc.shm_size > 0 {
         hc.shm_size
     } else {
@@ -499,7 +531,7 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
-            &[ro_sys, "nosuid", "noexec", "nodev"],
+            &[ro_cgroup, "nosuid", "noexec", "nodev"],
         ),
         mount(
             "/dev/mqueue",
@@ -675,6 +707,16 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
 
     // ---- resources ----
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
+    let mut device_nodes: Vec<Value> = Vec::new();
+    let mut device_rules: Vec<Value> = Vec::new();
+    for d in &input.host_devices {
+        let (node, rule) = security::device_entries(d)?;
+        if device_nodes.iter().any(|n| n["path"] == node["path"]) {
+            continue;
+        }
+        device_nodes.push(node);
+        device_rules.push(rule);
+    }
     if hc.privileged {
         devices = vec![json!({"allow": true, "access": "rwm"})];
     } else {
@@ -685,6 +727,7 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         }
         devices
             .push(json!({"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}));
+        devices.extend(device_rules);
         for r in hc.device_cgroup_rules.iter().flatten() {
             devices.push(parse_device_rule(r)?);
         }
@@ -755,6 +798,12 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         "cgroupsPath": cgroups_path,
         "namespaces": namespaces,
     });
+    if !device_nodes.is_empty() {
+        linux["devices"] = json!(device_nodes);
+    }
+    if let Some(s) = seccomp {
+        linux["seccomp"] = s;
+    }
     if !hc.privileged {
         let masked: Vec<String> = hc
             .masked_paths
@@ -1206,5 +1255,187 @@ mod tests {
             tmpfs_options("exec,size=1m,size=2m"),
             ["nosuid", "nodev", "rprivate", "exec", "size=2m"]
         );
+    }
+
+    fn base_input() -> RunInput {
+        RunInput {
+            id: "s".into(),
+            process: Process {
+                path: "x".into(),
+                ..Default::default()
+            },
+            arch: "x86_64".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn seccomp_default_unconfined_privileged_custom() {
+        // Default: Berth's profile for the container's capabilities.
+        let j = to_json(&generate(&base_input()).unwrap());
+        let sc = &j["linux"]["seccomp"];
+        assert_eq!(sc["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(sc["defaultErrnoRet"], 1);
+        let names = |sc: &Value| -> Vec<String> {
+            sc["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["names"].as_array().unwrap().clone())
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(names(sc).contains(&"read".to_string()));
+        assert!(!names(sc).contains(&"mount".to_string()));
+        let mut input = base_input();
+        input.host_config.cap_add = Some(vec!["SYS_ADMIN".into()]);
+        let j = to_json(&generate(&input).unwrap());
+        assert!(names(&j["linux"]["seccomp"]).contains(&"mount".to_string()));
+
+        for opts in [vec!["seccomp=unconfined"], vec!["seccomp:unconfined"]] {
+            let mut input = base_input();
+            input.host_config.security_opt = Some(opts.iter().map(|s| s.to_string()).collect());
+            let j = to_json(&generate(&input).unwrap());
+            assert!(j["linux"].get("seccomp").is_none());
+        }
+        let mut input = base_input();
+        input.host_config.privileged = true;
+        let j = to_json(&generate(&input).unwrap());
+        assert!(j["linux"].get("seccomp").is_none());
+
+        let mut input = base_input();
+        input.host_config.security_opt = Some(vec![
+            r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#.into(),
+            "no-new-privileges".into(),
+        ]);
+        let j = to_json(&generate(&input).unwrap());
+        assert_eq!(
+            j["linux"]["seccomp"],
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]})
+        );
+        assert_eq!(j["process"]["noNewPrivileges"], true);
+
+        let mut input = base_input();
+        input.host_config.security_opt = Some(vec!["seccomp={bad".into()]);
+        assert!(generate(&input)
+            .unwrap_err()
+            .to_string()
+            .starts_with("Decoding seccomp profile failed"));
+        input.host_config.security_opt = Some(vec!["bogus=1".into()]);
+        assert_eq!(
+            generate(&input).unwrap_err().to_string(),
+            "invalid --security-opt 2: \"bogus=1\""
+        );
+        input.host_config.security_opt = Some(vec!["apparmor=myprof".into()]);
+        assert!(generate(&input).is_err());
+        input.apparmor_supported = true;
+        let j = to_json(&generate(&input).unwrap());
+        assert_eq!(j["process"]["apparmorProfile"], "myprof");
+        input.host_config.security_opt = Some(vec![
+            "apparmor=unconfined".into(),
+            "label=disable".into(),
+            "writable-cgroups=true".into(),
+        ]);
+        input.apparmor_supported = false;
+        let j = to_json(&generate(&input).unwrap());
+        assert!(j["process"].get("apparmorProfile").is_none());
+        let cg = j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys/fs/cgroup")
+            .unwrap();
+        assert_eq!(cg["options"][0], "rw");
+    }
+
+    #[test]
+    fn device_mappings() {
+        let fuse = HostDevice {
+            path_on_host: "/dev/fuse".into(),
+            path_in_container: "/dev/fuse".into(),
+            kind: 'c',
+            major: 10,
+            minor: 229,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+            permissions: "rwm".into(),
+        };
+        let sda = HostDevice {
+            path_on_host: "/dev/sda".into(),
+            path_in_container: "/dev/xvda".into(),
+            kind: 'b',
+            major: 8,
+            minor: 0,
+            file_mode: 0o660,
+            uid: 0,
+            gid: 6,
+            permissions: "r".into(),
+        };
+        let mut input = base_input();
+        input.host_devices = vec![fuse.clone(), sda.clone()];
+        input.host_config.device_cgroup_rules = Some(vec!["c 1:3 rwm".into()]);
+        let j = to_json(&generate(&input).unwrap());
+        assert_eq!(
+            j["linux"]["devices"],
+            json!([
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0},
+                {"path": "/dev/xvda", "type": "b", "major": 8, "minor": 0, "fileMode": 432, "uid": 0, "gid": 6}
+            ])
+        );
+        let devs = j["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devs.len(), 11);
+        // dockerd's order: default rules (the /dev/fuse deny among them), mappings, cgroup rules.
+        assert_eq!(
+            devs[7],
+            json!({"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"})
+        );
+        assert_eq!(
+            devs[8],
+            json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"})
+        );
+        assert_eq!(
+            devs[9],
+            json!({"allow": true, "type": "b", "major": 8, "minor": 0, "access": "r"})
+        );
+        assert_eq!(devs[10]["major"], 1);
+
+        // Privileged: every node given, cgroup allows all.
+        let mut input = base_input();
+        input.host_config.privileged = true;
+        input.host_devices = vec![fuse.clone(), sda, fuse];
+        let j = to_json(&generate(&input).unwrap());
+        assert_eq!(j["linux"]["devices"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            j["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+
+        let mut input = base_input();
+        input.host_devices = vec![HostDevice {
+            permissions: "rwz".into(),
+            ..input_dev()
+        }];
+        assert_eq!(
+            generate(&input).unwrap_err().to_string(),
+            "invalid device mode: rwz"
+        );
+        // No devices: no linux.devices key.
+        let j = to_json(&generate(&base_input()).unwrap());
+        assert!(j["linux"].get("devices").is_none());
+    }
+
+    fn input_dev() -> HostDevice {
+        HostDevice {
+            path_on_host: "/dev/null".into(),
+            path_in_container: "/dev/n".into(),
+            kind: 'c',
+            major: 1,
+            minor: 3,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+            permissions: String::new(),
+        }
     }
 }
