@@ -230,9 +230,10 @@ impl Engine {
         let me = self.clone();
         let upper = c.dir().join("upper");
         let parent_chain = pinfo.record.layers.last().cloned();
+        let (_, skip) = self.changes_and_skips(&c)?;
         let layer = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&upper)?;
-            me.images.commit_layer(parent_chain.as_ref(), &upper).map_err(store_err)
+            me.images.commit_layer_skipping(parent_chain.as_ref(), &upper, &skip).map_err(store_err)
         })
         .await
         .map_err(|e| Error::internal(format!("commit task failed: {e}")));
@@ -241,7 +242,7 @@ impl Engine {
         }
         let layer = layer??;
 
-        const EMPTY_LAYER: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfb3e8d7b7a1df";
+        const EMPTY_LAYER: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
         let empty_layer = layer.diff_id.to_string() == EMPTY_LAYER;
         let created = rfc3339_now();
         let pc = &pinfo.config;
@@ -296,14 +297,14 @@ impl Engine {
         Ok(id.to_string())
     }
 
-    /// `GET /containers/{id}/changes`.
-    pub fn container_changes(&self, name: &str) -> Result<Value> {
-        let c = self.container(name)?;
+    /// `docker diff` of a container as dockerd shows it, and the upper-dir paths (relative)
+    /// that are only the runtime's mount targets (left out of diff and commit).
+    fn changes_and_skips(&self, c: &crate::Container) -> Result<(Vec<berth_store::Change>, HashSet<PathBuf>)> {
         let rec = c.snapshot();
         let lowers = crate::images::lower_dirs_of(&self.images, &rec.image_id)?;
         let upper = c.dir().join("upper");
         if !upper.is_dir() {
-            return Ok(Value::Null);
+            return Ok((Vec::new(), HashSet::new()));
         }
         let all = berth_store::ImageStore::changes(&upper, &lowers).map_err(store_err)?;
         let kept: Vec<_> = all
@@ -313,7 +314,7 @@ impl Engine {
             .collect();
         // A directory "modified" only because the runtime created a mount target in it is
         // not a change dockerd shows.
-        let out: Vec<Value> = kept
+        let out: Vec<berth_store::Change> = kept
             .iter()
             .filter(|ch| {
                 if ch.kind != 0 || !upper.join(ch.path.trim_start_matches('/')).is_dir() {
@@ -323,12 +324,24 @@ impl Engine {
                 let below_init = all.iter().any(|o| o.path.starts_with(&prefix));
                 !below_init || kept.iter().any(|o| o.path.starts_with(&prefix))
             })
-            .map(|ch| json!({"Path": ch.path, "Kind": ch.kind}))
+            .cloned()
             .collect();
+        let skip = all
+            .iter()
+            .filter(|ch| !out.contains(ch))
+            .map(|ch| PathBuf::from(ch.path.trim_start_matches('/')))
+            .collect();
+        Ok((out, skip))
+    }
+
+    /// `GET /containers/{id}/changes`.
+    pub fn container_changes(&self, name: &str) -> Result<Value> {
+        let c = self.container(name)?;
+        let (out, _) = self.changes_and_skips(&c)?;
         if out.is_empty() {
             return Ok(Value::Null);
         }
-        Ok(json!(out))
+        Ok(json!(out.iter().map(|ch| json!({"Path": ch.path, "Kind": ch.kind})).collect::<Vec<_>>()))
     }
 
     /// `GET /containers/{id}/export`: a tar of the container's merged filesystem. A stopped

@@ -34,6 +34,8 @@ struct Walker<'a, W: Write> {
     root: &'a Path,
     /// (dev, ino) -> first path, for hard links
     seen: HashMap<(u64, u64), PathBuf>,
+    /// relative paths left out (with everything below them)
+    skip: &'a std::collections::HashSet<PathBuf>,
 }
 
 fn list_dir(fd: &OwnedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
@@ -105,6 +107,9 @@ impl<W: Write> Walker<'_, W> {
         for name in names {
             let nm = OsStr::from_bytes(&name);
             let child = rel.join(nm);
+            if self.skip.contains(&child) {
+                continue;
+            }
             let st = rfs::statat(fd, nm, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| self.err(&child, "stat", e))?;
             match FileType::from_raw_mode(st.st_mode) {
@@ -201,9 +206,19 @@ impl<W: Write> Walker<'_, W> {
 /// Writes the contents of `dir` (not `dir` itself) as a tar stream to `w`, entries sorted by
 /// name, with owners, modes, mtimes, xattrs, hard links, devices, and whiteouts per `mode`.
 pub fn write_tar<W: Write>(dir: &Path, w: W, mode: Whiteouts) -> Result<W> {
+    write_tar_skipping(dir, w, mode, &std::collections::HashSet::new())
+}
+
+/// Like [`write_tar`], leaving out the relative paths in `skip` and everything below them.
+pub fn write_tar_skipping<W: Write>(
+    dir: &Path,
+    w: W,
+    mode: Whiteouts,
+    skip: &std::collections::HashSet<PathBuf>,
+) -> Result<W> {
     let root = rfs::openat(CWD, dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .ctx("open", dir)?;
-    let mut walker = Walker { b: tar::Builder::new(w), mode, root: dir, seen: HashMap::new() };
+    let mut walker = Walker { b: tar::Builder::new(w), mode, root: dir, seen: HashMap::new(), skip };
     walker.dir(&root, Path::new(""))?;
     walker.b.into_inner().ctx("write tar", dir)
 }
@@ -212,10 +227,21 @@ impl ImageStore {
     /// Turns an overlay upperdir into a layer on top of `parent` (`docker commit`): the
     /// directory is tarred (whiteouts converted) into a temp file, then applied.
     pub fn commit_layer(&self, parent: Option<&ChainId>, upper: &Path) -> Result<LayerInfo> {
+        self.commit_layer_skipping(parent, upper, &std::collections::HashSet::new())
+    }
+
+    /// Like [`commit_layer`](Self::commit_layer), leaving out the relative paths in `skip`
+    /// (mount targets the runtime created, which dockerd keeps in a hidden init layer).
+    pub fn commit_layer_skipping(
+        &self,
+        parent: Option<&ChainId>,
+        upper: &Path,
+        skip: &std::collections::HashSet<PathBuf>,
+    ) -> Result<LayerInfo> {
         let tmp = tmp_path(&self.root.join("ingest"), "commit-");
         let res = (|| {
             let f = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).ctx("create", &tmp)?;
-            let mut f = write_tar(upper, io::BufWriter::new(f), Whiteouts::Convert)?
+            let mut f = write_tar_skipping(upper, io::BufWriter::new(f), Whiteouts::Convert, skip)?
                 .into_inner()
                 .map_err(|e| Error::io("write", &tmp, e.into_error()))?;
             f.rewind().ctx("seek", &tmp)?;

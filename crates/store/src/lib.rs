@@ -24,7 +24,7 @@ pub use archive::{Change, Loaded, SaveItem};
 pub use blobs::BlobStore;
 pub use digest::{ChainId, Descriptor, DiffId, Digest, ImageId};
 pub use error::{Error, ErrorKind, Result};
-pub use export::{write_tar, Whiteouts};
+pub use export::{write_tar, write_tar_skipping, Whiteouts};
 pub use images::{DeleteReport, ImageInfo, ImageRecord, ImageSummary, ImportOptions};
 pub use layers::{Compression, LayerInfo, SnapshotMeta};
 
