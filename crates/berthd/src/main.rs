@@ -4,6 +4,7 @@
 mod http;
 mod routes;
 mod routes_images;
+mod routes_registry;
 mod server;
 mod system;
 

@@ -232,6 +232,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
         (m, s) if crate::routes_images::handles(m, s) => crate::routes_images::route(engine, method.clone(), s, q, req).await,
+        (m, s) if crate::routes_registry::handles(m, s) => crate::routes_registry::route(engine, s, q, req).await,
         _ => Err(not_found()),
     }
 }
@@ -239,11 +240,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
 /// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`, not available yet).
 async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
     if let Some(image) = q.get("fromImage") {
-        let tag = q.get("tag").unwrap_or("latest");
-        return Err(Error::new(
-            berth_engine::ErrorKind::NotFound,
-            format!("pull access denied for {image}:{tag}: Berth cannot reach registries yet; import or load the image instead"),
-        ));
+        return crate::routes_registry::pull(engine, &image.to_string(), &q, req).await;
     }
     let src = q.get("fromSrc").unwrap_or("");
     if src != "-" {

@@ -6,6 +6,7 @@ pub mod checks;
 mod containers;
 pub mod error;
 mod files;
+mod distribution;
 mod images;
 pub mod image_io;
 pub mod logs;
