@@ -226,9 +226,6 @@ def test_image_prune(daemon, image, names, rmi):
     assert report == {"ImagesDeleted": None, "SpaceReclaimed": 0}
 
 
-@pytest.mark.xfail(TARGET == "berth", strict=True,
-                   reason="routes.rs's history arm still calls Engine::image_history; "
-                          "switch it to Engine::image_history_chain")
 def test_history_of_committed_image(daemon, image, names, rmi):
     c = names("io")
     daemon.ok(*daemon.run_args("--name", c, image, "sh", "-c", "echo hi > /newfile"))

@@ -109,6 +109,27 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         }
         (&Method::GET, ["version"]) => Ok(ok_json(&system::version())),
         (&Method::GET, ["info"]) => Ok(ok_json(&system::info(engine))),
+        (&Method::GET, ["events"]) => {
+            let query = berth_engine::events::EventQuery {
+                since: q.get("since").and_then(berth_engine::logs::parse_time),
+                until: q.get("until").and_then(berth_engine::logs::parse_time),
+                filters: q.filters()?,
+            };
+            let mut rx = engine.subscribe_events(query);
+            let (tx, body) = mpsc::channel::<Bytes>(16);
+            tokio::spawn(async move {
+                while let Some(v) = rx.recv().await {
+                    if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "application/json")
+                .body(channel_body(body))
+                .expect("static"))
+        }
 
         // ---- images
         (&Method::POST, ["images", "create"]) => images_create(engine, q, req).await,
@@ -119,7 +140,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(ok_json(&engine.inspect_image(&rest.join("/"))?))
         }
         (&Method::GET, ["images", rest @ .., "history"]) if !rest.is_empty() => {
-            Ok(ok_json(&engine.image_history(&rest.join("/"))?))
+            Ok(ok_json(&engine.image_history_chain(&rest.join("/"))?))
         }
         (&Method::POST, ["images", rest @ .., "tag"]) if !rest.is_empty() => {
             engine.tag_image(&rest.join("/"), q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?;
@@ -209,6 +230,24 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         (&Method::POST, ["containers", id, "unpause"]) => {
             engine.unpause_container(id).await?;
             Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        (&Method::GET, ["containers", id, "stats"]) => {
+            // `stream` defaults to true; docker-py sends `stream=0`, the CLI `stream=0|1`.
+            let stream = q.get("stream").map(|_| q.bool("stream")).unwrap_or(true);
+            let mut rx = engine.container_stats(id, stream, q.bool("one-shot")).await?;
+            let (tx, body) = mpsc::channel::<Bytes>(2);
+            tokio::spawn(async move {
+                while let Some(v) = rx.recv().await {
+                    if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, "application/json")
+                .body(channel_body(body))
+                .expect("static"))
         }
         (&Method::GET, ["containers", id, "top"]) => {
             Ok(ok_json(&engine.top_container(id, q.get("ps_args")).await?))

@@ -209,6 +209,7 @@ impl Engine {
         })();
         match result {
             Ok(c) => {
+                self.emit("create", &c.snapshot(), &[]);
                 self.register(c);
                 Ok((id, Vec::new()))
             }
@@ -242,7 +243,10 @@ impl Engine {
             Status::Created | Status::Exited => {}
         }
         match self.do_start(&c, &rec).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.emit("start", &c.snapshot(), &[]);
+                Ok(())
+            }
             Err(e) => {
                 let code = if e.message.contains("executable file not found")
                     || e.message.contains("no such file or directory")
@@ -471,6 +475,7 @@ impl Engine {
                 r.state.error = "the container's monitor exited unexpectedly".into();
             }
         });
+        self.emit("die", &c.snapshot(), &[("exitCode", code.to_string())]);
         let _ = c.output.send(OutFrame::End);
         c.life.send_modify(|l| {
             l.running = false;
@@ -501,6 +506,7 @@ impl Engine {
         let grace = t.or(rec.config.stop_timeout).unwrap_or(10);
         self.thaw_if_paused(&rec.id).await;
         let mut life = c.life.subscribe();
+        self.emit("kill", &rec, &[("signal", (sig as i32).to_string())]);
         let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), sig);
         let exited = async {
             let _ = life.wait_for(|l| !l.running).await;
@@ -510,10 +516,12 @@ impl Engine {
             return Ok(());
         }
         if tokio::time::timeout(Duration::from_secs(grace as u64), exited).await.is_err() {
+            self.emit("kill", &rec, &[("signal", "9".into())]);
             let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
             let mut life = c.life.subscribe();
             let _ = tokio::time::timeout(Duration::from_secs(30), life.wait_for(|l| !l.running)).await;
         }
+        self.emit("stop", &c.snapshot(), &[]);
         Ok(())
     }
 
@@ -525,6 +533,7 @@ impl Engine {
         if !rec.state.status.is_running() || rec.state.pid <= 0 {
             return Err(Error::conflict(format!("Container {} is not running", rec.id)));
         }
+        self.emit("kill", &rec, &[("signal", (sig as i32).to_string())]);
         nix::sys::signal::kill(Pid::from_raw(rec.state.pid), sig)
             .map_err(|e| Error::internal(format!("cannot kill container {}: {e}", rec.id)))?;
         if sig == Signal::SIGKILL {
@@ -603,6 +612,7 @@ impl Engine {
         let _ = std::fs::remove_file(c.dir.join("config.v2.json"));
         let _ = std::fs::remove_dir_all(&c.dir);
         self.unregister(&rec.id, &rec.name);
+        self.emit("destroy", &rec, &[]);
         c.life.send_modify(|l| l.removed = true);
         Ok(())
     }
@@ -612,6 +622,7 @@ impl Engine {
         let c = self.container(name)?;
         let rec = c.snapshot();
         let output = c.output.subscribe();
+        self.emit("attach", &rec, &[]);
         Ok((
             c.clone(),
             Attachment {

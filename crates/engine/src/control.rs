@@ -42,6 +42,7 @@ impl Engine {
         }
         self.runtime(&["pause", &rec.id]).await?;
         c.update(|r| r.state.status = Status::Paused)?;
+        self.emit("pause", &rec, &[]);
         Ok(())
     }
 
@@ -59,6 +60,7 @@ impl Engine {
                 r.state.status = Status::Running;
             }
         })?;
+        self.emit("unpause", &rec, &[]);
         Ok(())
     }
 

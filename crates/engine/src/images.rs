@@ -153,8 +153,10 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(format!("import task failed: {e}")))??;
+        self.events.publish(crate::events::image_event("import", &id.to_string(), &id.to_string()));
         if let Some(r) = reference {
             self.images.tag(&id, &r).map_err(store_err)?;
+            self.events.publish(crate::events::image_event("tag", &id.to_string(), &display_ref(&r)));
         }
         Ok(id.to_string())
     }
@@ -252,33 +254,6 @@ impl Engine {
         }))
     }
 
-    /// `GET /images/{name}/history`.
-    pub fn image_history(&self, name: &str) -> Result<Value> {
-        let id = self.lookup_image(name)?;
-        let info = self.images.inspect(&id).map_err(store_err)?;
-        let hist = info.config.get("history").and_then(|h| h.as_array()).cloned().unwrap_or_default();
-        let mut out = Vec::new();
-        let n = hist.len();
-        for (i, h) in hist.iter().enumerate().rev() {
-            let created = h
-                .get("created")
-                .and_then(|c| c.as_str())
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.timestamp())
-                .unwrap_or(0);
-            let top = i + 1 == n;
-            out.push(json!({
-                "Id": if top { id.to_string() } else { "<missing>".to_string() },
-                "Created": created,
-                "CreatedBy": h.get("created_by").cloned().unwrap_or(json!("")),
-                "Tags": if top { json!(info.repo_tags) } else { Value::Null },
-                "Size": if top { info.record.size } else { 0 },
-                "Comment": h.get("comment").cloned().unwrap_or(json!(""))
-            }));
-        }
-        Ok(json!(out))
-    }
-
     /// `POST /images/{name}/tag`.
     pub fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
         let id = self.lookup_image(name)?;
@@ -286,7 +261,9 @@ impl Engine {
             return Err(Error::invalid("repository name must have at least one component"));
         }
         let r = if tag.is_empty() { repo.to_string() } else { format!("{repo}:{tag}") };
-        self.images.tag(&id, &r).map_err(store_err)
+        self.images.tag(&id, &r).map_err(store_err)?;
+        self.events.publish(crate::events::image_event("tag", &id.to_string(), &display_ref(&r)));
+        Ok(())
     }
 
     /// `DELETE /images/{name}`: untag, and delete when no reference is left.
@@ -311,6 +288,8 @@ impl Engine {
                 )));
             }
             self.images.untag(name).map_err(store_err)?;
+            // dockerd names the image id (not the removed reference) in untag events
+            self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
             out.push(json!({"Untagged": display_ref(name)}));
             return Ok(json!(out));
         }
@@ -333,9 +312,11 @@ impl Engine {
         }
         let report = self.images.delete(&id).map_err(store_err)?;
         for u in report.untagged {
+            self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
             out.push(json!({"Untagged": u}));
         }
         for d in report.deleted {
+            self.events.publish(crate::events::image_event("delete", &d.to_string(), &d.to_string()));
             out.push(json!({"Deleted": d.to_string()}));
         }
         Ok(json!(out))

@@ -16,6 +16,8 @@ pub mod record;
 mod shim;
 pub mod exec;
 mod control;
+mod stats;
+pub mod events;
 mod views;
 mod bundle;
 
@@ -89,6 +91,7 @@ pub struct Engine {
     names: Mutex<HashMap<String, String>>,
     /// exec instances by id
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
+    pub events: events::EventBus,
     pub cgroup_layout: checks::CgroupLayout,
     pub started: chrono::DateTime<chrono::Utc>,
 }
@@ -111,6 +114,7 @@ impl Engine {
             containers: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            events: events::EventBus::default(),
             cgroup_layout: layout,
             started: chrono::Utc::now(),
         });
@@ -202,6 +206,52 @@ impl Engine {
             }
         }
         r
+    }
+
+    /// Emits a container event.
+    pub(crate) fn emit(&self, action: &str, rec: &record::Record, extra: &[(&str, String)]) {
+        self.events.publish(events::container_event(action, rec, extra));
+    }
+
+    /// `GET /events`: matching past events (for `since`), then live ones until `until`.
+    pub fn subscribe_events(&self, q: events::EventQuery) -> tokio::sync::mpsc::Receiver<serde_json::Value> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (past, mut live) = self.events.subscribe();
+        tokio::spawn(async move {
+            if q.since.is_some() {
+                for ev in past.into_iter().filter(|e| q.in_window(e) && q.matches(e)) {
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let until = q.until;
+            loop {
+                let wait = async {
+                    match until {
+                        Some(u) => {
+                            let d = (u - chrono::Utc::now()).to_std().unwrap_or_default();
+                            tokio::time::sleep(d).await
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ev = live.recv() => match ev {
+                        Ok(ev) => {
+                            if q.in_window(&ev) && q.matches(&ev) && tx.send(ev).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    },
+                    _ = wait => return,
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
     }
 
     /// Called on SIGTERM: containers keep running under their shims (live restore); we only
