@@ -578,9 +578,8 @@ impl PullPlan {
         let _ = tx.send(status(format!("Digest: {}", self.manifest_digest))).await;
         let full = r.to_string();
         let previous = engine.images.resolve(&full).ok();
-        if r.tag().is_some() {
-            engine.images.tag(&image_id, &full).map_err(store_err)?;
-        }
+        // A tag pull records the tag; a digest pull records `name@digest` (its only name).
+        engine.images.tag(&image_id, &full).map_err(store_err)?;
         let msg = if previous.as_ref() == Some(&image_id) {
             format!("Status: Image is up to date for {}", r.familiar_string())
         } else {
