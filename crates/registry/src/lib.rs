@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -528,11 +528,6 @@ fn registry_error(status: StatusCode, body: &[u8], repo: &str) -> Error {
         )),
         _ => Error::Protocol(format!("registry answered {}: {msg}", status.as_u16())),
     }
-}
-
-#[allow(dead_code)]
-fn _assert_header(v: &str) -> bool {
-    HeaderValue::from_str(v).is_ok()
 }
 
 #[cfg(test)]
