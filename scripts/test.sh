@@ -16,7 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages -----------------------------------------------------------
 need_pkgs=()
-for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar libseccomp-dev pkg-config; do
+for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar libseccomp-dev pkg-config docker-registry skopeo; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then

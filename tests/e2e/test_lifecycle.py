@@ -254,3 +254,18 @@ def test_state_survives_daemon_restart(daemon, image, make_image, names):
     assert daemon.inspect(img2, "image")["Config"]["Env"] == ["P=1"]
     daemon.ok("start", n3)
     assert daemon.ok("wait", n3).strip() == "0"
+
+
+def test_rename(daemon, image, names):
+    a, b, other = names("ren"), names("ren"), names("ren")
+    cid = start_detached(daemon, a, image, "sleep", "100")
+    start_detached(daemon, other, image, "sleep", "100")
+    daemon.ok("rename", a, b)
+    assert daemon.inspect(b, "container")["Name"] == "/" + b
+    assert daemon.inspect(cid, "container")["Name"] == "/" + b
+    rc, _, err = daemon.docker("inspect", "--type", "container", a)
+    assert rc != 0
+    rc, _, err = daemon.docker("rename", b, other)
+    assert rc != 0 and "is already in use" in err, err
+    # the old name is free again
+    start_detached(daemon, a, image, "sleep", "100")

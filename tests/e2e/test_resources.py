@@ -87,3 +87,23 @@ def test_stats(daemon, image, names):
     assert s["memory_stats"]["usage"] > 0
     assert s["cpu_stats"]["online_cpus"] >= 1 and s["cpu_stats"]["system_cpu_usage"] > 0
     assert s["pids_stats"]["current"] == 1
+
+
+def test_default_seccomp_and_unconfined(daemon, image):
+    # the default profile blocks namespace creation without CAP_SYS_ADMIN, like Docker's
+    rc, _, err = daemon.docker(*daemon.run_args("--rm", image, "unshare", "-U", "true"))
+    assert rc != 0 and "Operation not permitted" in err, err
+    rc, _, err = daemon.docker(*daemon.run_args("--rm", "--security-opt", "seccomp=unconfined",
+                                                image, "unshare", "-U", "true"))
+    assert rc == 0, err
+    rc, out, _ = daemon.docker(*daemon.run_args("--rm", image, "grep", "Seccomp:", "/proc/self/status"))
+    assert out.split() == ["Seccomp:", "2"]
+
+
+def test_device_mapping(daemon, image):
+    rc, out, err = daemon.docker(*daemon.run_args("--rm", "--device", "/dev/fuse", image,
+                                                  "stat", "-c", "%t %T %F", "/dev/fuse"))
+    assert rc == 0, err
+    assert out.split() == ["a", "e5", "character", "special", "file"], out
+    rc, _, err = daemon.docker(*daemon.run_args("--rm", "--device", "/dev/nosuch-e2e", image, "true"))
+    assert rc != 0 and "/dev/nosuch-e2e" in err

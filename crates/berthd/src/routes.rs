@@ -223,6 +223,10 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::POST, ["containers", id, "attach"]) => attach(engine, id, q, req).await,
+        (&Method::POST, ["containers", id, "rename"]) => {
+            engine.rename_container(id, q.get("name").unwrap_or("")).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
         (&Method::POST, ["containers", id, "pause"]) => {
             engine.pause_container(id).await?;
             Ok(status_only(StatusCode::NO_CONTENT))

@@ -47,6 +47,7 @@ impl Engine {
             hostname_path: Some(dir.join("hostname").display().to_string()),
             hosts_path: Some(dir.join("hosts").display().to_string()),
             cgroup_v2: self.cgroup_layout == crate::checks::CgroupLayout::V2,
+            host_devices: host_devices(&rec.host_config)?,
             ..Default::default()
         };
         let spec = generate(&input).map_err(|e| Error::invalid(e.to_string()))?;
@@ -56,6 +57,69 @@ impl Engine {
         }
         Ok(spec)
     }
+}
+
+/// Host device nodes for `--device` (a node or a directory of nodes) and, for privileged
+/// containers, every node under the host's /dev (as dockerd does).
+fn host_devices(hc: &berth_api_types::HostConfig) -> Result<Vec<berth_spec::security::HostDevice>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn walk(host: &Path, cont: &Path, perms: &str, out: &mut Vec<berth_spec::security::HostDevice>, depth: u32) {
+        let Ok(md) = std::fs::symlink_metadata(host) else { return };
+        let ft = md.file_type();
+        if ft.is_dir() {
+            if depth > 4 {
+                return;
+            }
+            let name = host.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // pseudo-filesystems the container mounts itself
+            if depth > 0 && matches!(name, "pts" | "shm" | "mqueue") {
+                return;
+            }
+            if let Ok(rd) = std::fs::read_dir(host) {
+                for e in rd.flatten() {
+                    walk(&e.path(), &cont.join(e.file_name()), perms, out, depth + 1);
+                }
+            }
+            return;
+        }
+        let kind = if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else {
+            return;
+        };
+        let rdev = md.rdev();
+        out.push(berth_spec::security::HostDevice {
+            path_on_host: host.display().to_string(),
+            path_in_container: cont.display().to_string(),
+            kind,
+            major: nix::sys::stat::major(rdev) as i64,
+            minor: nix::sys::stat::minor(rdev) as i64,
+            file_mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            permissions: perms.to_string(),
+        });
+    }
+    let mut out = Vec::new();
+    if hc.privileged {
+        walk(Path::new("/dev"), Path::new("/dev"), "rwm", &mut out, 0);
+        // the container's own console and ptmx come from its devpts
+        out.retain(|d| !matches!(d.path_in_container.as_str(), "/dev/console" | "/dev/ptmx" | "/dev/tty"));
+    }
+    for d in hc.devices.clone().unwrap_or_default() {
+        let host = Path::new(&d.path_on_host);
+        if !host.exists() {
+            return Err(Error::invalid(format!(
+                "error gathering device information while adding custom device \"{}\": no such file or directory",
+                d.path_on_host
+            )));
+        }
+        let cont = if d.path_in_container.is_empty() { host } else { Path::new(&d.path_in_container) };
+        walk(host, cont, &d.cgroup_permissions, &mut out, 0);
+    }
+    Ok(out)
 }
 
 /// The daemon's own capability bounding set (`CapBnd` of /proc/self/status).

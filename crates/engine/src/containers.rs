@@ -147,6 +147,12 @@ impl Engine {
             return Err(Error::invalid("config cannot be empty in order to create a container"));
         }
         let image = self.resolve_image_for_run(&image_ref)?;
+        // Bad --security-opt values fail at create, as in dockerd.
+        let sec = berth_spec::security::parse_security_opts(
+            req.host_config.security_opt.as_deref().unwrap_or(&[]),
+        )
+        .map_err(|e| Error::invalid(e.to_string()))?;
+        berth_spec::security::check_lsm(&sec, false).map_err(|e| Error::invalid(e.to_string()))?;
         let id = names::new_id();
         let hostname = if req.config.hostname.is_empty() {
             id[..12].to_string()
@@ -614,6 +620,35 @@ impl Engine {
         self.unregister(&rec.id, &rec.name);
         self.emit("destroy", &rec, &[]);
         c.life.send_modify(|l| l.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename?name=`.
+    pub async fn rename_container(self: &Arc<Self>, name: &str, new_name: &str) -> Result<()> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        let new_name = new_name.trim_start_matches('/');
+        if new_name.is_empty() {
+            return Err(Error::invalid("Neither old nor new names may be empty"));
+        }
+        if !names::valid_name(new_name) {
+            return Err(Error::invalid(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if new_name == rec.name {
+            return Err(Error::conflict(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        self.reserve_name(new_name, &rec.id)?;
+        if let Err(e) = c.update(|r| r.name = new_name.to_string()) {
+            self.release_name(new_name, &rec.id);
+            return Err(e.into());
+        }
+        self.release_name(&rec.name, &rec.id);
+        self.emit("rename", &c.snapshot(), &[("oldName", format!("/{}", rec.name))]);
         Ok(())
     }
 
