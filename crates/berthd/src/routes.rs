@@ -115,20 +115,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
                 until: q.get("until").and_then(berth_engine::logs::parse_time),
                 filters: q.filters()?,
             };
-            let mut rx = engine.subscribe_events(query);
-            let (tx, body) = mpsc::channel::<Bytes>(16);
-            tokio::spawn(async move {
-                while let Some(v) = rx.recv().await {
-                    if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(CONTENT_TYPE, "application/json")
-                .body(channel_body(body))
-                .expect("static"))
+            Ok(json_lines_reply(engine.subscribe_events(query)))
         }
 
         // ---- images
@@ -238,20 +225,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         (&Method::GET, ["containers", id, "stats"]) => {
             // `stream` defaults to true; docker-py sends `stream=0`, the CLI `stream=0|1`.
             let stream = q.get("stream").map(|_| q.bool("stream")).unwrap_or(true);
-            let mut rx = engine.container_stats(id, stream, q.bool("one-shot")).await?;
-            let (tx, body) = mpsc::channel::<Bytes>(2);
-            tokio::spawn(async move {
-                while let Some(v) = rx.recv().await {
-                    if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(CONTENT_TYPE, "application/json")
-                .body(channel_body(body))
-                .expect("static"))
+            Ok(json_lines_reply(engine.container_stats(id, stream, q.bool("one-shot")).await?))
         }
         (&Method::GET, ["containers", id, "top"]) => {
             Ok(ok_json(&engine.top_container(id, q.get("ps_args")).await?))
@@ -319,6 +293,23 @@ async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -
         .header(CONTENT_TYPE, "application/json")
         .body(channel_body(rx))
         .expect("static"))
+}
+
+/// A `200 application/json` reply streaming one JSON object per line (events, stats).
+fn json_lines_reply(mut rx: mpsc::Receiver<serde_json::Value>) -> Reply {
+    let (tx, body) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            if tx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .body(channel_body(body))
+        .expect("static")
 }
 
 /// Content type of a container stream: raw with a TTY, multiplexed (8-byte frame headers)

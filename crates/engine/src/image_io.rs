@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::images::display_ref;
 use crate::images::store_err;
 use crate::Engine;
 
@@ -569,12 +570,6 @@ impl Engine {
         rows.reverse();
         Ok(json!(rows))
     }
-}
-
-fn display_ref(name: &str) -> String {
-    berth_store::reference::normalize(name)
-        .map(|n| berth_store::reference::familiar(&n.to_full_string()))
-        .unwrap_or_else(|_| name.to_string())
 }
 
 fn unique_dir(base: &Path) -> Result<PathBuf> {

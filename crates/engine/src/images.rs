@@ -323,7 +323,8 @@ impl Engine {
     }
 }
 
-fn display_ref(name: &str) -> String {
+/// A reference as docker displays it (`busybox:latest`), or the input if it does not parse.
+pub(crate) fn display_ref(name: &str) -> String {
     berth_store::reference::normalize(name)
         .map(|n| berth_store::reference::familiar(&n.to_full_string()))
         .unwrap_or_else(|_| name.to_string())
