@@ -15,6 +15,18 @@ export DOCKER_HOST=unix://$sock
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# What a fresh Debian 12 needs: a static busybox for the image, libseccomp for the runtime.
+need=()
+for pkg in busybox-static libseccomp-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    step "apt-get install ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${need[@]}" ||
+        { apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"; }
+fi
+
 step "cargo build --release --workspace"
 cargo build --release --workspace
 
