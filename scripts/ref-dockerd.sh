@@ -84,7 +84,12 @@ stop() {
     echo "ref-dockerd: stopping pid $pid"
     kill -TERM "$pid"
     for _ in $(seq 1 300); do
-        [[ -d /proc/$pid ]] || { echo "ref-dockerd: stopped"; return 0; }
+        if [[ ! -d /proc/$pid ]]; then
+            # the namespace exists only for this daemon: leave nothing behind
+            ip netns delete "$netns" 2>/dev/null || true
+            echo "ref-dockerd: stopped"
+            return 0
+        fi
         sleep 0.1
     done
     echo "ref-dockerd: pid $pid still alive after 30 s, sending SIGKILL" >&2
