@@ -41,6 +41,40 @@ pub fn human_duration(secs: f64) -> String {
     format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
 }
 
+/// Go's `time.ParseDuration` (`1h30m`, `10s`, `500ms`, `2.5us`; `0` alone), in seconds.
+/// Used for `--since 10m` in the CLI and `HEALTHCHECK --interval=30s` in `--change`.
+pub fn go_duration(s: &str) -> Option<f64> {
+    if s == "0" {
+        return Some(0.0);
+    }
+    let mut total = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_duration;

@@ -678,38 +678,12 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Parse a Go duration ("1h30m", "10s", "500ms").
+/// Parse a Go duration ("1h30m", "10s", "500ms"); a bare number is not a duration here.
 pub fn parse_go_duration(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
+    if s.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Some(total)
+    berth_api_types::humanize::go_duration(s)
 }
 
 /// Turn `--since`/`--until` values into the Unix seconds the API expects.

@@ -156,21 +156,7 @@ fn setup(ctx: &ExecCtx) -> Result<Prepared, Fail> {
     if nnp {
         berth_sys::set_no_new_privs().map_err(|e| format!("set no_new_privs: {}", io_text(&e)))?;
     }
-    let umask = p.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        umask as libc::mode_t,
-    ));
-    let cwd = p.cwd();
-    if let Err(e) = nix::unistd::chdir(cwd.as_path()) {
-        return Err(Fail(
-            126,
-            format!(
-                "chdir to cwd ({:?}) set in config.json failed: {}",
-                cwd.display().to_string(),
-                errno_text(e)
-            ),
-        ));
-    }
+    crate::init::enter_cwd(p)?;
     let env = crate::init::with_home(p.env().clone().unwrap_or_default(), p.user().uid());
     let args = p.args().clone().unwrap_or_default();
     let Some(arg0) = args.first() else {

@@ -303,21 +303,7 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
             }
         }
     }
-    let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        umask as libc::mode_t,
-    ));
-    let cwd = process.cwd();
-    if let Err(e) = nix::unistd::chdir(cwd.as_path()) {
-        return Err(Fail(
-            126,
-            format!(
-                "chdir to cwd ({:?}) set in config.json failed: {}",
-                cwd.display().to_string(),
-                errno_text(e)
-            ),
-        ));
-    }
+    enter_cwd(&process)?;
     let env = with_home(
         process.env().clone().unwrap_or_default(),
         process.user().uid(),
@@ -444,6 +430,24 @@ pub(crate) fn apply_process_attrs(
 
 /// Like runc: without HOME in the environment, the user's home from the container's
 /// /etc/passwd (or "/") is added.
+/// The last steps before exec shared by init and exec: the umask, then the working
+/// directory (a missing one is runc's 126 error).
+pub(crate) fn enter_cwd(process: &oci_spec::runtime::Process) -> Result<(), Fail> {
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as libc::mode_t));
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd.as_path()).map_err(|e| {
+        Fail(
+            126,
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed: {}",
+                cwd.display().to_string(),
+                errno_text(e)
+            ),
+        )
+    })
+}
+
 pub(crate) fn with_home(mut env: Vec<String>, uid: u32) -> Vec<String> {
     if env.iter().any(|e| e.starts_with("HOME=")) {
         return env;
