@@ -6,9 +6,12 @@
 # 2. cargo build --release --workspace;
 # 3. cargo test --workspace --release;
 # 4. python3 -m pytest -v tests/e2e against target/release/berthd
-#    (and, when dockerd is present, the differential tests against it).
+#    (and, when dockerd is present, the differential tests against it);
+# 5. the benchmark regression guard (bench/guard.py: fails only on a ratio more
+#    than 2x worse than bench/baseline.json).
 # Exits non-zero if any step fails. Env: BERTH_E2E_DIFF=0 disables the
-# differential tests; PYTEST_ARGS adds pytest arguments.
+# differential tests; PYTEST_ARGS adds pytest arguments; BERTH_BENCH_GUARD=0
+# skips the benchmark guard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +70,25 @@ export BERTHD=${BERTHD:-$PWD/target/release/berthd}
 step "python3 -m pytest -v tests/e2e (target $BERTH_E2E_TARGET, diff ${BERTH_E2E_DIFF:-0})"
 # shellcheck disable=SC2086
 python3 -m pytest -v -p no:cacheprovider tests/e2e ${PYTEST_ARGS:-} || failed+=("e2e")
+
+# --- benchmark regression guard ----------------------------------------------------
+# The quick benchmark (Berth and the reference side by side, same run) fails only on a gross
+# regression: a ratio more than 2x worse than bench/baseline.json. One retry absorbs a burst of
+# load on a shared machine. BERTH_BENCH_GUARD=0 skips it.
+if [[ ${BERTH_BENCH_GUARD:-1} != 0 ]]; then
+    step "benchmark regression guard (bench/run.py --quick + bench/guard.py)"
+    guard_ok=0
+    for attempt in 1 2; do
+        out=$(mktemp /tmp/berth-bench-guard-XXXX.json)
+        if python3 bench/run.py --quick --json "$out" >/dev/null && python3 bench/guard.py "$out"; then
+            guard_ok=1
+        fi
+        rm -f "$out"
+        ((guard_ok)) && break
+        echo "bench guard: attempt $attempt failed"
+    done
+    ((guard_ok)) || failed+=("bench guard")
+fi
 
 if ((${#failed[@]})); then
     echo
