@@ -202,6 +202,8 @@ class BerthDaemon(Daemon):
         self.proc: subprocess.Popen | None = None
         self.last_exit: int | None = None
         self.leftover_mounts: list[str] = []
+        # Additional berthd flags (e.g. a TCP listener, --authz-policy, --group).
+        self.extra_args: list[str] = []
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -231,6 +233,7 @@ class BerthDaemon(Daemon):
                 "--host", self.host,
                 "--data-root", str(self.data_root),
                 "--exec-root", str(self.exec_root),
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

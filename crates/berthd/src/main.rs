@@ -1,6 +1,7 @@
 #![recursion_limit = "512"]
 //! berthd: the Berth daemon. Speaks the Docker Engine API on a Unix socket.
 
+mod authz;
 mod http;
 mod routes;
 mod routes_images;
@@ -16,9 +17,28 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "berthd", version, about = "Berth container engine daemon (Docker Engine API)")]
 struct Args {
-    /// Socket to listen on (unix:///path or a plain path).
+    /// Where to listen: unix:///path (or a plain path) or tcp://ADDR:PORT; repeatable.
+    /// TCP requires --tlsverify unless --insecure-tcp is given.
     #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
-    host: String,
+    host: Vec<String>,
+    /// Require TLS with client certificates signed by --tlscacert on TCP listeners.
+    #[arg(long)]
+    tlsverify: bool,
+    /// CA that client certificates must chain to.
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// Server certificate (PEM).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
+    /// Allow plain TCP without TLS: anyone who can reach the port is root on this host.
+    #[arg(long)]
+    insecure_tcp: bool,
+    /// JSON policy file that can deny API calls per user/uid, method and path (see README).
+    #[arg(long)]
+    authz_policy: Option<PathBuf>,
     /// Root of persistent state (images, containers).
     #[arg(long, default_value = "/var/lib/berth")]
     data_root: PathBuf,
@@ -28,9 +48,10 @@ struct Args {
     /// Pid file (default: <exec-root>/berthd.pid).
     #[arg(short = 'p', long)]
     pidfile: Option<PathBuf>,
-    /// Group allowed to use the socket (mode 0660); root only when absent.
-    #[arg(short = 'G', long)]
-    group: Option<String>,
+    /// Group that owns the Unix socket (mode 0660, owner root); if the group does not exist,
+    /// only root gets in (a warning says so).
+    #[arg(short = 'G', long, default_value = "berth")]
+    group: String,
     /// Log level (error, warn, info, debug, trace).
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -39,14 +60,59 @@ struct Args {
     debug: bool,
 }
 
-fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
+/// Parses one --host value into a listener (TLS is attached by the caller).
+fn parse_host(host: &str) -> anyhow::Result<Host> {
     if let Some(p) = host.strip_prefix("unix://") {
-        return Ok(PathBuf::from(p));
+        return Ok(Host::Unix(PathBuf::from(p)));
     }
     if host.starts_with('/') {
-        return Ok(PathBuf::from(host));
+        return Ok(Host::Unix(PathBuf::from(host)));
     }
-    bail!("unsupported --host {host:?}: only unix:///path sockets are supported so far")
+    if let Some(a) = host.strip_prefix("tcp://") {
+        let a = a.trim_end_matches('/');
+        let addr = a
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("invalid --host {host:?}: expected tcp://IP:PORT"))?;
+        return Ok(Host::Tcp(addr));
+    }
+    bail!("unsupported --host {host:?}: use unix:///path or tcp://IP:PORT")
+}
+
+enum Host {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+fn listeners(args: &Args) -> anyhow::Result<Vec<server::Listen>> {
+    let mut out = Vec::new();
+    for h in &args.host {
+        match parse_host(h)? {
+            Host::Unix(path) => out.push(server::Listen::Unix { path, group: Some(args.group.clone()) }),
+            Host::Tcp(addr) => {
+                let tls = if args.tlsverify {
+                    let (Some(ca), Some(cert), Some(key)) = (&args.tlscacert, &args.tlscert, &args.tlskey) else {
+                        bail!("--tlsverify needs --tlscacert, --tlscert and --tlskey");
+                    };
+                    Some(server::tls_acceptor(&server::TlsFiles { ca, cert, key })?)
+                } else if args.insecure_tcp {
+                    eprintln!(
+                        "WARNING: berthd is listening on tcp://{addr} WITHOUT TLS (--insecure-tcp).\n\
+                         WARNING: anyone who can reach this port controls the daemon, i.e. is root on this host."
+                    );
+                    tracing::warn!(%addr, "plain TCP listener without TLS: anyone who can reach it is root");
+                    None
+                } else {
+                    bail!(
+                        "refusing to listen on tcp://{addr} without TLS: pass --tlsverify with --tlscacert, \
+                         --tlscert and --tlskey (or --insecure-tcp to force plain TCP, which gives root to \
+                         anyone who can reach the port)"
+                    );
+                };
+                out.push(server::Listen::Tcp { addr, tls });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +124,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let missing = berth_engine::checks::missing_features();
@@ -67,7 +134,11 @@ fn main() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("berthd must run as root");
     }
-    let sock = socket_path(&args.host)?;
+    let listens = listeners(&args)?;
+    let policy = match &args.authz_policy {
+        Some(p) => Some(authz::Policy::load(p)?),
+        None => None,
+    };
     std::fs::create_dir_all(&args.exec_root)
         .with_context(|| format!("creating {}", args.exec_root.display()))?;
     std::fs::create_dir_all(&args.data_root)
@@ -82,7 +153,7 @@ fn main() -> anyhow::Result<()> {
     let res = rt.block_on(async {
         let cfg = berth_engine::Config::new(&args.data_root, &args.exec_root);
         let engine = berth_engine::Engine::open(cfg).await.map_err(anyhow::Error::msg)?;
-        server::serve(engine, &sock, args.group.as_deref()).await
+        server::serve(engine, listens, policy).await
     });
     let _ = std::fs::remove_file(&pidfile);
     res

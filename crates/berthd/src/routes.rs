@@ -68,6 +68,18 @@ fn not_found() -> Error {
     Error::not_found("page not found")
 }
 
+/// A request body that could not be read: over the limit (413) or broken (400).
+fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    if e.is::<http_body_util::LengthLimitError>() {
+        Error::new(
+            berth_engine::ErrorKind::TooLarge,
+            format!("request body is larger than the limit of {MAX_JSON_BODY} bytes"),
+        )
+    } else {
+        Error::invalid(format!("error reading request body: {e}"))
+    }
+}
+
 async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
     if let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let base = ct.split(';').next().unwrap_or("").trim();
@@ -78,11 +90,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
         }
     }
     let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
-    let body = limited
-        .collect()
-        .await
-        .map_err(|e| Error::invalid(format!("error reading request body: {e}")))?
-        .to_bytes();
+    let body = limited.collect().await.map_err(body_error)?.to_bytes();
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return serde_json::from_slice(b"{}").map_err(|e| Error::invalid(e.to_string()));
     }

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Conflict,
     /// The operation is refused (HTTP 403).
     Forbidden,
+    /// The request body or a header is over Berth's limits (HTTP 413).
+    TooLarge,
     /// Nothing to do (HTTP 304).
     NotModified,
     /// The operation is not implemented (HTTP 501).
