@@ -71,6 +71,15 @@ step "python3 -m pytest -v tests/e2e (target $BERTH_E2E_TARGET, diff ${BERTH_E2E
 # shellcheck disable=SC2086
 python3 -m pytest -v -p no:cacheprovider tests/e2e ${PYTEST_ARGS:-} || failed+=("e2e")
 
+# --- fuzzing --------------------------------------------------------------------
+# The kept corpora are replayed on stable by `cargo test` above; here a short libFuzzer run of
+# every target (nightly + cargo-fuzz; skipped with a message without nightly). BERTH_FUZZ_SECS
+# sets the time per target; 0 skips. The 10-minute runs: scripts/fuzz.sh 600.
+if [[ ${BERTH_FUZZ_SECS:-5} != 0 ]]; then
+    step "short fuzz run (scripts/fuzz.sh ${BERTH_FUZZ_SECS:-5})"
+    bash scripts/fuzz.sh "${BERTH_FUZZ_SECS:-5}" || failed+=("fuzz")
+fi
+
 # --- benchmark regression guard ----------------------------------------------------
 # The quick benchmark (Berth and the reference side by side, same run) fails only on a gross
 # regression: a ratio more than 2x worse than bench/baseline.json. One retry absorbs a burst of
