@@ -39,6 +39,10 @@ struct Args {
     /// JSON policy file that can deny API calls per user/uid, method and path (see README).
     #[arg(long)]
     authz_policy: Option<PathBuf>,
+    /// Default container log options, `max-size=10m`, `max-file=3` (Berth's default rotation
+    /// when none is given; `max-size=-1` turns rotation off).
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opts: Vec<String>,
     /// Root of persistent state (images, containers).
     #[arg(long, default_value = "/var/lib/berth")]
     data_root: PathBuf,
@@ -151,7 +155,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let res = rt.block_on(async {
-        let cfg = berth_engine::Config::new(&args.data_root, &args.exec_root);
+        let mut cfg = berth_engine::Config::new(&args.data_root, &args.exec_root);
+        cfg.log_opts = berth_engine::logs::daemon_log_opts(&args.log_opts).map_err(anyhow::Error::msg)?;
         let engine = berth_engine::Engine::open(cfg).await.map_err(anyhow::Error::msg)?;
         server::serve(engine, listens, policy).await
     });

@@ -550,6 +550,7 @@ async fn logs(engine: &Arc<Engine>, id: &str, q: Query) -> Result<Reply, Error> 
         tail,
         since: q.get("since").and_then(berth_engine::logs::parse_time),
         until: q.get("until").and_then(berth_engine::logs::parse_time),
+        details: q.bool("details"),
     };
     let (tty, mut rx) = engine.container_logs(id, opts.clone())?;
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);

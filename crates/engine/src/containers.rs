@@ -191,6 +191,7 @@ impl Engine {
             if host_config.log_config.r#type.is_empty() {
                 host_config.log_config.r#type = "json-file".into();
             }
+            logs::validate(&host_config.log_config)?;
             if host_config.network_mode.is_empty() {
                 host_config.network_mode = "default".into();
             }
@@ -322,7 +323,14 @@ impl Engine {
         let exit_file = bundle.join("exit.json");
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&exit_file);
-        let log_path = c.log_path();
+        let log_setup = match logs::setup(rec, c.dir(), &self.cfg.log_opts) {
+            Ok(s) => s,
+            Err(e) => {
+                cleanup(&e);
+                return Err(e);
+            }
+        };
+        let log_path = log_setup.path.clone().unwrap_or_else(|| c.log_path());
         let tty = rec.config.tty;
         let stdin = rec.config.open_stdin;
         let args = shim::ShimArgs {
@@ -335,6 +343,7 @@ impl Engine {
             exit_file: &exit_file,
             tty,
             stdin,
+            log_args: log_setup.shim_args(),
         };
         let pid = match shim::spawn(&args).await {
             Ok(pid) => pid,
@@ -711,53 +720,8 @@ impl Engine {
     ) -> Result<(bool, tokio::sync::mpsc::Receiver<logs::Entry>)> {
         let c = self.container(name)?;
         let rec = c.snapshot();
-        let tty = rec.config.tty;
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
-        // Open now: the reply must see the log even if the container is removed right after
-        // (docker-py removes it while still reading the logs); an open fd keeps the data.
-        let file = match std::fs::File::open(c.log_path()) {
-            Ok(f) => Some(tokio::fs::File::from_std(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        let life = c.life.subscribe();
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let Some(mut file) = file else { return };
-            let mut pending: Vec<u8> = Vec::new();
-            let mut first = true;
-            loop {
-                let running = life.borrow().running && !life.borrow().removed;
-                let mut chunk = Vec::new();
-                if file.read_to_end(&mut chunk).await.is_err() {
-                    return;
-                }
-                pending.extend_from_slice(&chunk);
-                let complete = pending.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
-                let text = String::from_utf8_lossy(&pending[..complete]).into_owned();
-                pending.drain(..complete);
-                let entries = logs::parse(&text);
-                let entries = if first { logs::select(entries, &opts) } else { entries };
-                first = false;
-                for e in entries {
-                    if opts.wants(&e) && tx.send(e).await.is_err() {
-                        return;
-                    }
-                }
-                if !opts.follow || (!running && chunk.is_empty()) || tx.is_closed() {
-                    return;
-                }
-                if let Some(u) = opts.until {
-                    if Utc::now() > u {
-                        return;
-                    }
-                }
-                if chunk.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        });
-        Ok((tty, rx))
+        let rx = logs::stream(logs::log_path_of(&rec, c.dir()), opts, c.life.subscribe())?;
+        Ok((rec.config.tty, rx))
     }
 
     /// Loads records at start-up, reconnecting to live shims.
@@ -779,9 +743,53 @@ impl Engine {
                 if self.connect_shim(&c, &socket, None).await.is_err() {
                     self.on_exit(&c, None).await;
                 }
+            } else {
+                self.reap_interrupted_start(&c).await;
             }
         }
     }
+
+    /// A start that berthd did not finish before it died (the record was never marked
+    /// running, so the start was never reported done): whatever the shim and the runtime made
+    /// of it is torn down, so the container is cleanly created/exited and can start again.
+    async fn reap_interrupted_start(self: &Arc<Self>, c: &Arc<Container>) {
+        let bundle = self.cfg.bundle_dir(&c.id);
+        let socket = self.cfg.shim_socket(&c.id);
+        let state_dir = self.cfg.runtime_root().join(&c.id);
+        let rootfs = bundle.join("rootfs");
+        if !socket.exists() && !state_dir.exists() && !rootfs.exists() {
+            return;
+        }
+        tracing::info!(id = %c.id, "cleaning up a start interrupted by a daemon crash");
+        for pid in orphan_shims(&c.id) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if state_dir.exists() {
+            if let Err(e) = self.runtime(&["delete", "--force", &c.id]).await {
+                tracing::warn!(id = %c.id, "runtime delete after an interrupted start: {e}");
+            }
+        }
+        // Never remove the bundle recursively: the rootfs may still be a mount of the
+        // container's writable layer.
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(bundle.join("exit.json"));
+    }
+}
+
+/// Pids of berth-shim processes monitoring container `id` (found by their command line).
+fn orphan_shims(id: &str) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let want_id = format!("\0--id\0{id}\0");
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("berth-shim") && c.contains(&want_id)
+            })
+        })
+        .collect()
 }
 
 /// Signal names (`KILL`, `SIGKILL`, any case) and numbers.

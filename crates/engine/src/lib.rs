@@ -38,6 +38,8 @@ pub struct Config {
     pub shim_bin: PathBuf,
     /// The `berth-runtime` executable (for exec).
     pub runtime_bin: PathBuf,
+    /// Daemon-wide log options (`berthd --log-opt k=v`): the default rotation.
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             exec_root: exec_root.into(),
             shim_bin: shim::find_shim_binary(),
             runtime_bin: exec::find_runtime_binary(),
+            log_opts: Default::default(),
         }
     }
     pub fn image_root(&self) -> PathBuf {

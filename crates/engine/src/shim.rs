@@ -29,6 +29,8 @@ pub struct ShimArgs<'a> {
     pub exit_file: &'a Path,
     pub tty: bool,
     pub stdin: bool,
+    /// `--log-driver ... --log-max-size ...` (crate::logs::LogSetup::shim_args).
+    pub log_args: Vec<std::ffi::OsString>,
 }
 
 /// Runs `berth-shim`; returns the container init pid once the runtime `create` succeeded, or the
@@ -46,7 +48,8 @@ pub async fn spawn(a: &ShimArgs<'_>) -> Result<i32> {
         .arg("--socket")
         .arg(a.socket)
         .arg("--exit-file")
-        .arg(a.exit_file);
+        .arg(a.exit_file)
+        .args(&a.log_args);
     if a.tty {
         cmd.arg("--tty");
     }

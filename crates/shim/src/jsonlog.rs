@@ -5,8 +5,9 @@
 //! [`MAX_LINE`] or an unterminated tail at EOF is written as an entry without the newline.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, ErrorKind, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
@@ -110,70 +111,303 @@ fn char_boundary(buf: &[u8]) -> usize {
     n
 }
 
-/// A json-file log being appended to.
+/// Where and how the log is kept (`--log-driver`, `--log-max-size`, `--log-max-file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOpts {
+    /// `false` for the `none` driver: nothing is written.
+    pub enabled: bool,
+    /// Rotate when the current file would grow past this many bytes (0: never).
+    pub max_size: u64,
+    /// Files kept, the current one included (at least 1).
+    pub max_file: u32,
+    /// Pre-rendered `"attrs":{...},` fragment (labels/env log options), or empty.
+    pub attrs: Vec<u8>,
+}
+
+impl Default for LogOpts {
+    fn default() -> Self {
+        LogOpts {
+            enabled: true,
+            max_size: 0,
+            max_file: 1,
+            attrs: Vec::new(),
+        }
+    }
+}
+
+/// Bytes of log between two index records.
+pub const INDEX_EVERY: u64 = 64 * 1024;
+/// Size of one index record: offset (u64 LE) then time in Unix nanoseconds (i64 LE).
+pub const INDEX_RECORD: usize = 16;
+
+/// The sidecar index of a log file: `<log>.idx`.
+pub fn index_path(log: &Path) -> PathBuf {
+    let mut s = log.as_os_str().to_os_string();
+    s.push(".idx");
+    PathBuf::from(s)
+}
+
+/// The `n`-th rotated file (`<log>.1` is the most recent).
+pub fn rotated_path(log: &Path, n: u32) -> PathBuf {
+    let mut s = log.as_os_str().to_os_string();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// Encodes one index record.
+pub fn index_record(offset: u64, nanos: i64) -> [u8; INDEX_RECORD] {
+    let mut r = [0u8; INDEX_RECORD];
+    r[..8].copy_from_slice(&offset.to_le_bytes());
+    r[8..].copy_from_slice(&nanos.to_le_bytes());
+    r
+}
+
+/// A json-file log being appended to, rotated by size, with a sparse time index beside each
+/// file so that readers can seek by time (`--since`) instead of scanning.
 pub struct JsonLog {
-    file: File,
+    path: PathBuf,
+    opts: LogOpts,
+    file: Option<File>,
+    index: Option<File>,
+    size: u64,
+    /// Offset of the last index record (None: none yet in this file).
+    last_indexed: Option<u64>,
     partial: [Vec<u8>; 2],
+    out: Vec<u8>,
 }
 
 impl JsonLog {
-    /// Opens (creating if needed) `path` for appending.
+    /// Opens (creating if needed) `path` for appending, unrotated.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self {
-            file,
+        Self::open_with(path, LogOpts::default())
+    }
+
+    /// Opens `path` for appending with rotation and driver options.
+    pub fn open_with(path: &Path, opts: LogOpts) -> io::Result<Self> {
+        let mut log = JsonLog {
+            path: path.to_path_buf(),
+            opts,
+            file: None,
+            index: None,
+            size: 0,
+            last_indexed: None,
             partial: [Vec::new(), Vec::new()],
-        })
+            out: Vec::with_capacity(READ_OUT_CAP),
+        };
+        if log.opts.enabled {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            log.open_current()?;
+        }
+        Ok(log)
+    }
+
+    fn open_current(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&self.path)?;
+        self.size = file.metadata()?.len();
+        let index = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(index_path(&self.path))?;
+        // After a restart: the last record already written (if any) stays valid.
+        let ilen = index.metadata()?.len();
+        self.last_indexed = if ilen >= INDEX_RECORD as u64 {
+            let mut rec = [0u8; INDEX_RECORD];
+            let f = File::open(index_path(&self.path))?;
+            f.read_exact_at(&mut rec, ilen - ilen % INDEX_RECORD as u64 - INDEX_RECORD as u64)?;
+            Some(u64::from_le_bytes(rec[..8].try_into().unwrap_or_default()))
+        } else {
+            None
+        };
+        self.file = Some(file);
+        self.index = Some(index);
+        Ok(())
+    }
+
+    /// Renames `<log>` to `<log>.1` (shifting older files up and dropping the oldest) and
+    /// starts a new file. Readers holding the old file open keep reading it.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        self.index = None;
+        let keep = self.opts.max_file.max(1);
+        if keep == 1 {
+            // Only one file: start it over (what dockerd does with max-file=1).
+            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(index_path(&self.path));
+        } else {
+            for n in (1..keep).rev() {
+                let from = if n == 1 {
+                    self.path.clone()
+                } else {
+                    rotated_path(&self.path, n - 1)
+                };
+                let to = rotated_path(&self.path, n);
+                // The index moves first: a reader that sees the log at its new name finds
+                // its index there too (or none, and falls back to scanning).
+                let _ = std::fs::rename(index_path(&from), index_path(&to));
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.open_current()
+    }
+
+    /// Appends rendered entries (`self.out`) whose first entry starts at the buffer's start.
+    fn append(&mut self, entry_starts: &[(usize, i64)]) -> io::Result<()> {
+        if self.out.is_empty() || !self.opts.enabled {
+            self.out.clear();
+            return Ok(());
+        }
+        let res = self.append_inner(entry_starts);
+        self.out.clear();
+        res
+    }
+
+    fn append_inner(&mut self, entry_starts: &[(usize, i64)]) -> io::Result<()> {
+        // Rotation happens on entry boundaries, so every file holds whole entries.
+        let mut from = 0usize;
+        for (k, &(start, nanos)) in entry_starts.iter().enumerate() {
+            let end = entry_starts.get(k + 1).map_or(self.out.len(), |e| e.0);
+            let len = (end - start) as u64;
+            // Where this entry would start in the current file.
+            let mut offset = self.size + (start - from) as u64;
+            if self.opts.max_size > 0 && offset > 0 && offset + len > self.opts.max_size {
+                self.write_range(from, start)?;
+                from = start;
+                self.rotate()?;
+                offset = self.size;
+            }
+            let due = match self.last_indexed {
+                None => true,
+                Some(last) => offset >= last + INDEX_EVERY,
+            };
+            if due {
+                // The entries before this one go first, so the index never points past the data.
+                self.write_range(from, start)?;
+                from = start;
+                if let Some(ix) = self.index.as_mut() {
+                    ix.write_all(&index_record(offset, nanos))?;
+                }
+                self.last_indexed = Some(offset);
+            }
+        }
+        self.write_range(from, self.out.len())
+    }
+
+    fn write_range(&mut self, from: usize, to: usize) -> io::Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(&self.out[from..to])?;
+        }
+        self.size += (to - from) as u64;
+        Ok(())
     }
 
     /// Records a chunk of output read at `now`: every completed line becomes one entry.
     pub fn write(&mut self, stream: Stream, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
+        if !self.opts.enabled {
+            return Ok(());
+        }
         let time = format_time(now);
+        let nanos = now.timestamp_nanos_opt().unwrap_or(0);
+        let mut starts: Vec<(usize, i64)> = Vec::new();
         let buf = &mut self.partial[stream.index()];
         buf.extend_from_slice(data);
-        let mut out = Vec::new();
         let mut start = 0;
         loop {
             let rest = &buf[start..];
             let window = &rest[..rest.len().min(MAX_LINE)];
             if let Some(nl) = window.iter().position(|&b| b == b'\n') {
-                entry_into(&mut out, &rest[..=nl], stream, &time);
+                starts.push((self.out.len(), nanos));
+                entry_attrs_into(&mut self.out, &rest[..=nl], stream, &self.opts.attrs, &time);
                 start += nl + 1;
             } else if rest.len() >= MAX_LINE {
                 let cut = match char_boundary(&rest[..MAX_LINE]) {
                     0 => MAX_LINE,
                     n => n,
                 };
-                entry_into(&mut out, &rest[..cut], stream, &time);
+                starts.push((self.out.len(), nanos));
+                entry_attrs_into(&mut self.out, &rest[..cut], stream, &self.opts.attrs, &time);
                 start += cut;
             } else {
                 break;
             }
         }
         buf.drain(..start);
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.file.write_all(&out)
+        self.append(&starts)
     }
 
     /// Writes out an unterminated last line of `stream` (at EOF).
     pub fn flush_partial(&mut self, stream: Stream, now: DateTime<Utc>) -> io::Result<()> {
         let buf = std::mem::take(&mut self.partial[stream.index()]);
-        if buf.is_empty() {
+        if buf.is_empty() || !self.opts.enabled {
             return Ok(());
         }
-        let mut out = Vec::new();
-        entry_into(&mut out, &buf, stream, &format_time(now));
-        self.file.write_all(&out)
+        let nanos = now.timestamp_nanos_opt().unwrap_or(0);
+        entry_attrs_into(&mut self.out, &buf, stream, &self.opts.attrs, &format_time(now));
+        self.append(&[(0, nanos)])
     }
 
     /// Flushes both streams' partial lines and syncs the file.
     pub fn finish(&mut self, now: DateTime<Utc>) -> io::Result<()> {
         self.flush_partial(Stream::Stdout, now)?;
         self.flush_partial(Stream::Stderr, now)?;
-        self.file.sync_data()
+        match self.file.as_mut() {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
     }
+}
+
+/// Initial capacity of the render buffer (reused for every chunk).
+const READ_OUT_CAP: usize = 128 * 1024;
+
+/// Like [`entry_into`], with an `"attrs":{...},` fragment between `stream` and `time` (where
+/// dockerd's json-file driver puts it).
+pub fn entry_attrs_into(out: &mut Vec<u8>, log: &[u8], stream: Stream, attrs: &[u8], time: &str) {
+    if attrs.is_empty() {
+        return entry_into(out, log, stream, time);
+    }
+    out.extend_from_slice(b"{\"log\":\"");
+    escape_into(out, log);
+    out.extend_from_slice(b"\",\"stream\":\"");
+    out.extend_from_slice(stream.name().as_bytes());
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(attrs);
+    out.extend_from_slice(b"\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// Renders log attributes (`{"k":"v",...}`) as the fragment [`LogOpts::attrs`] holds.
+pub fn attrs_fragment(attrs: &[(String, String)]) -> Vec<u8> {
+    if attrs.is_empty() {
+        return Vec::new();
+    }
+    let mut out = b"\"attrs\":{".to_vec();
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        escape_into(&mut out, k.as_bytes());
+        out.extend_from_slice(b"\":\"");
+        escape_into(&mut out, v.as_bytes());
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"},");
+    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `berth-shim --id ID --bundle DIR --runtime-root DIR --log-path FILE --socket PATH
-//! --exit-file FILE [--tty] [--stdin]` (docs/DESIGN.md, "Shim").
+//! --exit-file FILE [--tty] [--stdin] [--log-driver D --log-max-size N --log-max-file N
+//! --log-attrs JSON]` (docs/DESIGN.md, "Shim").
 
 use std::path::PathBuf;
 
@@ -27,6 +28,18 @@ struct Args {
     tty: bool,
     #[arg(long)]
     stdin: bool,
+    /// `json-file` (default), `local` (same format) or `none` (nothing is written).
+    #[arg(long, default_value = "json-file")]
+    log_driver: String,
+    /// Rotate the log when it would grow past this many bytes (0: never).
+    #[arg(long, default_value_t = 0)]
+    log_max_size: u64,
+    /// Log files kept, the current one included.
+    #[arg(long, default_value_t = 1)]
+    log_max_file: u32,
+    /// Log attributes (labels/env log options) as a JSON object of strings.
+    #[arg(long)]
+    log_attrs: Option<String>,
     /// Internal: this process is the serving shim (set by the launcher).
     #[arg(long = "serve", hide = true)]
     serve: bool,
@@ -68,6 +81,20 @@ fn serve(args: Args) -> i32 {
         exit_file: args.exit_file,
         tty: args.tty,
         stdin: args.stdin,
+        log: berth_shim::jsonlog::LogOpts {
+            enabled: args.log_driver != "none",
+            max_size: args.log_max_size,
+            max_file: args.log_max_file.max(1),
+            attrs: berth_shim::jsonlog::attrs_fragment(
+                &args
+                    .log_attrs
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<std::collections::BTreeMap<String, String>>(s).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            ),
+        },
     };
     let mut rt: Box<dyn ContainerRuntime> = if args.test_host_runtime {
         Box::new(HostRuntime::new(args.runtime_root))

@@ -43,6 +43,8 @@ pub struct Config {
     pub exit_file: PathBuf,
     pub tty: bool,
     pub stdin: bool,
+    /// Log driver options (rotation, `none`, attributes).
+    pub log: crate::jsonlog::LogOpts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,8 +226,8 @@ fn setup<'a>(cfg: &'a Config, rt: &'a mut dyn ContainerRuntime) -> Result<Shim<'
         .set_nonblocking(true)
         .map_err(io_err("socket nonblocking"))?;
 
-    let log =
-        JsonLog::open(&cfg.log_path).map_err(io_err(format!("open {}", cfg.log_path.display())))?;
+    let log = JsonLog::open_with(&cfg.log_path, cfg.log.clone())
+        .map_err(io_err(format!("open {}", cfg.log_path.display())))?;
 
     let (io, pipes) = if cfg.tty {
         (ContainerIo::Terminal, None)
