@@ -769,11 +769,28 @@ impl Engine {
                 tracing::warn!(id = %c.id, "runtime delete after an interrupted start: {e}");
             }
         }
+        // A create killed before it wrote its state leaves an empty cgroup nobody knows about.
+        remove_empty_cgroups(&c.id);
         // Never remove the bundle recursively: the rootfs may still be a mount of the
         // container's writable layer.
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(bundle.join("exit.json"));
+    }
+}
+
+/// Removes `berth/<id>` under every mounted cgroup hierarchy (v1 controllers and the v2 root)
+/// when it is empty (rmdir fails on a cgroup that still has tasks, which is what we want).
+fn remove_empty_cgroups(id: &str) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join("berth").join(id)];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        dirs.extend(rd.flatten().map(|e| e.path().join("berth").join(id)));
+    }
+    for d in dirs {
+        if d.is_dir() {
+            let _ = std::fs::remove_dir(&d);
+        }
     }
 }
 

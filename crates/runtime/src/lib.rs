@@ -504,7 +504,15 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
         let p = match self.load(id) {
             Ok(p) => p,
-            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(Error::NotFound(_)) if force => {
+                // A create that died before writing its state leaves a bare state dir that
+                // would block the next create of this id.
+                let dir = self.dir(id);
+                if dir.is_dir() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+                }
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         let dir = self.dir(id);
