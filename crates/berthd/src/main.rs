@@ -4,6 +4,7 @@
 mod authz;
 mod http;
 mod routes;
+mod routes_archive;
 mod routes_images;
 mod routes_registry;
 mod server;

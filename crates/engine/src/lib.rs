@@ -10,6 +10,8 @@ mod distribution;
 mod images;
 pub mod image_io;
 pub mod logs;
+pub mod archive;
+mod df;
 pub mod names;
 pub mod persist;
 pub mod record;

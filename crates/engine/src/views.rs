@@ -112,6 +112,11 @@ impl Engine {
                 "NetworkSettings": {"Networks": {}},
                 "Mounts": []
             }));
+            if _size {
+                if let Some(row) = out.last_mut() {
+                    self.add_container_sizes(&rec, row);
+                }
+            }
             if let Some(l) = limit {
                 if out.len() >= l {
                     break;
