@@ -391,16 +391,16 @@ impl LogSource {
                         stop = true;
                         return false;
                     }
-                    if opts.wants(&e) {
-                        got.push(e);
-                    }
+                    // As dockerd: the last `n` entries of the log, then the stream and time
+                    // filters (so `--tail 1` of stderr is empty when the last line is stdout).
+                    got.push(e);
                     got.len() < n
                 })?;
                 if stop || got.len() >= n {
                     break 'files;
                 }
             }
-            for e in got.into_iter().rev() {
+            for e in got.into_iter().rev().filter(|e| opts.wants(e)) {
                 if !emit(e) {
                     return Ok(None);
                 }
@@ -453,18 +453,16 @@ fn read_index(log: &Path) -> Vec<(u64, i64)> {
 /// says they start after `since` are read whole; a file without an index is never skipped.
 fn seek_since(files: &[(PathBuf, File)], since: DateTime<Utc>) -> (usize, u64) {
     let s = since.timestamp_nanos_opt().unwrap_or(i64::MIN);
+    // `since` is inclusive and entries can share a time (one read, one time), so start at the
+    // last record strictly before it: everything skipped is older than `since`.
     for i in (0..files.len()).rev() {
         let idx = read_index(&files[i].0);
         match idx.first() {
-            Some(&(0, t)) if t <= s => {
-                // Last record at or before `since` (times are appended in order).
-                let k = idx.partition_point(|&(_, t)| t <= s);
-                let off = idx[k.saturating_sub(1)].0;
-                // Entries just before a record can share its time: back up one record.
-                let off = if k >= 2 && idx[k - 1].1 == s { idx[k - 2].0 } else { off };
-                return (i, off);
+            Some(&(0, t)) if t < s => {
+                let k = idx.partition_point(|&(_, t)| t < s);
+                return (i, idx[k - 1].0);
             }
-            Some(&(0, _)) => continue, // the whole file is after `since`
+            Some(&(0, _)) => continue, // the whole file is at or after `since`
             _ => return (0, 0),
         }
     }
@@ -792,8 +790,8 @@ mod tests {
         let n = cur_entries + 10;
         let t = read_all(&p, &LogOptions { stdout: true, stderr: true, tail: Some(n), ..Default::default() });
         assert_eq!(t, all[all.len() - n..].to_vec());
-        // tail with one stream only.
-        let t = read_all(&p, &LogOptions { stderr: true, tail: Some(5), ..Default::default() });
+        // tail counts every entry, then filters the stream (dockerd): the last 10 alternate.
+        let t = read_all(&p, &LogOptions { stderr: true, tail: Some(10), ..Default::default() });
         assert_eq!(t.iter().map(|e| e.stream).collect::<Vec<_>>(), vec![2; 5]);
         assert_eq!(t[4], all[all.len() - 1]);
         // since in the middle of the oldest kept file, and until.
