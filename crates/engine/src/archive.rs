@@ -294,6 +294,28 @@ fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
     h
 }
 
+/// Appends an entry under exactly `name` (the tar crate would drop a leading `./`, which
+/// dockerd keeps for `dir/.`).
+fn append_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, data: impl Read) -> io::Result<()> {
+    if name.starts_with("./") && name.len() < 100 {
+        let old = h.as_old_mut();
+        old.name = [0; 100];
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        return tar.append(h, data);
+    }
+    tar.append_data(h, name, data)
+}
+
+fn append_link_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, target: &Path) -> io::Result<()> {
+    if name.starts_with("./") && name.len() < 100 {
+        if h.set_link_name(target).is_ok() {
+            return append_named(tar, h, name, io::empty());
+        }
+    }
+    tar.append_link(h, name, target)
+}
+
 struct Walker<W: Write> {
     tar: tar::Builder<W>,
     links: std::collections::HashMap<(u64, u64), String>,
@@ -312,7 +334,7 @@ impl<W: Write> Walker<W> {
                 };
                 let mut h = header_for(&st, tar::EntryType::Directory);
                 let dname = format!("{}/", arc.trim_end_matches('/'));
-                self.tar.append_data(&mut h, &dname, io::empty())?;
+                append_named(&mut self.tar, &mut h, &dname, io::empty())?;
                 let mut names: Vec<String> = std::fs::read_dir(berth_sys::proc_fd_path(d.as_fd()))?
                     .filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().into_string().ok())
@@ -331,7 +353,7 @@ impl<W: Write> Walker<W> {
             0o120000 => {
                 let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name).map_err(nix_io)?;
                 let mut h = header_for(&st, tar::EntryType::Symlink);
-                self.tar.append_link(&mut h, arc, Path::new(&target))?;
+                append_link_named(&mut self.tar, &mut h, arc, Path::new(&target))?;
             }
             0o100000 => {
                 let key = (st.st_dev, st.st_ino);
@@ -339,7 +361,7 @@ impl<W: Write> Walker<W> {
                     if let Some(first) = self.links.get(&key) {
                         let mut h = header_for(&st, tar::EntryType::Link);
                         let first = first.clone();
-                        self.tar.append_link(&mut h, arc, Path::new(&first))?;
+                        append_link_named(&mut self.tar, &mut h, arc, Path::new(&first))?;
                         return Ok(());
                     }
                     self.links.insert(key, arc.to_string());
@@ -349,7 +371,7 @@ impl<W: Write> Walker<W> {
                 let fst = nix::sys::stat::fstat(f.as_raw_fd()).map_err(nix_io)?;
                 let mut h = header_for(&fst, tar::EntryType::Regular);
                 h.set_size(fst.st_size as u64);
-                self.tar.append_data(&mut h, arc, f.take(fst.st_size as u64))?;
+                append_named(&mut self.tar, &mut h, arc, f.take(fst.st_size as u64))?;
             }
             fmt => {
                 let kind = match fmt {
@@ -362,7 +384,7 @@ impl<W: Write> Walker<W> {
                 let dev = st.st_rdev;
                 h.set_device_major(nix::sys::stat::major(dev) as u32)?;
                 h.set_device_minor(nix::sys::stat::minor(dev) as u32)?;
-                self.tar.append_data(&mut h, arc, io::empty())?;
+                append_named(&mut self.tar, &mut h, arc, io::empty())?;
             }
         }
         Ok(())
