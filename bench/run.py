@@ -36,9 +36,9 @@ IMAGE = "berthbench/busybox:bench"
 
 MODES = {
     "quick": dict(warmup=3, run_iters=30, cli_iters=50, rt_iters=50, exec_iters=30,
-                  par_n=10, par_reps=5, ps_n=20, ps_iters=30),
+                  par_n=10, par_reps=5, ps_n=20, ps_iters=30, log_mib=256, log_iters=20),
     "full": dict(warmup=5, run_iters=50, cli_iters=100, rt_iters=100, exec_iters=50,
-                 par_n=50, par_reps=5, ps_n=200, ps_iters=50),
+                 par_n=50, par_reps=5, ps_n=200, ps_iters=50, log_mib=1024, log_iters=30),
 }
 
 
@@ -282,7 +282,7 @@ class Bench:
         self.mode = "full" if args.full else "quick"
         self.p = dict(MODES[self.mode])
         if args.iterations:
-            for k in ("run_iters", "cli_iters", "rt_iters", "exec_iters", "ps_iters"):
+            for k in ("run_iters", "cli_iters", "rt_iters", "exec_iters", "ps_iters", "log_iters"):
                 self.p[k] = args.iterations
         self.bins = Path(args.bin_dir).resolve()
         self.tmp = Path(tempfile.mkdtemp(prefix="berth-bench-", dir="/tmp"))
@@ -574,6 +574,58 @@ class Bench:
             for d in self.daemons():
                 d.rm(ids.get(d.name, []))
 
+    def s7_logs(self):
+        """`logs --tail 100` and `logs --since T` on one big json-file log (the file is written
+        directly into the stopped container's log path: LOG_MIB of numbered entries, one time
+        per 64 KiB). Measured through the Engine API on the daemons' sockets (same client for
+        both), so the CLI's own start-up does not hide the daemons' difference."""
+        mib = self.p["log_mib"]
+        title_t = f"logs --tail 100 on a {mib} MiB json-file log (API)"
+        title_s = f"logs --since (last second) on a {mib} MiB json-file log (API)"
+        if not self.berthd:
+            self.skip("7", title_t, "docker CLI not installed")
+            return self.skip("7s", title_s, "docker CLI not installed")
+        made = {}
+        try:
+            path, since = None, None
+            for d in self.daemons():
+                _, p = run_cmd(d.d("run", "-d", "--pull", "never", "--network", "none", IMAGE, "true"),
+                               env=d.env)
+                cid = p.stdout.strip()
+                d.created.add(cid)
+                made[d.name] = cid
+                run_cmd(d.d("wait", cid), env=d.env)
+                _, p = run_cmd(d.d("inspect", "-f", "{{.LogPath}}", cid), env=d.env)
+                target = Path(p.stdout.strip())
+                if path is None:
+                    path = self.tmp / "big-json.log"
+                    since = write_big_log(path, mib)
+                shutil.copyfile(path, target)
+                if d.kind == "berth":
+                    shutil.copyfile(str(path) + ".idx", str(target) + ".idx")
+            systems_t, systems_s = [], []
+            for d in self.daemons():
+                sock = d.host[len("unix://"):]
+                q_t = f"/containers/{made[d.name]}/logs?stdout=1&stderr=1&tail=100"
+                q_s = f"/containers/{made[d.name]}/logs?stdout=1&stderr=1&since={since}"
+                n_t = api_get_count(sock, q_t)
+                n_s = api_get_count(sock, q_s)
+                if n_t[1] != 100 or n_s[1] < 1:
+                    raise BenchError(f"{d.name}: tail gave {n_t[1]} lines, since {n_s[1]}")
+                systems_t.append((d.name, lambda i, s=sock, q=q_t: api_get_count(s, q)[0]))
+                systems_s.append((d.name, lambda i, s=sock, q=q_s: api_get_count(s, q)[0]))
+            self.record("7", title_t, "berthd",
+                        self.compare(systems_t, self.p["log_iters"], self.p["warmup"]))
+            self.record("7s", title_s, "berthd",
+                        self.compare(systems_s, max(3, self.p["log_iters"] // 4), 1))
+        finally:
+            for d in self.daemons():
+                if d.name in made:
+                    d.rm([made[d.name]])
+            for f in (self.tmp / "big-json.log", self.tmp / "big-json.log.idx"):
+                if f.exists():
+                    f.unlink()
+
     def create_many(self, d, n, batch=10):
         cmd = d.d("run", "-d", "--pull", "never", "--network", "none", IMAGE, "sleep", "600")
         ids = []
@@ -634,7 +686,8 @@ class Bench:
             meta["versions"] = self.versions()
             scen = [("1", "docker run", self.s1_docker_run), ("2", "berth run", self.s2_berth_run),
                     ("3", "runtime run", self.s3_runtime), ("4", "exec", self.s4_exec),
-                    ("5", "parallel run", self.s5_parallel), ("6", "ps/inspect", self.s6_ps_inspect)]
+                    ("5", "parallel run", self.s5_parallel), ("6", "ps/inspect", self.s6_ps_inspect),
+                    ("7", "logs", self.s7_logs)]
             only = set(self.args.only.split(",")) if self.args.only else None
             for sid, title, fn in scen:
                 if only and sid not in only:
@@ -668,6 +721,70 @@ class Bench:
         _, p = run_cmd(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False)
         v["berth-commit"] = p.stdout.strip()
         return v
+
+
+def write_big_log(path, mib):
+    """Writes `mib` MiB of json-file entries (1 ms apart, stdout/stderr alternating) and Berth's
+    sparse time index beside it (offset + Unix nanoseconds every 64 KiB, as the shim writes it).
+    Returns a `since` value (Unix seconds) one second before the last entry."""
+    import struct
+    t0 = int(time.time()) - 86400
+    body = "x" * 80
+    size = mib << 20
+    written = 0
+    last_indexed = None
+    i = 0
+    with open(path, "wb", buffering=1 << 20) as f, open(str(path) + ".idx", "wb") as ix:
+        while written < size:
+            ns = t0 * 1_000_000_000 + i * 1_000_000
+            sec, frac = divmod(ns, 1_000_000_000)
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
+            stream = "stdout" if i % 2 == 0 else "stderr"
+            line = f'{{"log":"line {i} {body}\\n","stream":"{stream}","time":"{ts}"}}\n'.encode()
+            if last_indexed is None or written >= last_indexed + 65536:
+                ix.write(struct.pack("<Qq", written, ns))
+                last_indexed = written
+            f.write(line)
+            written += len(line)
+            i += 1
+    return f"{(t0 * 1_000_000_000 + (i - 1) * 1_000_000) // 1_000_000_000 - 1}"
+
+
+def api_get_count(sock, path):
+    """GET `path` on a Unix socket (HTTP/1.0, read to EOF); returns (ms, frames in the body)."""
+    import socket as _socket
+    t0 = time.perf_counter_ns()
+    with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
+        s.settimeout(300)
+        s.connect(sock)
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        chunks = []
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    ms = (time.perf_counter_ns() - t0) / 1e6
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        raise BenchError(f"GET {path}: {head[:200]!r}")
+    if b"chunked" in head.lower():
+        raw, out = body, b""
+        while raw:
+            ln, _, rest = raw.partition(b"\r\n")
+            n = int(ln.split(b";")[0] or b"0", 16)
+            if n == 0:
+                break
+            out += rest[:n]
+            raw = rest[n + 2:]
+        body = out
+    frames, off = 0, 0
+    while off + 8 <= len(body):
+        n = int.from_bytes(body[off + 4:off + 8], "big")
+        off += 8 + n
+        frames += 1
+    return ms, frames
 
 
 def machine_meta(mode, params, docker_cli):

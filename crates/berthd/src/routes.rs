@@ -557,8 +557,20 @@ async fn logs(engine: &Arc<Engine>, id: &str, q: Query) -> Result<Reply, Error> 
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
-            let text = opts.render(&e);
-            let bytes = if tty { text.into_bytes() } else { frame(e.stream, text.as_bytes()) };
+            // Whatever is already queued goes out in the same chunk (up to 64 KiB).
+            let mut bytes = Vec::new();
+            let mut next = Some(e);
+            while let Some(e) = next.take() {
+                let text = opts.render(&e);
+                if tty {
+                    bytes.extend_from_slice(text.as_bytes());
+                } else {
+                    bytes.extend_from_slice(&frame(e.stream, text.as_bytes()));
+                }
+                if bytes.len() < 64 * 1024 {
+                    next = rx.try_recv().ok();
+                }
+            }
             if tx.send(Bytes::from(bytes)).await.is_err() {
                 break;
             }
