@@ -494,6 +494,132 @@ mod tests {
         assert!(!s.contains("fffd"));
     }
 
+    fn entries(p: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn rotates_on_entry_boundaries_and_keeps_max_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let opts = LogOpts {
+            max_size: 1000,
+            max_file: 3,
+            ..Default::default()
+        };
+        let mut log = JsonLog::open_with(&p, opts).unwrap();
+        let t = DateTime::from_timestamp(100, 0).unwrap();
+        // One chunk with many lines: rotation happens inside it, between entries.
+        let mut chunk = String::new();
+        for i in 0..100 {
+            chunk.push_str(&format!("line {i:03}\n"));
+        }
+        log.write(Stream::Stdout, chunk.as_bytes(), t).unwrap();
+        log.finish(t).unwrap();
+        assert!(rotated_path(&p, 2).exists() && !rotated_path(&p, 3).exists());
+        let mut all = Vec::new();
+        for f in [rotated_path(&p, 2), rotated_path(&p, 1), p.clone()] {
+            let len = std::fs::metadata(&f).unwrap().len();
+            assert!(len <= 1000, "{} is {len} bytes", f.display());
+            // Each file starts with an index record at offset 0.
+            let ix = std::fs::read(index_path(&f)).unwrap();
+            assert_eq!(&ix[..INDEX_RECORD], &index_record(0, 100_000_000_000));
+            all.extend(entries(&f));
+        }
+        // The newest entries survive, contiguous, ending with the last one.
+        let nums: Vec<u32> = all
+            .iter()
+            .map(|e| e["log"].as_str().unwrap()[5..8].parse().unwrap())
+            .collect();
+        assert_eq!(*nums.last().unwrap(), 99);
+        assert_eq!(nums, (nums[0]..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn max_file_one_starts_over_and_reopen_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let opts = LogOpts {
+            max_size: 300,
+            max_file: 1,
+            ..Default::default()
+        };
+        let t = Utc::now();
+        let mut log = JsonLog::open_with(&p, opts.clone()).unwrap();
+        for i in 0..20 {
+            log.write(Stream::Stderr, format!("e{i}\n").as_bytes(), t).unwrap();
+        }
+        drop(log);
+        assert!(!rotated_path(&p, 1).exists());
+        assert!(std::fs::metadata(&p).unwrap().len() <= 300);
+        // A restarted shim appends to the same file (and its index).
+        let before = entries(&p).len();
+        let mut log = JsonLog::open_with(&p, opts).unwrap();
+        log.write(Stream::Stdout, b"again\n", t).unwrap();
+        let after = entries(&p);
+        assert!(after.len() == before + 1 || after.len() == 1);
+        assert_eq!(after.last().unwrap()["log"], "again\n");
+    }
+
+    #[test]
+    fn none_driver_writes_nothing_and_attrs_sit_before_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("none.log");
+        let mut log = JsonLog::open_with(
+            &p,
+            LogOpts {
+                enabled: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        log.write(Stream::Stdout, b"x\n", Utc::now()).unwrap();
+        log.finish(Utc::now()).unwrap();
+        assert!(!p.exists());
+        let q = dir.path().join("a.log");
+        let attrs = attrs_fragment(&[("a".into(), "b<".into()), ("z".into(), "1".into())]);
+        let mut log = JsonLog::open_with(
+            &q,
+            LogOpts {
+                attrs,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let t = DateTime::from_timestamp(0, 0).unwrap();
+        log.write(Stream::Stdout, b"hi\n", t).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&q).unwrap(),
+            "{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"attrs\":{\"a\":\"b\\u003c\",\"z\":\"1\"},\"time\":\"1970-01-01T00:00:00.000000000Z\"}\n"
+        );
+    }
+
+    #[test]
+    fn index_every_64k() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.log");
+        let mut log = JsonLog::open_with(&p, LogOpts::default()).unwrap();
+        let line = format!("{}\n", "z".repeat(1000));
+        for i in 0..1000 {
+            let t = DateTime::from_timestamp(i, 0).unwrap();
+            log.write(Stream::Stdout, line.as_bytes(), t).unwrap();
+        }
+        let len = std::fs::metadata(&p).unwrap().len();
+        let ix = std::fs::read(index_path(&p)).unwrap();
+        let n = ix.len() / INDEX_RECORD;
+        assert!(n as u64 >= len / INDEX_EVERY && n as u64 <= len / INDEX_EVERY + 1, "{n} records for {len}");
+        let data = std::fs::read(&p).unwrap();
+        for r in ix.chunks_exact(INDEX_RECORD) {
+            let off = u64::from_le_bytes(r[..8].try_into().unwrap()) as usize;
+            assert!(off == 0 || data[off - 1] == b'\n');
+            assert_eq!(&data[off..off + 8], b"{\"log\":\"");
+        }
+    }
+
     #[test]
     fn boundary_helper() {
         assert_eq!(char_boundary(b"abc"), 3);
