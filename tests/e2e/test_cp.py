@@ -190,3 +190,18 @@ def test_system_df_and_ps_size(daemon, image, names):
     assert out.splitlines()[0].split()[:2] == ["TYPE", "TOTAL"]
     assert n in daemon.ok("system", "df", "-v")
     assert "1.05MB" in daemon.ok("ps", "-as", "--filter", f"name={n}", "--format", "{{.Size}}")
+
+
+def test_copy_through_a_bind_mount_of_a_running_container(daemon, image, names, tmp_path):
+    """A running container is seen through its own mount namespace: binds are included."""
+    host = tmp_path / "bind"
+    host.mkdir()
+    (host / "there.txt").write_text("from host\n")
+    n = names("bind")
+    daemon.ok(*daemon.run_args("-d", "--name", n, "-v", f"{host}:/mnt/b", image, "sleep", "600"))
+    daemon.ok("cp", f"{n}:/mnt/b/there.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "from host\n"
+    (tmp_path / "in.txt").write_text("to host\n")
+    daemon.ok("cp", str(tmp_path / "in.txt"), f"{n}:/mnt/b/")
+    assert (host / "in.txt").read_text() == "to host\n"
+    daemon.ok("rm", "-f", n)

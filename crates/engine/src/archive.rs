@@ -449,7 +449,16 @@ fn entry_components(p: &Path) -> Vec<String> {
 /// Extracts `r` under `dest` (an open directory inside `root`, whose container path is
 /// `dest_abs`). Parents are created or opened inside the root; each entry is created with
 /// `*at` calls on its parent's fd.
-pub fn extract<R: Read>(root: &Root, dest_abs: &str, r: R, opts: &PutOptions) -> Result<()> {
+pub fn extract<R: Read>(root: &Root, dest_abs: &str, mut r: R, opts: &PutOptions) -> Result<()> {
+    let res = extract_inner(root, dest_abs, &mut r, opts);
+    // The tar reader stops at the first zero block, and an error stops it anywhere: read the
+    // rest of the body so the client is not cut off (EPIPE) while still sending, and gets the
+    // reply.
+    let _ = io::copy(&mut r, &mut io::sink());
+    res
+}
+
+fn extract_inner<R: Read>(root: &Root, dest_abs: &str, r: &mut R, opts: &PutOptions) -> Result<()> {
     let mut ar = tar::Archive::new(r);
     let mut dir_times: Vec<(String, i64)> = Vec::new();
     for entry in ar.entries().map_err(|e| Error::invalid(e.to_string()))? {
@@ -658,7 +667,9 @@ impl Engine {
                 return Err(Error::internal("container rootfs is marked read-only"));
             }
             let mut opts = opts;
-            if copy_uid_gid {
+            // dockerd: with copyUIDGID and a configured user, that user owns what is copied;
+            // otherwise the ids in the tar headers are kept.
+            if copy_uid_gid && !rec.config.user.is_empty() {
                 opts.chown = Some(container_user_ids(&root, rec.config.user.as_str()));
             }
             let reader = tokio_util::io::SyncIoBridge::new(body);
