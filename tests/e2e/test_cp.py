@@ -45,6 +45,12 @@ def test_copy_out_files_dirs_and_contents(daemon, box, tmp_path):
     assert os.readlink(tmp_path / "l1") == "a.txt"
     daemon.ok("cp", "-L", f"{box}:/data/link", str(tmp_path / "l2"))
     assert (tmp_path / "l2").read_text() == "alpha\n"
+    # The whole root: files, but only the mount points of /proc and /sys (as dockerd).
+    daemon.ok("cp", f"{box}:/", str(tmp_path / "root"))
+    assert (tmp_path / "root/data/a.txt").read_text() == "alpha\n"
+    assert os.listdir(tmp_path / "root/proc") == [] and os.listdir(tmp_path / "root/sys") == []
+    rc, _, err = daemon.docker("cp", f"{box}:/data/a.txt/", str(tmp_path / "z"))
+    assert rc != 0 and "not a directory" in err
     # A path through a directory symlink resolves inside the container.
     daemon.ok("cp", f"{box}:/data/dirlink/b.txt", str(tmp_path / "b"))
     assert (tmp_path / "b").read_text() == "beta\n"

@@ -225,12 +225,10 @@ fn resolve(root: &Root, path: &str, container: &str) -> Result<Target> {
     let abs = abs_path(path);
     let (dir, base) = split(&abs);
     let base = if base.is_empty() { "." } else { base };
-    let map = |e: io::Error| {
-        if matches!(e.raw_os_error(), Some(2) | Some(20)) {
-            not_found(path, container)
-        } else {
-            Error::from(e)
-        }
+    let map = |e: io::Error| match e.raw_os_error() {
+        Some(2) => not_found(path, container),
+        Some(20) => Error::internal(format!("lstat {abs}: not a directory")),
+        _ => Error::from(e),
     };
     let dirfd = open_dir(root.fd(), dir).map_err(map)?;
     let st = lstat_at(dirfd.as_fd(), base).map_err(map)?;
@@ -297,23 +295,24 @@ fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
 /// Appends an entry under exactly `name` (the tar crate would drop a leading `./`, which
 /// dockerd keeps for `dir/.`).
 fn append_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, data: impl Read) -> io::Result<()> {
-    if name.starts_with("./") && name.len() < 100 {
+    if (name.starts_with("./") || name.starts_with('/')) && name.len() < 100 {
         let old = h.as_old_mut();
         old.name = [0; 100];
         old.name[..name.len()].copy_from_slice(name.as_bytes());
         h.set_cksum();
         return tar.append(h, data);
     }
-    tar.append_data(h, name, data)
+    // Long names go through the tar crate's GNU long-name entries, which must be relative.
+    tar.append_data(h, name.trim_start_matches('/'), data)
 }
 
 fn append_link_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, target: &Path) -> io::Result<()> {
-    if name.starts_with("./") && name.len() < 100 {
+    if (name.starts_with("./") || name.starts_with('/')) && name.len() < 100 {
         if h.set_link_name(target).is_ok() {
             return append_named(tar, h, name, io::empty());
         }
     }
-    tar.append_link(h, name, target)
+    tar.append_link(h, name.trim_start_matches('/'), target)
 }
 
 struct Walker<W: Write> {
@@ -333,8 +332,14 @@ impl<W: Write> Walker<W> {
                     open_child(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)?
                 };
                 let mut h = header_for(&st, tar::EntryType::Directory);
-                let dname = format!("{}/", arc.trim_end_matches('/'));
+                let dname = if arc == "/" { "/".to_string() } else { format!("{}/", arc.trim_end_matches('/')) };
                 append_named(&mut self.tar, &mut h, &dname, io::empty())?;
+                if is_pseudo_fs(d.as_fd()) {
+                    // /proc, /sys, cgroups, devpts, mqueue of a running container: their mount
+                    // points, not their contents (dockerd copies from the rootfs, where these are
+                    // empty directories).
+                    return Ok(());
+                }
                 let mut names: Vec<String> = std::fs::read_dir(berth_sys::proc_fd_path(d.as_fd()))?
                     .filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().into_string().ok())
@@ -389,6 +394,25 @@ impl<W: Write> Walker<W> {
         }
         Ok(())
     }
+}
+
+/// Kernel pseudo filesystems whose contents are never archived.
+fn is_pseudo_fs(dir: BorrowedFd<'_>) -> bool {
+    const SKIP: &[i64] = &[
+        0x9fa0,     // proc
+        0x62656572, // sysfs
+        0x27e0eb,   // cgroup
+        0x63677270, // cgroup2
+        0x1cd1,     // devpts
+        0x19800202, // mqueue
+        0x64626720, // debugfs
+        0x73636673, // securityfs
+        0x74726163, // tracefs
+        0xcafe4a11, // bpf
+        0x6165676c, // pstore
+        0x65735543, // fusectl
+    ];
+    nix::sys::statfs::fstatfs(dir).is_ok_and(|s| SKIP.contains(&(s.filesystem_type().0 as i64)))
 }
 
 /// Writes the tar dockerd sends for `GET /archive`: the target, renamed to the base of the
