@@ -10,8 +10,8 @@ use tokio::sync::broadcast;
 
 use crate::record::Record;
 
-/// Events kept for `since` queries.
-const HISTORY: usize = 1024;
+/// Events kept for `since` queries (dockerd keeps the last 256 too).
+const HISTORY: usize = 256;
 
 pub struct EventBus {
     tx: broadcast::Sender<Value>,
