@@ -39,6 +39,12 @@ pub fn reference(data: &[u8]) {
         if familiar.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
             return;
         }
+        // Also like Docker: `library/<64 hex>` parses, its familiar form (a bare 64-hex string,
+        // which reads as an image id) does not.
+        let bare = familiar.split([':', '@']).next().unwrap_or("");
+        if bare.len() == 64 && bare.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return;
+        }
         let back = berth_spec::Reference::parse_normalized(&familiar)
             .unwrap_or_else(|e| panic!("familiar form {familiar:?} of {s:?} does not parse: {e}"));
         assert_eq!(back.to_string(), full, "familiar form of {s:?} changes the reference");
