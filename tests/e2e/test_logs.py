@@ -105,10 +105,12 @@ def test_drivers(daemon, image, names):
     run_done(daemon, n, "--log-driver", "none", image, "echo", "hi")
     rc, _, err = daemon.docker("logs", n)
     assert rc != 0 and "configured logging driver does not support reading" in err
+    assert daemon.inspect(n)["LogPath"] == ""
     n = names("local")
     run_done(daemon, n, "--log-driver", "local", "--log-opt", "max-size=1m", image, "sh", "-c", "echo a; echo b >&2")
     rc, out, err = daemon.docker("logs", n)
     assert (rc, out, err) == (0, "a\n", "b\n")
+    assert daemon.inspect(n)["LogPath"] == ""
     rc, _, err = daemon.run("--rm", "--log-driver", "nosuchdriver", image, "true")
     assert rc != 0 and 'error looking up logging plugin nosuchdriver: plugin "nosuchdriver" not found' in err
     rc, _, err = daemon.run("--rm", "--log-opt", "bogus=1", image, "true")

@@ -243,6 +243,14 @@ pub fn log_path_of(rec: &Record, cdir: &Path) -> Option<PathBuf> {
     driver_log_path(&rec.host_config.log_config.r#type, cdir, &rec.id)
 }
 
+/// `LogPath` in inspect: the json-file log, or "" for the other drivers (as dockerd).
+pub fn inspect_log_path(rec: &Record, cdir: &Path) -> String {
+    match rec.host_config.log_config.r#type.as_str() {
+        "" | "json-file" => cdir.join(format!("{}-json.log", rec.id)).display().to_string(),
+        _ => String::new(),
+    }
+}
+
 /// Resolves the effective options: the container's, else the daemon's (`daemon`, from
 /// `berthd --log-opt`), else Berth's default rotation. Sizes are checked here (at start), as
 /// dockerd does.

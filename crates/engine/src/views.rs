@@ -164,7 +164,7 @@ impl Engine {
             "ResolvConfPath": dir.join("resolv.conf"),
             "HostnamePath": dir.join("hostname"),
             "HostsPath": dir.join("hosts"),
-            "LogPath": c.log_path(),
+            "LogPath": crate::logs::inspect_log_path(&rec, c.dir()),
             "Name": format!("/{}", rec.name),
             "RestartCount": rec.restart_count,
             "Driver": "overlay2",
