@@ -188,3 +188,31 @@ def test_berth_default_rotation_and_index(daemon, image, names):
     path = info["LogPath"]
     assert os.path.getsize(path + ".idx") % 16 == 0 and os.path.getsize(path + ".idx") >= 16
     assert daemon.ok("logs", "--tail", "2", n) == "line2999\nline3000\n"
+
+
+@pytest.mark.skipif(os.environ.get("BERTH_E2E_TARGET", "berth") == "ref",
+                    reason="measures berthd's own CPU time")
+def test_idle_follow_does_not_poll(daemon, image, names):
+    """Ten followers of a silent container cost the daemon (almost) no CPU: they wait on
+    inotify and the container's state, not on a timer."""
+    n = names("idle")
+    daemon.ok(*daemon.run_args("-d", "--name", n, image, "sh", "-c", "echo start; sleep 30"))
+    pid = daemon.proc.pid
+
+    def cpu_ticks():
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+
+    followers = [subprocess.Popen([DOCKER_CLI, "logs", "-f", n], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, env=cli_env(daemon.host)) for _ in range(10)]
+    try:
+        time.sleep(1.0)
+        before = cpu_ticks()
+        time.sleep(3.0)
+        used = cpu_ticks() - before
+        assert used <= 5, f"berthd used {used} ticks in 3 s with 10 idle followers"
+        daemon.ok("exec", n, "sh", "-c", "echo late > /proc/1/fd/1")
+    finally:
+        daemon.ok("rm", "-f", n)
+        outs = [p.communicate(timeout=20)[0] for p in followers]
+    assert all(o == b"start\nlate\n" for o in outs), outs

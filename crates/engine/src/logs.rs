@@ -605,7 +605,8 @@ pub fn stream(
         let Some(mut watcher) = watcher else { return };
         loop {
             let running = {
-                let l = life.borrow();
+                // Marks the value seen, so `changed()` below waits for the next change.
+                let l = life.borrow_and_update();
                 l.running && !l.removed
             };
             // Drain the open file.
