@@ -198,8 +198,9 @@ def test_system_df_and_ps_size(daemon, image, names):
     assert "1.05MB" in daemon.ok("ps", "-as", "--filter", f"name={n}", "--format", "{{.Size}}")
 
 
-def test_copy_through_a_bind_mount_of_a_running_container(daemon, image, names, tmp_path):
-    """A running container is seen through its own mount namespace: binds are included."""
+def test_copy_through_a_bind_mount(daemon, image, names, tmp_path):
+    """A running container is seen through its own mount namespace, a stopped one through a
+    temporary mount with its binds: either way the bind is included."""
     host = tmp_path / "bind"
     host.mkdir()
     (host / "there.txt").write_text("from host\n")
@@ -210,4 +211,11 @@ def test_copy_through_a_bind_mount_of_a_running_container(daemon, image, names, 
     (tmp_path / "in.txt").write_text("to host\n")
     daemon.ok("cp", str(tmp_path / "in.txt"), f"{n}:/mnt/b/")
     assert (host / "in.txt").read_text() == "to host\n"
+    # Stopped: the bind is mounted for the copy too (as dockerd does).
+    daemon.ok("stop", "-t", "0", n)
+    (tmp_path / "in2.txt").write_text("stopped\n")
+    daemon.ok("cp", str(tmp_path / "in2.txt"), f"{n}:/mnt/b/")
+    assert (host / "in2.txt").read_text() == "stopped\n"
+    daemon.ok("cp", f"{n}:/mnt/b/there.txt", str(tmp_path / "out2.txt"))
+    assert (tmp_path / "out2.txt").read_text() == "from host\n"
     daemon.ok("rm", "-f", n)

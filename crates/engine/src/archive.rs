@@ -140,6 +140,18 @@ fn nix_io(e: nix::errno::Errno) -> io::Error {
 /// A container's root, held by a directory fd.
 pub struct Root {
     fd: OwnedFd,
+    /// A temporary mount still attached (it has binds below it, which a lazy unmount would cut
+    /// off): detached when the root is dropped.
+    mnt: Option<PathBuf>,
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        if let Some(m) = self.mnt.take() {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&m);
+        }
+    }
 }
 
 impl Root {
@@ -153,12 +165,12 @@ impl Root {
             .read(true)
             .custom_flags_dir()
             .open(format!("/proc/{pid}/root"))?;
-        Ok(Root { fd: OwnedFd::from(f) })
+        Ok(Root { fd: OwnedFd::from(f), mnt: None })
     }
 
     /// Mounts the overlay at a temporary point, opens it, and detaches the mount at once: the
     /// fd keeps the (now invisible) mount alive until it is closed.
-    pub fn of_stopped(lowers: &[PathBuf], cdir: &Path, tmp: &Path) -> Result<Root> {
+    pub fn of_stopped(lowers: &[PathBuf], cdir: &Path, tmp: &Path, binds: &[BindSpec]) -> Result<Root> {
         std::fs::create_dir_all(tmp)?;
         let mut mnt = None;
         for i in 0..1000 {
@@ -171,13 +183,97 @@ impl Root {
         let mnt = mnt.ok_or_else(|| Error::internal("cannot create a temporary mount point"))?;
         let res = (|| {
             crate::images::mount_rootfs(lowers, cdir, &mnt)?;
+            // The container's binds and volumes, as it would see them (dockerd mounts them for
+            // a stopped container's cp too). Mount points are made inside the root by fd.
+            let rootfd = std::fs::OpenOptions::new().read(true).custom_flags_dir().open(&mnt);
+            if let Ok(rootfd) = &rootfd {
+                for b in binds {
+                    if let Err(e) = bind_into(rootfd.as_fd(), b) {
+                        tracing::warn!("cp: cannot mount {} at {}: {e}", b.source.display(), b.target);
+                    }
+                }
+            }
+            drop(rootfd);
             let f = std::fs::OpenOptions::new().read(true).custom_flags_dir().open(&mnt);
-            let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
-            Ok::<_, Error>(Root { fd: OwnedFd::from(f?) })
+            if binds.is_empty() {
+                // Nothing below it: detach now; the fd alone keeps the mount alive.
+                let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+                return Ok::<_, Error>(Root { fd: OwnedFd::from(f?), mnt: None });
+            }
+            match f {
+                Ok(f) => Ok(Root { fd: OwnedFd::from(f), mnt: Some(mnt.clone()) }),
+                Err(e) => {
+                    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+                    Err(e.into())
+                }
+            }
         })();
-        let _ = std::fs::remove_dir(&mnt);
+        if !matches!(&res, Ok(r) if r.mnt.is_some()) {
+            let _ = std::fs::remove_dir(&mnt);
+        }
         res
     }
+}
+
+/// A bind or volume of a stopped container: host source, container target, read-only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindSpec {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The binds (`-v /host:/ctr[:ro]`, `--mount type=bind`) and local volumes
+/// (`<data-root>/volumes/<name>/_data`, when there) of a container record.
+pub fn bind_specs(rec: &crate::record::Record, data_root: &Path) -> Vec<BindSpec> {
+    let vol = |name: &str| data_root.join("volumes").join(name).join("_data");
+    let mut out = Vec::new();
+    for b in rec.host_config.binds.clone().unwrap_or_default() {
+        let parts: Vec<&str> = b.split(':').collect();
+        if parts.len() < 2 {
+            continue;
+        }
+        let ro = parts.get(2).is_some_and(|o| o.split(',').any(|x| x == "ro"));
+        let source = if parts[0].starts_with('/') { PathBuf::from(parts[0]) } else { vol(parts[0]) };
+        out.push(BindSpec { source, target: parts[1].to_string(), read_only: ro });
+    }
+    for m in rec.host_config.mounts.clone().unwrap_or_default() {
+        let source = match m.r#type.as_str() {
+            "bind" => PathBuf::from(&m.source),
+            "volume" if !m.source.is_empty() => vol(&m.source),
+            _ => continue,
+        };
+        out.push(BindSpec { source, target: m.target.clone(), read_only: m.read_only });
+    }
+    out.retain(|b| b.source.exists());
+    // Parents before children.
+    out.sort_by_key(|b| b.target.matches('/').count());
+    out
+}
+
+fn bind_into(root: BorrowedFd<'_>, b: &BindSpec) -> io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let target = if b.source.is_dir() {
+        berth_sys::mkdir_all_in_root(root, Path::new(&b.target), 0o755)?
+    } else {
+        let parent = Path::new(&b.target).parent().unwrap_or(Path::new("/"));
+        berth_sys::mkdir_all_in_root(root, parent, 0o755)?;
+        berth_sys::create_file_in_root(root, Path::new(&b.target), 0o644)?
+    };
+    // Through /proc/self/fd: the mount lands on what was opened, whatever the path says now.
+    let at = berth_sys::proc_fd_path(target.as_fd());
+    mount(Some(&b.source), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(nix_io)?;
+    if b.read_only {
+        let at2 = berth_sys::proc_fd_path(target.as_fd());
+        let _ = mount(
+            None::<&str>,
+            &at2,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        );
+    }
+    Ok(())
 }
 
 trait DirFlags {
@@ -606,7 +702,7 @@ impl Engine {
         }
         let lowers = crate::images::lower_dirs_of(&self.images, &rec.image_id)?;
         let tmp = self.cfg.exec_root.join("archive");
-        Root::of_stopped(&lowers, c.dir(), &tmp)
+        Root::of_stopped(&lowers, c.dir(), &tmp, &bind_specs(&rec, &self.cfg.data_root))
     }
 
     /// `HEAD /containers/{id}/archive?path=`.
@@ -789,12 +885,12 @@ mod tests {
         std::fs::write(src.path().join("d/sub/f"), b"hello").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", src.path().join("d/ln")).unwrap();
         std::fs::hard_link(src.path().join("d/sub/f"), src.path().join("d/hl")).unwrap();
-        let root = Root { fd: OwnedFd::from(File::open(src.path()).unwrap()) };
+        let root = Root { fd: OwnedFd::from(File::open(src.path()).unwrap()), mnt: None };
         let t = resolve(&root, "/d", "c").unwrap();
         let tar = write_archive(&root, &t, Vec::new()).unwrap();
         let dst = tempfile::tempdir().unwrap();
         std::fs::create_dir(dst.path().join("in")).unwrap();
-        let droot = Root { fd: OwnedFd::from(File::open(dst.path()).unwrap()) };
+        let droot = Root { fd: OwnedFd::from(File::open(dst.path()).unwrap()), mnt: None };
         extract(&droot, "/in", &tar[..], &PutOptions::default()).unwrap();
         assert_eq!(std::fs::read(dst.path().join("in/d/sub/f")).unwrap(), b"hello");
         assert_eq!(std::fs::read_link(dst.path().join("in/d/ln")).unwrap(), Path::new("/etc/passwd"));
