@@ -144,6 +144,10 @@ def test_docker_py_archive_api(daemon, box):
     assert r.status_code == 200
     st = json.loads(base64.b64decode(r.headers["X-Docker-Container-Path-Stat"]))
     assert (st["name"], st["size"], st["linkTarget"]) == ("b.txt", 5, "")
+    r = api._get(api._url("/containers/{0}/archive", box))
+    assert r.status_code == 400 and "cannot be empty" in r.json()["message"]
+    r = api._get(api._url("/containers/{0}/archive", "nosuchcontainer"), params={"path": "/"})
+    assert r.status_code == 404 and r.json()["message"] == "No such container: nosuchcontainer"
 
 
 def test_symlink_swap_race_stays_inside(daemon, image, names):

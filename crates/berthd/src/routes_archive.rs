@@ -35,7 +35,8 @@ pub async fn route(
         (_, ["containers", id, "archive"]) => {
             let path = q.get("path").unwrap_or("").to_string();
             if path.is_empty() {
-                return Err(Error::invalid("bad parameter: path cannot be empty"));
+                // (sic: dockerd's text has no space)
+                return Err(Error::invalid("bad parameter: pathcannot be empty"));
             }
             match method {
                 Method::HEAD => {
