@@ -555,6 +555,30 @@ fn read_backwards(file: &File, end: u64, mut f: impl FnMut(&[u8]) -> bool) -> io
     }
 }
 
+/// The log file written after the one with identity `ours` (dev, inode): the next newer
+/// rotated file, or the current one. If ours is gone (rotated away), the oldest one left.
+fn next_file(current: &Path, ours: Option<(u64, u64)>) -> PathBuf {
+    let mut rotated = Vec::new();
+    let mut n = 1;
+    loop {
+        let p = rotated_path(current, n);
+        match std::fs::metadata(&p) {
+            Ok(m) => rotated.push((p, (m.dev(), m.ino()))),
+            Err(_) => break,
+        }
+        n += 1;
+        if n > 10_000 {
+            break;
+        }
+    }
+    // rotated[0] is `.1`, the newest rotated file.
+    match rotated.iter().position(|(_, id)| Some(*id) == ours) {
+        Some(0) => current.to_path_buf(),
+        Some(k) => rotated[k - 1].0.clone(),
+        None => rotated.last().map(|r| r.0.clone()).unwrap_or_else(|| current.to_path_buf()),
+    }
+}
+
 struct InotifyFd(nix::sys::inotify::Inotify);
 
 impl AsRawFd for InotifyFd {
@@ -645,8 +669,11 @@ pub fn stream(
                 _ => true,
             };
             if !same {
-                if let Ok(f) = File::open(&current) {
-                    // Whatever the old file still had was drained above.
+                // Whatever the old file still had was drained above: go on with the file that
+                // came after it (not simply the current one: several rotations may have
+                // happened meanwhile).
+                let ours = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+                if let Ok(f) = File::open(next_file(&current, ours)) {
                     file = f;
                     pos = 0;
                     continue;
@@ -819,6 +846,45 @@ mod tests {
         let (fi, off) = seek_since(&files, late);
         assert_eq!(fi, 3);
         assert!(off > 0 || read_index(&p).len() == 1);
+    }
+
+    #[tokio::test]
+    async fn follow_reads_live_entries_across_rotations_then_ends() {
+        use crate::containers::Lifecycle;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let opts = LogOpts { enabled: true, max_size: 600, max_file: 10, attrs: Vec::new() };
+        let mut log = JsonLog::open_with(&p, opts.clone()).unwrap();
+        let t = Utc::now();
+        log.write(Stream::Stdout, b"before\n", t).unwrap();
+        let (life_tx, life_rx) = watch::channel(Lifecycle { running: true, ..Default::default() });
+        let o = LogOptions { stdout: true, stderr: true, follow: true, tail: Some(1), ..Default::default() };
+        let mut rx = stream(Some(p.clone()), o, life_rx).unwrap();
+        assert_eq!(rx.recv().await.unwrap().data, "before\n");
+        // Written while following, through several rotations (each file holds ~6 entries;
+        // the reader keeps up, so nothing rotates away unread).
+        let mut got = Vec::new();
+        for i in 0..40 {
+            let s = if i % 3 == 0 { Stream::Stderr } else { Stream::Stdout };
+            log.write(s, format!("live {i}\n").as_bytes(), Utc::now()).unwrap();
+            let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert_eq!(e.stream, if i % 3 == 0 { 2 } else { 1 });
+            got.push(e.data);
+        }
+        assert!(rotated_path(&p, 2).exists());
+        assert_eq!(got, (0..40).map(|i| format!("live {i}\n")).collect::<Vec<_>>());
+        // A burst that rotates twice before the reader gets to run: nothing is skipped.
+        for i in 40..64 {
+            log.write(Stream::Stdout, format!("live {i}\n").as_bytes(), Utc::now()).unwrap();
+        }
+        for i in 40..64 {
+            let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert_eq!(e.data, format!("live {i}\n"));
+        }
+        // The container stops: the stream ends.
+        life_tx.send(Lifecycle { running: false, ..Default::default() }).unwrap();
+        let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap();
+        assert!(end.is_none());
     }
 
     #[test]
