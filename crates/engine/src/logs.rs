@@ -616,13 +616,32 @@ pub fn stream(
     let dir = current.parent().map(Path::to_path_buf).unwrap_or_default();
     // Watch before reading, so nothing written in between is missed.
     let watcher = if opts.follow { inotify_dir(&dir) } else { None };
+    // A small tail (the common `logs --tail N`) reads a few blocks from the files' ends: do it
+    // right here and queue it whole, which saves a thread hop and a wake-up per entry.
+    let small_tail = opts.tail.is_some_and(|n| n <= 200);
+    let mut early: Option<io::Result<Option<(PathBuf, File, u64)>>> = None;
+    let mut source = source;
+    if small_tail {
+        if let Some(src) = source.take() {
+            early = Some(src.read_initial(&opts, |e| tx.try_send(e).is_ok()));
+        }
+    }
     tokio::spawn(async move {
-        let Some(source) = source else { return };
-        let o = opts.clone();
-        let tx2 = tx.clone();
-        let pos = tokio::task::spawn_blocking(move || source.read_initial(&o, |e| tx2.blocking_send(e).is_ok()))
-            .await;
-        let Ok(Ok(Some((_, mut file, mut pos)))) = pos else { return };
+        let pos = match early {
+            Some(r) => r,
+            None => {
+                let Some(source) = source else { return };
+                let o = opts.clone();
+                let tx2 = tx.clone();
+                match tokio::task::spawn_blocking(move || source.read_initial(&o, |e| tx2.blocking_send(e).is_ok()))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            }
+        };
+        let Ok(Some((_, mut file, mut pos))) = pos else { return };
         if !opts.follow {
             return;
         }
