@@ -36,7 +36,7 @@ IMAGE = "berthbench/busybox:bench"
 
 MODES = {
     "quick": dict(warmup=3, run_iters=30, cli_iters=50, rt_iters=50, exec_iters=30,
-                  par_n=10, par_reps=5, ps_n=20, ps_iters=30, log_mib=256, log_iters=20),
+                  par_n=10, par_reps=5, ps_n=20, ps_iters=30, log_mib=64, log_iters=20),
     "full": dict(warmup=5, run_iters=50, cli_iters=100, rt_iters=100, exec_iters=50,
                  par_n=50, par_reps=5, ps_n=200, ps_iters=50, log_mib=1024, log_iters=30),
 }
