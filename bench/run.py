@@ -187,6 +187,7 @@ class Berthd(Daemon):
         self.root = root
         self.bins = bins
         self.proc = None
+        self.extra_args: list[str] = []
 
     def start(self):
         logf = open(self.root / "berthd.log", "ab")
@@ -194,7 +195,8 @@ class Berthd(Daemon):
         env["PATH"] = f"{self.bins}:{env.get('PATH', '')}"  # berth-shim / berth-runtime
         self.proc = subprocess.Popen(
             [str(self.bins / "berthd"), "--host", self.host,
-             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec")],
+             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+             *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env,
             start_new_session=True)
         logf.close()
@@ -309,6 +311,10 @@ class Bench:
         else:
             self.berthd = Berthd(self.tmp / "berthd", self.bins, self.docker_cli, cfg)
             self.berthd.root.mkdir()
+            if self.args.favor_dynmods:
+                self.dynmods_before = cgroup2_favor_dynmods()
+                self.berthd.extra_args.append("--cgroup-favor-dynmods")
+                log("berthd runs with --cgroup-favor-dynmods (host-wide; restored at the end)")
             log("starting private berthd ...")
             self.berthd.start()
             if self.args.no_ref:
@@ -645,6 +651,8 @@ class Bench:
     # ---------------------------------------------------------------- teardown
 
     def cleanup(self):
+        if getattr(self, "dynmods_before", None) is False:
+            set_cgroup2_favor_dynmods(False)
         for d in self.daemons():
             try:
                 if d.created:
@@ -879,6 +887,34 @@ def runtime_child(job_file):
     return 0
 
 
+def cgroup2_mount_line() -> list[str] | None:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[:1] == ["cgroup2"]:
+            return [left.split()[4], right.split()[2]]
+    return None
+
+
+def cgroup2_favor_dynmods() -> bool | None:
+    m = cgroup2_mount_line()
+    return None if m is None else "favordynmods" in m[1].split(",")
+
+
+def set_cgroup2_favor_dynmods(on: bool) -> None:
+    """Remounts cgroup2 with or without favordynmods (mount(8) would merge the old options)."""
+    import ctypes
+
+    m = cgroup2_mount_line()
+    if m is None:
+        return
+    opts = [o for o in m[1].split(",") if o not in ("rw", "ro", "favordynmods")]
+    if on:
+        opts.append("favordynmods")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"none", m[0].encode(), b"cgroup2", 32, ",".join(opts).encode()) != 0:  # MS_REMOUNT
+        log(f"warning: cannot remount {m[0]}: {os.strerror(ctypes.get_errno())}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     g = ap.add_mutually_exclusive_group()
@@ -894,6 +930,9 @@ def main():
     ap.add_argument("--only", help="comma-separated scenario ids, e.g. 1,3")
     ap.add_argument("--iterations", type=int, help="override the per-scenario iteration count")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--favor-dynmods", action="store_true",
+                    help="run berthd with --cgroup-favor-dynmods (host-wide, so the reference "
+                    "benefits too); the previous setting is restored at the end")
     ap.add_argument("--runtime-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.runtime_child:

@@ -333,8 +333,10 @@ impl Engine {
         let log_path = log_setup.path.clone().unwrap_or_else(|| c.log_path());
         let tty = rec.config.tty;
         let stdin = rec.config.open_stdin;
+        let shim_exec = self.shim_exec_path();
         let args = shim::ShimArgs {
             shim_bin: &self.cfg.shim_bin,
+            exec_path: shim_exec.as_deref(),
             id: &id,
             bundle: &bundle,
             runtime_root: &self.cfg.runtime_root(),

@@ -99,6 +99,9 @@ pub struct Engine {
     pub events: events::EventBus,
     pub cgroup_layout: checks::CgroupLayout,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// A sealed memfd copy of berth-shim made once at start: every monitor is executed from it,
+    /// so no start copies the binary again (the shim then skips its own re-exec).
+    shim_exe: Option<std::os::fd::OwnedFd>,
 }
 
 impl Engine {
@@ -113,7 +116,15 @@ impl Engine {
             .map_err(|e| Error::internal(format!("cannot open image store: {e}")))?;
         let layout = checks::cgroup_layout()
             .ok_or_else(|| Error::internal("no cgroup hierarchy is mounted"))?;
+        let shim_exe = match berth_sys::sealed_copy(&cfg.shim_bin, "berth-shim") {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::warn!("cannot make a sealed copy of {}: {e}; each shim copies itself", cfg.shim_bin.display());
+                None
+            }
+        };
         let engine = Arc::new(Engine {
+            shim_exe,
             cfg,
             images,
             containers: Mutex::new(HashMap::new()),
@@ -125,6 +136,12 @@ impl Engine {
         });
         engine.restore().await;
         Ok(engine)
+    }
+
+    /// What to execute for a shim: the sealed copy (`/proc/self/fd/N`), else the binary.
+    pub(crate) fn shim_exec_path(&self) -> Option<PathBuf> {
+        use std::os::fd::AsRawFd;
+        self.shim_exe.as_ref().map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
     }
 
     pub fn data_root(&self) -> &Path {

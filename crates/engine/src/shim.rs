@@ -21,6 +21,9 @@ const MAX_FRAME: u32 = berth_shim::protocol::MAX_FRAME as u32;
 /// What the shim needs to know to monitor one container.
 pub struct ShimArgs<'a> {
     pub shim_bin: &'a Path,
+    /// Executed instead of `shim_bin` when set (the daemon's sealed copy), with `shim_bin` as
+    /// argv[0].
+    pub exec_path: Option<&'a Path>,
     pub id: &'a str,
     pub bundle: &'a Path,
     pub runtime_root: &'a Path,
@@ -36,7 +39,8 @@ pub struct ShimArgs<'a> {
 /// Runs `berth-shim`; returns the container init pid once the runtime `create` succeeded, or the
 /// runtime's error text.
 pub async fn spawn(a: &ShimArgs<'_>) -> Result<i32> {
-    let mut cmd = tokio::process::Command::new(a.shim_bin);
+    let mut cmd = tokio::process::Command::new(a.exec_path.unwrap_or(a.shim_bin));
+    cmd.arg0(a.shim_bin);
     cmd.arg("--id")
         .arg(a.id)
         .arg("--bundle")

@@ -1,14 +1,12 @@
-//! The two-process start-up: the process berthd starts re-executes itself (`/proc/self/exe`)
-//! with a hidden flag as the serving shim in a new session, passing the write end of a pipe as
-//! the child's stdout. The serving shim writes one report line there once the runtime `create`
+//! The two-process start-up: the process berthd starts (already running from a sealed memfd,
+//! or re-executed into one) forks the serving shim, which starts a new session, with the write
+//! end of a pipe as its stdout. The serving shim writes one report line there once the runtime `create`
 //! finished (`ok <pid>` or `err <text>`), then points its stdout at /dev/null. The launcher
 //! relays the report: the pid on stdout and exit 0, or the error on stderr and exit 1.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 
 use nix::fcntl::OFlag;
 
@@ -46,10 +44,12 @@ pub fn send_report(r: &Result<i32, String>) {
     }
 }
 
-/// Runs the serving shim as a detached child and relays its report. `args` are this process's
-/// arguments (without argv[0]). Returns the process exit code.
-pub fn launch(args: &[OsString]) -> i32 {
-    match launch_inner(args) {
+/// Forks the serving shim (which runs `serve` and reports through its stdout) and relays its
+/// report: the pid on stdout and 0, or the error on stderr and 1. The caller must be
+/// single-threaded (it is: `main` before anything else) and should already run from a sealed
+/// memfd, so the child inherits it without another exec or copy.
+pub fn launch(serve: impl FnOnce() -> i32) -> i32 {
+    match launch_inner(serve) {
         Ok(Ok(pid)) => {
             println!("{pid}");
             0
@@ -65,29 +65,44 @@ pub fn launch(args: &[OsString]) -> i32 {
     }
 }
 
-fn launch_inner(args: &[OsString]) -> io::Result<Result<i32, String>> {
+fn launch_inner(serve: impl FnOnce() -> i32) -> io::Result<Result<i32, String>> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut child = Command::new(exe)
-        .arg(SERVE_FLAG)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(w))
-        // Never the caller's stderr: berthd reads it to EOF, and the shim outlives this process.
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut text = String::new();
-    File::from(r).read_to_string(&mut text)?;
-    match decode_report(&text) {
-        Some(Ok(pid)) => Ok(Ok(pid)),
-        Some(Err(msg)) => {
-            // The serving shim exits right after a failed create; reap it.
-            let _ = child.wait();
-            Ok(Err(msg))
+    match berth_sys::fork_single_threaded()? {
+        berth_sys::Forked::Child => {
+            drop(r);
+            // stdout: the report pipe; stdin and stderr: /dev/null (never berthd's pipes: the
+            // shim outlives the launcher, and berthd reads the launcher's output to EOF).
+            let null = File::options().read(true).write(true).open("/dev/null");
+            let ok = nix::unistd::dup2(w.as_raw_fd(), 1).is_ok()
+                && null.as_ref().is_ok_and(|n| {
+                    nix::unistd::dup2(n.as_raw_fd(), 0).is_ok() && nix::unistd::dup2(n.as_raw_fd(), 2).is_ok()
+                });
+            drop(w);
+            drop(null);
+            if !ok {
+                std::process::exit(1);
+            }
+            std::process::exit(serve());
         }
-        None => {
-            let st = child.wait()?;
-            Ok(Err(format!("berth-shim exited before reporting ({st})")))
+        berth_sys::Forked::Parent(pid) => {
+            drop(w);
+            let mut text = String::new();
+            File::from(r).read_to_string(&mut text)?;
+            let reap = || {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            };
+            match decode_report(&text) {
+                Some(Ok(pid)) => Ok(Ok(pid)),
+                Some(Err(msg)) => {
+                    // The serving shim exits right after a failed create; reap it.
+                    reap();
+                    Ok(Err(msg))
+                }
+                None => {
+                    reap();
+                    Ok(Err("berth-shim exited before reporting".to_string()))
+                }
+            }
         }
     }
 }

@@ -50,11 +50,17 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    if !args.serve {
-        let raw: Vec<_> = std::env::args_os().skip(1).collect();
-        std::process::exit(launch::launch(&raw));
+    if args.serve {
+        // The serving shim started directly (tests, or an older berthd).
+        std::process::exit(serve(args));
     }
-    std::process::exit(serve(args));
+    // The launcher: run from a sealed copy of the binary (a no-op when berthd started us from
+    // its own sealed copy, the usual case), then fork the serving shim, which inherits it.
+    if let Err(e) = berth_sys::reexec_from_sealed_memfd("berth-shim") {
+        eprintln!("berth-shim: cannot re-execute from a sealed memfd: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(launch::launch(move || serve(args)));
 }
 
 fn serve(args: Args) -> i32 {

@@ -622,6 +622,42 @@ pub fn reexec_from_sealed_memfd(name: &str) -> io::Result<()> {
     Err(fexecve_self_args(out.as_fd()))
 }
 
+/// A sealed memfd copy of the executable at `path` (write, grow, shrink and seal sealed).
+/// Executing it (`/proc/self/fd/N` or execveat) runs a binary that no process can modify, so a
+/// daemon can keep one copy and start every monitor from it instead of copying per start.
+pub fn sealed_copy(path: &Path, name: &str) -> io::Result<OwnedFd> {
+    let mut exe = std::fs::File::open(path)?;
+    let mem = memfd_create(name)?;
+    let mut out = std::fs::File::from(mem);
+    io::copy(&mut exe, &mut out)?;
+    seal_memfd(out.as_fd())?;
+    Ok(OwnedFd::from(out))
+}
+
+/// What [`fork_single_threaded`] returns in each process.
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// `fork()`, refused unless the calling process has exactly one thread (then the child is a
+/// faithful copy: no lock can be held by a thread that does not exist in the child).
+pub fn fork_single_threaded() -> io::Result<Forked> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::Other,
+            format!("fork refused: the process has {threads} threads"),
+        ));
+    }
+    // SAFETY: the process is single-threaded (checked above), so the child may run any code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
 /// Creates directory `path` and its missing parents inside `root` (each step resolved with
 /// `open_in_root`, so symlinks cannot leave `root`) and returns an `O_PATH` descriptor of it.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
