@@ -311,7 +311,8 @@ impl Engine {
                 return Err(e);
             }
         };
-        if let Err(e) = persist::write_json(&bundle.join("config.json"), &spec) {
+        // The bundle is regenerated at every start: no fsync on the start path.
+        if let Err(e) = persist::write_json_volatile(&bundle.join("config.json"), &spec) {
             let e = Error::from(e);
             cleanup(&e);
             return Err(e);

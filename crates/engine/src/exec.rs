@@ -226,7 +226,7 @@ impl Engine {
         let dir = self.cfg.bundle_dir(&inst.container_id);
         let pfile = dir.join(format!("exec-{}.json", &id[..16]));
         let log = dir.join(format!("exec-{}.log", &id[..16]));
-        crate::persist::write_json(&pfile, &process)?;
+        crate::persist::write_json_volatile(&pfile, &process)?;
         let cfg = &inst.config;
         let mut cmd = tokio::process::Command::new(&self.cfg.runtime_bin);
         cmd.arg("--root")

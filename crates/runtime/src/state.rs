@@ -63,7 +63,9 @@ pub(crate) struct Persisted {
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const FIFO: &str = "exec.fifo";
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync(dir).
+/// Writes `data` to `path` atomically: temp file, rename. No fsync: the state root is runtime
+/// state (a tmpfs such as /run in production) that must survive a crash of the process, not of
+/// the machine, and the page cache survives the former. This keeps fsyncs off the start path.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -74,13 +76,12 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::File::open(dir)?.sync_all()
+    Ok(())
 }
 
 impl Persisted {

@@ -87,7 +87,7 @@ fn set_cloexec(fd: &impl AsFd) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes `data` to `path` atomically: temp file, rename (no fsync, see below).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -103,10 +103,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let res = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        // No fsync: the exit file lives in the bundle under the exec root (runtime state, a
+        // tmpfs in production); it must outlive berthd, not the machine.
+        std::fs::rename(&tmp, path)
     })();
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
