@@ -101,6 +101,9 @@ fn query_escape(s: &str) -> String {
 }
 
 fn parse_line(l: &[u8]) -> Option<Entry> {
+    if let Some(e) = fast_parse(l) {
+        return Some(e);
+    }
     let l: Line = serde_json::from_slice(l).ok()?;
     let attrs = l
         .attrs
@@ -110,6 +113,84 @@ fn parse_line(l: &[u8]) -> Option<Entry> {
         .collect::<Vec<_>>()
         .join(",");
     Some(Entry { stream: if l.stream == "stderr" { 2 } else { 1 }, time: l.time, data: l.log, attrs })
+}
+
+/// Reads a JSON string body starting after its opening quote; returns it and the index after
+/// the closing quote. `None` on anything unusual (the caller falls back to serde).
+fn json_str(b: &[u8], mut i: usize) -> Option<(String, usize)> {
+    let mut out: Vec<u8> = Vec::with_capacity(64);
+    loop {
+        let start = i;
+        while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+            i += 1;
+        }
+        out.extend_from_slice(b.get(start..i)?);
+        match *b.get(i)? {
+            b'"' => return Some((String::from_utf8(out).ok()?, i + 1)),
+            _ => {
+                let c = *b.get(i + 1)?;
+                i += 2;
+                match c {
+                    b'n' => out.push(b'\n'),
+                    b't' => out.push(b'\t'),
+                    b'r' => out.push(b'\r'),
+                    b'"' => out.push(b'"'),
+                    b'\\' => out.push(b'\\'),
+                    b'/' => out.push(b'/'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'u' => {
+                        let hex = std::str::from_utf8(b.get(i..i + 4)?).ok()?;
+                        let cp = u32::from_str_radix(hex, 16).ok()?;
+                        i += 4;
+                        // Surrogates (pairs) are left to serde.
+                        let ch = char::from_u32(cp)?;
+                        let mut tmp = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the shape json-file writers use.
+fn fast_time(t: &str) -> Option<DateTime<Utc>> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> { t.get(r)?.parse().ok() };
+    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = &t[19..];
+    let rest = rest.strip_suffix('Z')?;
+    let nanos = if rest.is_empty() {
+        0
+    } else {
+        let f = rest.strip_prefix('.')?;
+        if f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)?;
+    Some(date.and_hms_nano_opt(h, mi, s, nanos)?.and_utc())
+}
+
+/// The common case without serde: `{"log":"..","stream":"..","time":".."}`.
+fn fast_parse(l: &[u8]) -> Option<Entry> {
+    let l = l.strip_suffix(b"\n").unwrap_or(l);
+    let rest = l.strip_prefix(b"{\"log\":\"")?;
+    let (data, i) = json_str(rest, 0)?;
+    let rest = rest[i..].strip_prefix(b",\"stream\":\"")?;
+    let (stream, i) = json_str(rest, 0)?;
+    let rest = rest[i..].strip_prefix(b",\"time\":\"")?;
+    let (time, i) = json_str(rest, 0)?;
+    if &rest[i..] != b"}" {
+        return None;
+    }
+    Some(Entry { stream: if stream == "stderr" { 2 } else { 1 }, time: fast_time(&time)?, data, attrs: String::new() })
 }
 
 /// Parses a log file's complete lines; a torn last line (being written) is left out.
@@ -768,6 +849,29 @@ mod tests {
         assert_eq!(o.render(&all[0]), "2026-11-23T18:17:20.006641363Z out1\n");
         let o = LogOptions { stdout: true, details: true, ..Default::default() };
         assert_eq!(o.render(&all[0]), " out1\n");
+    }
+
+    #[test]
+    fn fast_parser_agrees_with_serde() {
+        let lines = [
+            r#"{"log":"plain\n","stream":"stdout","time":"2026-11-23T18:17:20.006641363Z"}"#,
+            r#"{"log":"q\"b\\s\/ \u003cé\u2028\t","stream":"stderr","time":"2026-11-23T23:18:28.27978363Z"}"#,
+            r#"{"log":"","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#,
+            r#"{"log":"x","stream":"stdout","time":"2000-01-01T00:00:00.5Z"}"#,
+        ];
+        for l in lines {
+            let fast = fast_parse(l.as_bytes()).unwrap_or_else(|| panic!("fast path refused {l}"));
+            let slow: Line = serde_json::from_str(l).unwrap();
+            assert_eq!(fast.data, slow.log, "{l}");
+            assert_eq!(fast.time, slow.time, "{l}");
+            assert_eq!(fast.stream, if slow.stream == "stderr" { 2 } else { 1 });
+        }
+        // Unusual shapes fall back to serde.
+        assert!(fast_parse(br#"{"log":"a","stream":"stdout","attrs":{"a":"b"},"time":"2000-01-01T00:00:00Z"}"#).is_none());
+        assert!(fast_parse(br#"{"log":"\ud83d\ude00","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#).is_none());
+        assert!(fast_parse(br#"{"stream":"stdout","log":"a","time":"2000-01-01T00:00:00Z"}"#).is_none());
+        assert!(fast_parse(br#"{"log":"a","stream":"stdout","time":"2000-01-01T00:00:00+01:00"}"#).is_none());
+        assert_eq!(parse_line(br#"{"log":"\ud83d\ude00","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#).unwrap().data, "😀");
     }
 
     #[test]
