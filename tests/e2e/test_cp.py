@@ -49,6 +49,8 @@ def test_copy_out_files_dirs_and_contents(daemon, box, tmp_path):
     daemon.ok("cp", f"{box}:/", str(tmp_path / "root"))
     assert (tmp_path / "root/data/a.txt").read_text() == "alpha\n"
     assert os.listdir(tmp_path / "root/proc") == [] and os.listdir(tmp_path / "root/sys") == []
+    rc, _, err = daemon.docker("cp", f"{box}:/proc/kmsg", str(tmp_path / "z"))
+    assert rc != 0 and f"Could not find the file /proc/kmsg in container {box}" in err
     rc, _, err = daemon.docker("cp", f"{box}:/data/a.txt/", str(tmp_path / "z"))
     assert rc != 0 and "not a directory" in err
     # A path through a directory symlink resolves inside the container.

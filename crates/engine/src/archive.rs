@@ -327,6 +327,11 @@ fn resolve(root: &Root, path: &str, container: &str) -> Result<Target> {
         _ => Error::from(e),
     };
     let dirfd = open_dir(root.fd(), dir).map_err(map)?;
+    if is_pseudo_fs(dirfd.as_fd()) {
+        // Inside /proc, /sys, ... of a running container: not part of its filesystem (dockerd
+        // sees the empty mount point in the rootfs), and some files there block on read.
+        return Err(not_found(path, container));
+    }
     let st = lstat_at(dirfd.as_fd(), base).map_err(map)?;
     if abs.ends_with('/') && (st.st_mode & 0o170000) != 0o040000 {
         // "file/" names a directory that is not there.
