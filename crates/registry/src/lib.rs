@@ -384,7 +384,7 @@ impl Client {
             .await?;
         let status = resp.status();
         let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let body = collect(resp).await?;
+        let body = collect_limited(resp, MAX_MANIFEST_BYTES).await?;
         if !status.is_success() {
             return Err(registry_error(status, &body, &self.repo));
         }
@@ -492,6 +492,25 @@ fn host_port(u: &url::Url) -> String {
 
 fn status_text(s: StatusCode) -> String {
     format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or(""))
+}
+
+/// Largest manifest or index accepted (containerd's limit too): a registry cannot make the
+/// daemon buffer an unbounded reply.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// Like [`collect`], refusing replies over `limit` bytes.
+async fn collect_limited(resp: Response<Incoming>, limit: usize) -> Result<Bytes> {
+    http_body_util::Limited::new(resp.into_body(), limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Error::Protocol(format!("manifest larger than {limit} bytes refused"))
+            } else {
+                Error::Transport(format!("error reading registry reply: {e}"))
+            }
+        })
 }
 
 async fn collect(resp: Response<Incoming>) -> Result<Bytes> {
