@@ -589,15 +589,23 @@ impl PullPlan {
         Ok(())
     }
 
+    /// Downloads a layer blob into the store. An earlier attempt's partial download (the
+    /// registry went away, berthd was killed) is resumed with a range request; a registry that
+    /// ignores the range makes it start over.
     async fn download(&self, desc: &Descriptor, id: &str, tx: &Progress) -> Result<()> {
-        let mut blob = self.client.get_blob(&desc.digest.to_string()).await.map_err(reg_err)?;
+        let have = self.engine.images.blobs().partial_len(&desc.digest).min(desc.size);
+        let mut blob = self.client.get_blob_from(&desc.digest.to_string(), have).await.map_err(reg_err)?;
+        let offset = blob.offset;
+        if offset > 0 {
+            tracing::info!(digest = %desc.digest, offset, "resuming an interrupted download");
+        }
         let (ctx, crx) = mpsc::channel::<io::Result<Bytes>>(8);
         let me = self.engine.clone();
         let d2 = desc.clone();
         let ingest = tokio::task::spawn_blocking(move || {
-            me.images.blobs().ingest(ChannelReader { rx: crx, cur: Bytes::new() }, Some(&d2))
+            me.images.blobs().ingest_resumable(ChannelReader { rx: crx, cur: Bytes::new() }, &d2, offset)
         });
-        let (mut done, mut last) = (0u64, 0u64);
+        let (mut done, mut last) = (offset, offset);
         let mut failed = None;
         loop {
             match blob.chunk().await {
@@ -608,6 +616,7 @@ impl PullPlan {
                         let _ = tx.send(progress_msg("Downloading", id, done, Some(desc.size))).await;
                     }
                     if done > desc.size {
+                        self.engine.images.blobs().discard_partial(&desc.digest);
                         failed = Some(Error::internal(format!("blob {} is larger than {} bytes", desc.digest, desc.size)));
                         let _ = ctx.send(Err(io::Error::other("blob too large"))).await;
                         break;

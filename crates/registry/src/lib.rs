@@ -110,6 +110,8 @@ pub struct Blob {
     body: Incoming,
     /// Content-Length, when the registry sent one.
     pub length: Option<u64>,
+    /// Where this reply starts in the blob (non-zero for a resumed download).
+    pub offset: u64,
 }
 
 impl Blob {
@@ -398,8 +400,17 @@ impl Client {
 
     /// Starts downloading a blob.
     pub async fn get_blob(&self, digest: &str) -> Result<Blob> {
+        self.get_blob_from(digest, 0).await
+    }
+
+    /// Starts downloading a blob from byte `offset` (`Range: bytes=offset-`). `Blob::offset`
+    /// says where the reply really starts: `offset` when the registry answered 206, 0 when it
+    /// ignored the range and sent the whole blob.
+    pub async fn get_blob_from(&self, digest: &str, offset: u64) -> Result<Blob> {
+        let range = [(hyper::header::RANGE, format!("bytes={offset}-"))];
+        let extra: &[(hyper::header::HeaderName, String)] = if offset > 0 { &range } else { &[] };
         let resp = self
-            .request(Method::GET, &format!("/v2/{}/blobs/{digest}", self.repo), &[], bytes_body(Bytes::new()))
+            .request(Method::GET, &format!("/v2/{}/blobs/{digest}", self.repo), extra, bytes_body(Bytes::new()))
             .await?;
         let status = resp.status();
         if !status.is_success() {
@@ -407,7 +418,8 @@ impl Client {
             return Err(registry_error(status, &body, &self.repo));
         }
         let length = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok());
-        Ok(Blob { body: resp.into_body(), length })
+        let start = if offset > 0 && status == StatusCode::PARTIAL_CONTENT { offset } else { 0 };
+        Ok(Blob { body: resp.into_body(), length, offset: start })
     }
 
     /// Whether the repository has the blob (`HEAD`).

@@ -9,6 +9,9 @@ use crate::digest::{Descriptor, Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{fsync_dir, mkdir_all, tmp_path};
 
+/// Name prefix of resumable partial downloads under `ingest/`.
+const PARTIAL_PREFIX: &str = "partial-";
+
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
@@ -26,13 +29,96 @@ impl BlobStore {
     }
 
     /// Removes stale temp files in `ingest/` (call only when no ingest can be running).
+    /// Partial downloads (`partial-<hex>`) are kept for resuming, unless older than a day.
     pub(crate) fn clean_ingest(&self) -> Result<()> {
+        let day = std::time::Duration::from_secs(24 * 3600);
         for e in fs::read_dir(&self.ingest).ctx("readdir", &self.ingest)? {
             let e = e.ctx("readdir", &self.ingest)?;
+            let fresh_partial = e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX)
+                && e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age < day);
+            if fresh_partial {
+                continue;
+            }
             // temp files, and temp directories (spooled `docker load` archives)
             let _ = crate::fsutil::remove_any(&e.path());
         }
         Ok(())
+    }
+
+    fn partial_path(&self, d: &Digest) -> PathBuf {
+        self.ingest.join(format!("{PARTIAL_PREFIX}{}", d.hex()))
+    }
+
+    /// Bytes of `d` already downloaded by an interrupted ingest (0 if none).
+    pub fn partial_len(&self, d: &Digest) -> u64 {
+        fs::metadata(self.partial_path(d)).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Drops an interrupted download of `d` (the source could not resume it).
+    pub fn discard_partial(&self, d: &Digest) {
+        let _ = fs::remove_file(self.partial_path(d));
+    }
+
+    /// Resumable ingest of a blob whose descriptor is known: appends `reader` to the partial
+    /// file of `expected.digest` after its first `offset` bytes (the bytes already there are
+    /// hashed again, not trusted), then verifies digest and size and moves it into place. If
+    /// `reader` fails, what arrived is kept (fsynced) for the next attempt; a verification
+    /// failure discards it. Concurrent ingests of one digest are serialised by a file lock.
+    pub fn ingest_resumable<R: Read>(&self, mut reader: R, expected: &Descriptor, offset: u64) -> Result<Descriptor> {
+        use std::io::Seek;
+        let path = self.partial_path(&expected.digest);
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).ctx("open", &path)?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| Error::io("lock", &path, e.into()))?;
+        if self.exists(&expected.digest) {
+            let _ = fs::remove_file(&path);
+            return Ok(expected.clone());
+        }
+        let have = f.metadata().ctx("stat", &path)?.len();
+        // Keep exactly the bytes the caller resumes after (another attempt may have grown the
+        // file meanwhile, or the source restarted from 0).
+        let keep = offset.min(have);
+        f.set_len(keep).ctx("truncate", &path)?;
+        let mut w = HashingWriter::new(f);
+        {
+            (&w.inner).seek(io::SeekFrom::Start(0)).ctx("seek", &path)?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut left = keep;
+            while left > 0 {
+                let want = left.min(buf.len() as u64) as usize;
+                let n = (&w.inner).read(&mut buf[..want]).ctx("read", &path)?;
+                if n == 0 {
+                    break;
+                }
+                w.absorb(&buf[..n]);
+                left -= n as u64;
+            }
+            (&w.inner).seek(io::SeekFrom::Start(keep)).ctx("seek", &path)?;
+        }
+        let copied = {
+            let mut bw = io::BufWriter::new(&mut w);
+            let r = io::copy(&mut reader, &mut bw);
+            let flushed = bw.flush();
+            r.and(flushed)
+        };
+        if let Err(e) = copied {
+            // Keep what arrived for the next attempt.
+            let _ = w.inner.sync_data();
+            return Err(Error::io("download", &path, e));
+        }
+        let digest = w.digest();
+        let size = w.count;
+        if expected.digest != digest || expected.size != size {
+            let _ = fs::remove_file(&path);
+            if expected.size != size {
+                return Err(Error::SizeMismatch { expected: expected.size, actual: size });
+            }
+            return Err(Error::DigestMismatch { expected: expected.digest.to_string(), actual: digest.to_string() });
+        }
+        w.inner.sync_all().ctx("fsync", &path)?;
+        let dest = self.path(&digest);
+        fs::rename(&path, &dest).ctx("rename", &dest)?;
+        fsync_dir(&self.dir)?;
+        Ok(Descriptor { digest, size })
     }
 
     pub fn path(&self, d: &Digest) -> PathBuf {

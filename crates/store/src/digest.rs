@@ -155,6 +155,11 @@ impl<W: Write> HashingWriter<W> {
     pub fn digest(&self) -> Digest {
         Digest { hex: hex::encode(self.hasher.clone().finalize()) }
     }
+    /// Feeds bytes that are already in `inner` (a resumed partial file) into the hash.
+    pub fn absorb(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.count += bytes.len() as u64;
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
