@@ -96,6 +96,13 @@ def test_stdin_stdout_tar_and_errors(daemon, box, tmp_path, image, names):
     daemon.ok(*daemon.run_args("-d", "--name", ro, "--read-only", image, "sleep", "600"))
     rc, _, err = daemon.docker("cp", str(tmp_path / "x"), f"{ro}:/tmp/")
     assert rc != 0 and "container rootfs is marked read-only" in err
+    # ... but a bind mounted on it takes copies.
+    bind = tmp_path / "robind"
+    bind.mkdir()
+    ro2 = names("ro2")
+    daemon.ok(*daemon.run_args("-d", "--name", ro2, "--read-only", "-v", f"{bind}:/w", image, "sleep", "600"))
+    daemon.ok("cp", str(tmp_path / "x"), f"{ro2}:/w/")
+    assert (bind / "x").read_text() == "x"
 
 
 def test_docker_py_archive_api(daemon, box):

@@ -787,8 +787,11 @@ impl Engine {
                 Err(e) if e.raw_os_error() == Some(2) => return Err(not_found(&path, &name)),
                 Err(e) => return Err(e.into()),
             };
-            let _ = st;
-            if rec.host_config.readonly_rootfs {
+            // A read-only rootfs refuses copies, except into something mounted on it (a
+            // volume, bind or tmpfs: another filesystem than the root's), as dockerd allows
+            // copies into volumes.
+            let root_dev = nix::sys::stat::fstat(root.fd().as_raw_fd()).map_err(nix_io)?.st_dev;
+            if rec.host_config.readonly_rootfs && st.st_dev == root_dev {
                 return Err(Error::internal("container rootfs is marked read-only"));
             }
             let mut opts = opts;
