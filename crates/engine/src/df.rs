@@ -122,7 +122,17 @@ impl Engine {
             out.insert("Containers".into(), Value::Array(rows));
         }
         if want("volume") {
-            out.insert("Volumes".into(), Value::Array(self.df_volumes()));
+            let mut vols = self.df_volumes();
+            // RefCount: containers that mount it.
+            for v in vols.iter_mut() {
+                let mp = PathBuf::from(v["Mountpoint"].as_str().unwrap_or(""));
+                let n = recs
+                    .iter()
+                    .filter(|r| crate::archive::bind_specs(r, &self.cfg.data_root).iter().any(|b| b.source == mp))
+                    .count();
+                v["UsageData"]["RefCount"] = json!(n);
+            }
+            out.insert("Volumes".into(), Value::Array(vols));
         }
         if want("build-cache") {
             out.insert("BuildCache".into(), json!([]));
