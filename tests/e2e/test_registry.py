@@ -161,6 +161,7 @@ def test_push_rmi_pull_run(daemon, registry, rootfs_tar, workdir):
     assert "Pushed" in out
     assert "1: digest: sha256:" in out
     digest = out.split("1: digest: ")[1].split()[0]
+    assert daemon.inspect(ref, "image")["RepoDigests"] == [f"{registry.host}/test/bb@{digest}"]
     # The same image again: nothing is uploaded, same digest.
     out2 = daemon.ok("push", ref)
     assert "Layer already exists" in out2 and "Pushed" not in out2
@@ -172,11 +173,15 @@ def test_push_rmi_pull_run(daemon, registry, rootfs_tar, workdir):
     assert "Pull complete" in out
     assert f"Digest: {digest}" in out
     assert f"Status: Downloaded newer image for {ref}" in out
+    # A tag pull records the manifest digest too (dockerd's RepoDigests).
+    assert daemon.inspect(ref, "image")["RepoDigests"] == [f"{registry.host}/test/bb@{digest}"]
     assert run_cat_unique(daemon, ref) == token
     out = daemon.ok("pull", ref)
     assert f"Status: Image is up to date for {ref}" in out
-    # By digest.
-    daemon.ok("rmi", ref)
+    # By digest. Removing the last tag of the repository drops its digest reference too.
+    out = daemon.ok("rmi", ref)
+    assert f"Untagged: {ref}" in out and f"Untagged: {registry.host}/test/bb@{digest}" in out, out
+    assert "Deleted: sha256:" in out, out
     out = daemon.ok("pull", f"{registry.host}/test/bb@{digest}")
     assert f"Digest: {digest}" in out
     img = daemon.inspect(f"{registry.host}/test/bb@{digest}", "image")

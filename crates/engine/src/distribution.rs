@@ -362,6 +362,11 @@ impl Engine {
             .put_manifest(&tag, mf::DOCKER_MANIFEST, Bytes::from(body))
             .await
             .map_err(reg_err)?;
+        // Like dockerd, the pushed manifest's digest becomes one of the image's RepoDigests.
+        let by_digest = format!("{}@{digest}", reference.name());
+        if let Err(e) = self.images.tag(&id, &by_digest) {
+            tracing::warn!("cannot record {by_digest}: {e}");
+        }
         let _ = tx.send(status(format!("{tag}: digest: {digest} size: {size}"))).await;
         let _ = tx
             .send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}}))
@@ -580,6 +585,13 @@ impl PullPlan {
         let previous = engine.images.resolve(&full).ok();
         // A tag pull records the tag; a digest pull records `name@digest` (its only name).
         engine.images.tag(&image_id, &full).map_err(store_err)?;
+        // Like dockerd, a tag pull also records `name@<manifest digest>` (RepoDigests).
+        if r.digest().is_none() {
+            let by_digest = format!("{}@{}", r.name(), self.manifest_digest);
+            if let Err(e) = engine.images.tag(&image_id, &by_digest) {
+                tracing::warn!("cannot record {by_digest}: {e}");
+            }
+        }
         let msg = if previous.as_ref() == Some(&image_id) {
             format!("Status: Image is up to date for {}", r.familiar_string())
         } else {

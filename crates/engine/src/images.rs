@@ -279,19 +279,43 @@ impl Engine {
             || self.images.references().keys().any(|k| berth_store::reference::familiar(k) == name);
         let refs = self.images.refs_for(&id);
         let mut out = Vec::new();
-        if is_ref && (refs.len() > 1 || (!users.is_empty() && !force)) {
-            if refs.len() == 1 && !users.is_empty() {
+        if is_ref {
+            // dockerd: removing a tag also drops the repository's digest references when no
+            // other tag of that repository points at the image; the image itself goes only
+            // with its last reference.
+            let target = berth_spec::Reference::parse_normalized_tagged(name).ok();
+            let full = target.as_ref().map(|t| t.to_string()).unwrap_or_else(|| name.to_string());
+            let mut remove = vec![full.clone()];
+            let mut remaining: Vec<String> = refs.iter().filter(|k| **k != full).cloned().collect();
+            if let Some(t) = target.as_ref().filter(|t| t.digest().is_none()) {
+                let parsed = |k: &str| berth_spec::Reference::parse(k).ok();
+                let tag_left = remaining
+                    .iter()
+                    .any(|k| parsed(k).is_some_and(|r| r.digest().is_none() && r.name() == t.name()));
+                if !tag_left {
+                    let (digests, rest): (Vec<String>, Vec<String>) = remaining
+                        .into_iter()
+                        .partition(|k| parsed(k).is_some_and(|r| r.digest().is_some() && r.name() == t.name()));
+                    remove.extend(digests);
+                    remaining = rest;
+                }
+            }
+            if !remaining.is_empty() {
+                for r in &remove {
+                    self.images.untag(r).map_err(store_err)?;
+                    // dockerd names the image id (not the removed reference) in untag events
+                    self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
+                    out.push(json!({"Untagged": berth_store::reference::familiar(r)}));
+                }
+                return Ok(json!(out));
+            }
+            if !users.is_empty() && !force {
                 return Err(Error::conflict(format!(
                     "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
                     &users[0].id[..12],
                     id.short()
                 )));
             }
-            self.images.untag(name).map_err(store_err)?;
-            // dockerd names the image id (not the removed reference) in untag events
-            self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
-            out.push(json!({"Untagged": display_ref(name)}));
-            return Ok(json!(out));
         }
         if !users.is_empty() {
             let running = users.iter().any(|u| u.state.status.is_running());
