@@ -216,3 +216,25 @@ def test_idle_follow_does_not_poll(daemon, image, names):
         daemon.ok("rm", "-f", n)
         outs = [p.communicate(timeout=20)[0] for p in followers]
     assert all(o == b"start\nlate\n" for o in outs), outs
+
+
+@pytest.mark.skipif(os.environ.get("BERTH_E2E_TARGET", "berth") == "ref",
+                    reason="SIGKILLs the daemon; the shared reference dockerd must not be killed")
+def test_no_line_lost_across_daemon_sigkill(second_daemon_factory, rootfs_tar):
+    """The shim owns the log: lines written while berthd is dead (and rotations meanwhile)
+    are all there after it comes back, and a follower started afterwards sees the rest."""
+    d = second_daemon_factory("logkill")
+    d.ok("import", str(rootfs_tar), "berth-e2e/logkill:1")
+    n = "e2e-logkill"
+    d.ok(*d.run_args("-d", "--name", n, "--log-opt", "max-size=4k", "--log-opt", "max-file=50",
+                     "berth-e2e/logkill:1", "sh", "-c",
+                     "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo line$i; usleep 5000; done"))
+    time.sleep(0.5)
+    d._kill()
+    time.sleep(1.0)
+    d.start()
+    p = subprocess.run([DOCKER_CLI, "logs", "-f", n], capture_output=True, env=cli_env(d.host), timeout=60)
+    assert numbers(p.stdout.decode(), "line") == list(range(1, 401))
+    assert d.ok("wait", n).strip() == "0"
+    assert numbers(d.ok("logs", n), "line") == list(range(1, 401))
+    d.ok("rm", "-f", n)
