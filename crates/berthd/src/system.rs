@@ -116,7 +116,7 @@ pub fn info(engine: &Engine) -> Value {
             "Volume": ["local"],
             "Network": ["null"],
             "Authorization": null,
-            "Log": ["json-file"]
+            "Log": ["json-file", "local", "none"]
         },
         "MemoryLimit": true,
         "SwapLimit": !v2,
