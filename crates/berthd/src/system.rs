@@ -116,7 +116,7 @@ pub fn info(engine: &Engine) -> Value {
             "Volume": ["local"],
             "Network": ["null"],
             "Authorization": null,
-            "Log": ["json-file", "local", "none"]
+            "Log": ["json-file", "local"]
         },
         "MemoryLimit": true,
         "SwapLimit": !v2,
