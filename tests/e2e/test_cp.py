@@ -209,6 +209,10 @@ def test_system_df_and_ps_size(daemon, image, names):
     assert out.splitlines()[0].split()[:2] == ["TYPE", "TOTAL"]
     assert n in daemon.ok("system", "df", "-v")
     assert "1.05MB" in daemon.ok("ps", "-as", "--filter", f"name={n}", "--format", "{{.Size}}")
+    # inspect --size adds the same two fields; plain inspect has neither.
+    sized = json.loads(daemon.ok("inspect", "-s", n))[0]
+    assert 1048576 <= sized["SizeRw"] < 1048576 + 65536 and sized["SizeRootFs"] > sized["SizeRw"]
+    assert "SizeRw" not in daemon.inspect(n)
 
 
 def test_copy_through_a_bind_mount(daemon, image, names, tmp_path):

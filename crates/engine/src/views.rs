@@ -206,5 +206,11 @@ impl Engine {
                 "Networks": {}
             }
         }))
+        .map(|mut v| {
+            if _size {
+                self.add_container_sizes(&rec, &mut v);
+            }
+            v
+        })
     }
 }
