@@ -173,7 +173,10 @@ pub struct JsonLog {
     /// Offset of the last index record (None: none yet in this file).
     last_indexed: Option<u64>,
     partial: [Vec<u8>; 2],
+    /// Render buffer and entry starts, reused for every chunk (no allocation per write once
+    /// they have grown to the largest chunk).
     out: Vec<u8>,
+    starts: Vec<(usize, i64)>,
 }
 
 impl JsonLog {
@@ -193,6 +196,7 @@ impl JsonLog {
             last_indexed: None,
             partial: [Vec::new(), Vec::new()],
             out: Vec::with_capacity(READ_OUT_CAP),
+            starts: Vec::with_capacity(1024),
         };
         if log.opts.enabled {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -321,7 +325,8 @@ impl JsonLog {
         }
         let time = format_time(now);
         let nanos = now.timestamp_nanos_opt().unwrap_or(0);
-        let mut starts: Vec<(usize, i64)> = Vec::new();
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.clear();
         let buf = &mut self.partial[stream.index()];
         buf.extend_from_slice(data);
         let mut start = 0;
@@ -345,7 +350,9 @@ impl JsonLog {
             }
         }
         buf.drain(..start);
-        self.append(&starts)
+        let res = self.append(&starts);
+        self.starts = starts;
+        res
     }
 
     /// Writes out an unterminated last line of `stream` (at EOF).
