@@ -5,6 +5,7 @@ across rotations, stdout/stderr kept apart. Every test runs against both daemons
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import time
 
@@ -238,3 +239,34 @@ def test_no_line_lost_across_daemon_sigkill(second_daemon_factory, rootfs_tar):
     assert d.ok("wait", n).strip() == "0"
     assert numbers(d.ok("logs", n), "line") == list(range(1, 401))
     d.ok("rm", "-f", n)
+
+
+@pytest.mark.skipif(os.environ.get("BERTH_E2E_TARGET", "berth") == "ref",
+                    reason="Berth's time index; dockerd decodes the whole file for --since")
+def test_since_and_tail_seek_on_a_big_log(daemon, image, names, tmp_path):
+    """64 MiB of log written straight into a stopped container's log path (with the index the
+    shim would have written): --since near the end and --tail answer without a scan."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("benchrun", Path(__file__).resolve().parents[2] / "bench" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    n = names("big")
+    run_done(daemon, n, image, "true")
+    path = Path(daemon.inspect(n)["LogPath"])
+    since = bench.write_big_log(path, 64)
+    sock = daemon.host[len("unix://"):]
+    cid = daemon.inspect(n)["Id"]
+    for q, want in ((f"since={since}", None), ("tail=100", 100)):
+        t0 = time.monotonic()
+        ms, frames = bench.api_get_count(sock, f"/containers/{cid}/logs?stdout=1&stderr=1&{q}")
+        assert time.monotonic() - t0 < 0.5, f"{q}: {ms:.0f} ms"
+        if want:
+            assert frames == want
+        else:
+            # `since` is a whole second 1-2 s before the last entry (entries are 1 ms apart).
+            assert 1000 <= frames <= 2001
+            since_frames = frames
+    # Without the index, --since still answers (by scanning), with the same entries.
+    os.unlink(str(path) + ".idx")
+    _, frames2 = bench.api_get_count(sock, f"/containers/{cid}/logs?stdout=1&stderr=1&since={since}")
+    assert frames2 == since_frames
