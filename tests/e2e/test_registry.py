@@ -407,3 +407,36 @@ def test_login_and_authenticated_push_pull(daemon, auth_registry, rootfs_tar, wo
         assert rc != 0
     finally:
         shutil.rmtree(cfg, ignore_errors=True)
+
+
+def test_multi_layer_push_pull(daemon, registry, rootfs_tar, workdir):
+    """Three layers (import + two commits): layers download concurrently and extract in order."""
+    token = uuid.uuid4().hex
+    ref = f"{registry.host}/test/layers:3"
+    tar = unique_rootfs(rootfs_tar, workdir / f"l-{token}.tar", token)
+    base = f"{registry.host}/test/layers:base"
+    daemon.ok("import", str(tar), base)
+    names = []
+    img = base
+    for n in (1, 2):
+        c = f"layers-{token[:8]}-{n}"
+        names.append(c)
+        daemon.ok(*daemon.run_args("--name", c, img, "sh", "-c",
+                                   f"head -c 3000000 /dev/urandom > /blob{n}; sha256sum /blob{n} > /sum{n}"))
+        img = f"{registry.host}/test/layers:{n}"
+        daemon.ok("commit", c, img)
+    daemon.ok("tag", img, ref)
+    want = daemon.ok(*daemon.run_args("--rm", ref, "sh", "-c", "cat /sum1 /sum2"))
+    layers = daemon.inspect(ref, "image")["RootFS"]["Layers"]
+    assert len(layers) == 3
+    daemon.ok("push", ref)
+    for c in names:
+        daemon.ok("rm", c)
+    for t in ("base", "1", "2", "3"):
+        daemon.ok("rmi", f"{registry.host}/test/layers:{t}")
+    out = daemon.ok("pull", ref)
+    assert out.count("Pull complete") == 3, out
+    assert daemon.inspect(ref, "image")["RootFS"]["Layers"] == layers
+    got = daemon.ok(*daemon.run_args("--rm", ref, "sh", "-c", "cat /sum1 /sum2; sha256sum -c /sum1 /sum2 >/dev/null && echo verified"))
+    assert got == want + "verified\n"
+    daemon.ok("rmi", ref)

@@ -17,6 +17,7 @@ use berth_spec::reference::Reference;
 use berth_store::{ChainId, Descriptor, Digest};
 use bytes::Bytes;
 use serde_json::{json, Value};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::images::store_err;
@@ -160,6 +161,9 @@ impl<R: Read> Read for ProgressReader<R> {
         Ok(n)
     }
 }
+
+/// Layer downloads in flight per pull.
+const MAX_CONCURRENT_DOWNLOADS: usize = 3;
 
 /// The compressed blob pushed for a layer (`<data-root>/distribution/layers/<diff-hex>.json`).
 #[derive(serde::Serialize, serde::Deserialize, Clone)]
@@ -530,50 +534,91 @@ impl PullPlan {
             let st = if *have { "Already exists" } else { "Pulling fs layer" };
             let _ = tx.send(layer_status(st, &short(&l.digest))).await;
         }
-        for (i, l) in layers.iter().enumerate() {
-            if present[i] {
-                continue;
+        // Downloads run ahead, up to MAX_CONCURRENT_DOWNLOADS at a time (dockerd's default is
+        // 3 too), while layers are extracted in order as soon as each one and its parent are in.
+        let wanted: Vec<(usize, Descriptor, String)> = layers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !present[*i])
+            .map(|(i, l)| Ok((i, Descriptor { digest: parse_digest(&l.digest)?, size: l.size }, short(&l.digest))))
+            .collect::<Result<_>>()?;
+        let (dtx, mut drx) = mpsc::unbounded_channel::<(usize, Result<()>)>();
+        let producer = async {
+            let futs: Vec<_> = wanted
+                .iter()
+                .cloned()
+                .map(|(i, desc, id)| async move {
+                    let r = if engine.images.blobs().exists(&desc.digest) {
+                        Ok(())
+                    } else {
+                        self.download(&desc, &id, tx).await
+                    };
+                    (i, r)
+                })
+                .collect();
+            let mut s = futures_util::stream::iter(futs).buffered(MAX_CONCURRENT_DOWNLOADS);
+            while let Some((i, r)) = s.next().await {
+                let failed = r.is_err();
+                if dtx.send((i, r)).is_err() || failed {
+                    break;
+                }
             }
-            let id = short(&l.digest);
-            let desc = Descriptor { digest: parse_digest(&l.digest)?, size: l.size };
-            if !engine.images.blobs().exists(&desc.digest) {
-                self.download(&desc, &id, tx).await?;
+            drop(dtx);
+        };
+        let consumer = async {
+            for (i, desc, id) in &wanted {
+                let (got, r) = drx
+                    .recv()
+                    .await
+                    .ok_or_else(|| Error::internal("layer download stopped"))?;
+                debug_assert_eq!(got, *i);
+                r?;
+                let (i, l) = (*i, layers[*i]);
+                let id = id.clone();
+                let desc = desc.clone();
+                let _ = tx.send(layer_status("Verifying Checksum", &id)).await;
+                let _ = tx.send(layer_status("Download complete", &id)).await;
+                let me = engine.clone();
+                let parent = if i == 0 { None } else { Some(chains[i - 1].clone()) };
+                let ptx = tx.clone();
+                let pid = id.clone();
+                let d2 = desc.clone();
+                let info = tokio::task::spawn_blocking(move || -> Result<berth_store::LayerInfo> {
+                    let f = me.images.blobs().open(&d2.digest).map_err(store_err)?;
+                    let reader = ProgressReader {
+                        inner: io::BufReader::new(f),
+                        done: 0,
+                        last: 0,
+                        total: d2.size,
+                        id: pid,
+                        word: "Extracting",
+                        tx: ptx,
+                    };
+                    me.images.apply_layer(parent.as_ref(), reader).map_err(store_err)
+                })
+                .await
+                .map_err(|e| Error::internal(format!("layer extraction failed: {e}")))??;
+                if info.diff_id != diff_ids[i] {
+                    return Err(Error::internal(format!(
+                        "layer {} has diff id {}, but the image config says {}",
+                        l.digest, info.diff_id, diff_ids[i]
+                    )));
+                }
+                if l.media_type.contains("gzip") {
+                    engine.remember_layer_blob(
+                        &info.diff_id,
+                        &LayerBlob { digest: l.digest.clone(), size: l.size, media_type: mf::DOCKER_LAYER_GZIP.into() },
+                    );
+                }
+                let _ = tx.send(layer_status("Pull complete", &id)).await;
             }
-            let _ = tx.send(layer_status("Verifying Checksum", &id)).await;
-            let _ = tx.send(layer_status("Download complete", &id)).await;
-            let me = engine.clone();
-            let parent = if i == 0 { None } else { Some(chains[i - 1].clone()) };
-            let ptx = tx.clone();
-            let pid = id.clone();
-            let d2 = desc.clone();
-            let info = tokio::task::spawn_blocking(move || -> Result<berth_store::LayerInfo> {
-                let f = me.images.blobs().open(&d2.digest).map_err(store_err)?;
-                let reader = ProgressReader {
-                    inner: io::BufReader::new(f),
-                    done: 0,
-                    last: 0,
-                    total: d2.size,
-                    id: pid,
-                    word: "Extracting",
-                    tx: ptx,
-                };
-                me.images.apply_layer(parent.as_ref(), reader).map_err(store_err)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("layer extraction failed: {e}")))??;
-            if info.diff_id != diff_ids[i] {
-                return Err(Error::internal(format!(
-                    "layer {} has diff id {}, but the image config says {}",
-                    l.digest, info.diff_id, diff_ids[i]
-                )));
-            }
-            if l.media_type.contains("gzip") {
-                engine.remember_layer_blob(
-                    &info.diff_id,
-                    &LayerBlob { digest: l.digest.clone(), size: l.size, media_type: mf::DOCKER_LAYER_GZIP.into() },
-                );
-            }
-            let _ = tx.send(layer_status("Pull complete", &id)).await;
+            Ok::<(), Error>(())
+        };
+        tokio::pin!(producer);
+        tokio::pin!(consumer);
+        tokio::select! {
+            r = &mut consumer => r?,
+            _ = &mut producer => consumer.await?,
         }
         let me = engine.clone();
         let config = self.config.clone();

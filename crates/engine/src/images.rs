@@ -267,8 +267,9 @@ impl Engine {
     }
 
     /// `DELETE /images/{name}`: untag, and delete when no reference is left.
-    pub fn remove_image(&self, name: &str, force: bool, _noprune: bool) -> Result<Value> {
+    pub fn remove_image(&self, name: &str, force: bool, noprune: bool) -> Result<Value> {
         let id = self.lookup_image(name)?;
+        let parent = self.images.inspect(&id).ok().and_then(|i| i.record.parent);
         let users: Vec<_> = self
             .all_containers()
             .into_iter()
@@ -334,7 +335,20 @@ impl Engine {
                 id.short()
             )));
         }
-        let report = self.images.delete(&id).map_err(store_err)?;
+        let report = match self.images.delete(&id) {
+            Ok(r) => r,
+            // dockerd: removing the last reference of an image that child images still build
+            // on only untags it (the image stays as their parent).
+            Err(e) if is_ref && e.to_string().contains("dependent child images") => {
+                for r in &refs {
+                    self.images.untag(r).map_err(store_err)?;
+                    self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
+                    out.push(json!({"Untagged": berth_store::reference::familiar(r)}));
+                }
+                return Ok(json!(out));
+            }
+            Err(e) => return Err(store_err(e)),
+        };
         for u in report.untagged {
             self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
             out.push(json!({"Untagged": u}));
@@ -342,6 +356,26 @@ impl Engine {
         for d in report.deleted {
             self.events.publish(crate::events::image_event("delete", &d.to_string(), &d.to_string()));
             out.push(json!({"Deleted": d.to_string()}));
+        }
+        // dockerd prunes the untagged parents nothing else uses (unless `noprune`).
+        let mut next = if noprune { None } else { parent };
+        while let Some(p) = next.take() {
+            let Ok(info) = self.images.inspect(&p) else { break };
+            let used = !self.images.refs_for(&p).is_empty()
+                || self.all_containers().iter().any(|c| c.snapshot().image_id == p.to_string());
+            if used {
+                break;
+            }
+            match self.images.delete(&p) {
+                Ok(r) => {
+                    for d in r.deleted {
+                        self.events.publish(crate::events::image_event("delete", &d.to_string(), &d.to_string()));
+                        out.push(json!({"Deleted": d.to_string()}));
+                    }
+                    next = info.record.parent;
+                }
+                Err(_) => break, // another child still builds on it
+            }
         }
         Ok(json!(out))
     }
