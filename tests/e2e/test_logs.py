@@ -128,6 +128,10 @@ def test_details_show_attrs(daemon, image, names):
     run_done(daemon, n, "--log-opt", "labels=team", "--label", "team=a b", "-e", "STAGE=x",
              "--log-opt", "env=STAGE", image, "echo", "hi")
     assert daemon.ok("logs", "--details", n) == "STAGE=x,team=a+b hi\n"
+    n = names("detre")
+    run_done(daemon, n, "--log-opt", "labels-regex=^te", "--label", "team=x", "--label", "other=y",
+             "--log-opt", "env-regex=^ST", "-e", "STAGE=p", "-e", "NOPE=q", image, "echo", "hi")
+    assert daemon.ok("logs", "--details", n) == "STAGE=p,team=x hi\n"
     n = names("det0")
     run_done(daemon, n, image, "echo", "hi")
     assert daemon.ok("logs", "--details", n) == " hi\n"

@@ -390,6 +390,18 @@ pub fn setup(rec: &Record, cdir: &Path, daemon: &BTreeMap<String, String>) -> Re
                 attrs.insert(k.to_string(), v.clone());
             }
         }
+        // `labels-regex` / `env-regex`: every label / variable whose name matches.
+        for (opt, map) in [("labels-regex", &labels), ("env-regex", &env)] {
+            if let Some(pat) = own.get(opt) {
+                let re = regex::Regex::new(pat)
+                    .map_err(|e| init(format!("error parsing regexp: {e}")))?;
+                for (k, v) in map.iter() {
+                    if re.is_match(k) {
+                        attrs.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
     }
     Ok(LogSetup { path: driver_log_path(&driver, cdir, &rec.id), driver, max_size, max_file, attrs })
 }
