@@ -274,3 +274,14 @@ def test_since_and_tail_seek_on_a_big_log(daemon, image, names, tmp_path):
     os.unlink(str(path) + ".idx")
     _, frames2 = bench.api_get_count(sock, f"/containers/{cid}/logs?stdout=1&stderr=1&since={since}")
     assert frames2 == since_frames
+
+
+def test_docker_py_stream_follow_with_timestamps(daemon, image, names):
+    n = names("pyf")
+    daemon.ok(*daemon.run_args("-d", "--name", n, image, "sh", "-c",
+                               "for i in 1 2 3; do echo o$i; echo e$i >&2; usleep 200000; done"))
+    c = daemon.client().containers.get(n)
+    got = b"".join(c.logs(stream=True, follow=True, timestamps=True, stdout=True, stderr=False))
+    lines = got.decode().splitlines()
+    assert [l.split(" ", 1)[1] for l in lines] == ["o1", "o2", "o3"]
+    assert all(l.split(" ", 1)[0].endswith("Z") and len(l.split(" ", 1)[0]) == 30 for l in lines)
