@@ -440,3 +440,24 @@ def test_multi_layer_push_pull(daemon, registry, rootfs_tar, workdir):
     got = daemon.ok(*daemon.run_args("--rm", ref, "sh", "-c", "cat /sum1 /sum2; sha256sum -c /sum1 /sum2 >/dev/null && echo verified"))
     assert got == want + "verified\n"
     daemon.ok("rmi", ref)
+
+
+def test_layer_blobs_are_collected_with_their_images(daemon, registry, rootfs_tar, workdir):
+    """GC by reference: after the last image using a pulled layer goes, its compressed blob
+    goes too; while a pull runs its blobs are leased."""
+    if daemon.target != "berth":
+        pytest.skip("inspects berthd's blob store")
+    token = uuid.uuid4().hex
+    ref = f"{registry.host}/test/gc:1"
+    tar = unique_rootfs(rootfs_tar, workdir / f"g-{token}.tar", token)
+    daemon.ok("import", str(tar), ref)
+    daemon.ok("push", ref)
+    daemon.ok("rmi", ref)
+    blobs = daemon.data_root / "image" / "blobs" / "sha256"
+    before = {p.name for p in blobs.iterdir()}
+    daemon.ok("pull", ref)
+    added = {p.name for p in blobs.iterdir()} - before
+    assert len(added) >= 2, added  # the config and the compressed layer
+    daemon.ok("rmi", ref)
+    left = added & {p.name for p in blobs.iterdir()}
+    assert left == set(), f"blobs survive their image: {left}"

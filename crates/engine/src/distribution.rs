@@ -529,6 +529,8 @@ impl PullPlan {
             )));
         }
         let chains = Digest::chain_ids(&diff_ids);
+        // Keep this pull's blobs from blob GC until the image exists.
+        let _lease = engine.leases.take(layers.iter().map(|l| l.digest.to_string()));
         let present: Vec<bool> = chains.iter().map(|c| engine.images.snapshot_exists(c)).collect();
         for (l, have) in layers.iter().zip(&present) {
             let st = if *have { "Already exists" } else { "Pulling fs layer" };

@@ -486,12 +486,14 @@ impl Engine {
                 }
             }
         }
+        let blobs_freed = self.gc_blobs();
         let size_after = self.snapshot_sizes();
-        let reclaimed: u64 = size_before
+        let reclaimed: u64 = blobs_freed
+            + size_before
             .iter()
             .filter(|(k, _)| !size_after.contains_key(*k))
             .map(|(_, v)| *v)
-            .sum();
+            .sum::<u64>();
         Ok(json!({
             "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
             "SpaceReclaimed": reclaimed

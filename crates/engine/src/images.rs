@@ -358,6 +358,13 @@ impl Engine {
             out.push(json!({"Deleted": d.to_string()}));
         }
         // dockerd prunes the untagged parents nothing else uses (unless `noprune`).
+        struct GcAfter<'a>(&'a Engine);
+        impl Drop for GcAfter<'_> {
+            fn drop(&mut self) {
+                self.0.gc_blobs();
+            }
+        }
+        let _gc = GcAfter(self);
         let mut next = if noprune { None } else { parent };
         while let Some(p) = next.take() {
             let Ok(info) = self.images.inspect(&p) else { break };

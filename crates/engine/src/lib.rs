@@ -20,6 +20,7 @@ pub mod exec;
 mod control;
 mod stats;
 pub mod events;
+pub mod gc;
 mod views;
 mod bundle;
 
@@ -102,6 +103,8 @@ pub struct Engine {
     /// A sealed memfd copy of berth-shim made once at start: every monitor is executed from it,
     /// so no start copies the binary again (the shim then skips its own re-exec).
     shim_exe: Option<std::os::fd::OwnedFd>,
+    /// Blobs in use by in-flight operations (kept by [`Engine::gc_blobs`]).
+    pub leases: gc::Leases,
 }
 
 impl Engine {
@@ -124,6 +127,7 @@ impl Engine {
             }
         };
         let engine = Arc::new(Engine {
+            leases: gc::Leases::default(),
             shim_exe,
             cfg,
             images,
@@ -135,6 +139,10 @@ impl Engine {
             started: chrono::Utc::now(),
         });
         engine.restore().await;
+        let freed = engine.gc_blobs();
+        if freed > 0 {
+            tracing::info!(bytes = freed, "collected unreferenced blobs");
+        }
         Ok(engine)
     }
 

@@ -121,6 +121,19 @@ impl BlobStore {
         Ok(Descriptor { digest, size })
     }
 
+    /// Every stored blob, with its size.
+    pub fn list(&self) -> Result<Vec<(Digest, u64)>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).ctx("readdir", &self.dir)? {
+            let e = e.ctx("readdir", &self.dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(d) = Digest::from_hex(&name) {
+                out.push((d, e.metadata().map(|m| m.len()).unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn path(&self, d: &Digest) -> PathBuf {
         self.dir.join(d.hex())
     }
