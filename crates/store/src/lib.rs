@@ -30,6 +30,37 @@ pub use layers::{Compression, LayerInfo, SnapshotMeta};
 
 use fsutil::mkdir_all;
 
+/// Version of the on-disk layout and record formats under the store root. Bumped with every
+/// incompatible change; a store written by a newer Berth is refused instead of misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Reads (or, in a new or pre-versioning store, writes) `<root>/schema.json`.
+fn check_schema(root: &Path) -> Result<()> {
+    let path = root.join("schema.json");
+    match std::fs::read(&path) {
+        Ok(b) => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&b).map_err(|e| Error::corrupt(&path, e))?;
+            let found = v.get("schemaVersion").and_then(|x| x.as_u64()).unwrap_or(0);
+            if found > u64::from(SCHEMA_VERSION) {
+                return Err(Error::corrupt(
+                    &path,
+                    format!(
+                        "the image store has schema version {found}, newer than this Berth's {SCHEMA_VERSION}: upgrade Berth or use another --data-root"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let body = serde_json::to_vec(&serde_json::json!({ "schemaVersion": SCHEMA_VERSION }))
+                .map_err(|e| Error::corrupt(&path, e))?;
+            fsutil::write_atomic(&path, &body)
+        }
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
 /// The image store. `Send + Sync`: share it behind an `Arc`; metadata changes are serialised
 /// by an internal mutex, blob and layer writes run concurrently.
 pub struct ImageStore {
@@ -57,6 +88,7 @@ impl ImageStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore> {
         let root = root.into();
         mkdir_all(&root)?;
+        check_schema(&root)?;
         let blobs = BlobStore::new(&root)?;
         blobs.clean_ingest()?;
         let snapshots = root.join("snapshots");

@@ -78,3 +78,14 @@ fn corrupt_partial_or_lying_source_is_discarded() {
     // ...so the next attempt starts clean and succeeds.
     assert_eq!(store.blobs().ingest_resumable(&data[..], &desc, 0).unwrap(), desc);
 }
+
+#[test]
+fn store_schema_is_versioned_and_newer_stores_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(ImageStore::open(dir.path()).unwrap());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("schema.json")).unwrap()).unwrap();
+    assert_eq!(v["schemaVersion"], berth_store::SCHEMA_VERSION);
+    std::fs::write(dir.path().join("schema.json"), br#"{"schemaVersion": 99}"#).unwrap();
+    let err = ImageStore::open(dir.path()).err().expect("a newer store must be refused").to_string();
+    assert!(err.contains("schema version 99"), "{err}");
+}
