@@ -42,6 +42,14 @@ struct Args {
     /// grace period (10-15 ms); fork/exit on the host get slightly slower. Host-wide, opt-in.
     #[arg(long)]
     cgroup_favor_dynmods: bool,
+    /// A registry that may be reached over plain http when https fails (repeatable);
+    /// loopback registries always may, as with dockerd.
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// Per-registry CAs and client certificates (`<dir>/<host:port>/ca.crt`, `client.cert` +
+    /// `client.key`), Docker's layout.
+    #[arg(long, default_value = "/etc/docker/certs.d")]
+    registry_certs_dir: PathBuf,
     /// JSON policy file that can deny API calls per user/uid, method and path (see README).
     #[arg(long)]
     authz_policy: Option<PathBuf>,
@@ -145,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         bail!("berthd must run as root");
     }
     let listens = listeners(&args)?;
+    berth_registry::set_certs_dir(&args.registry_certs_dir);
     if args.cgroup_favor_dynmods {
         tuning::favor_dynmods()?;
     }
@@ -166,6 +175,7 @@ fn main() -> anyhow::Result<()> {
     let res = rt.block_on(async {
         let mut cfg = berth_engine::Config::new(&args.data_root, &args.exec_root);
         cfg.log_opts = berth_engine::logs::daemon_log_opts(&args.log_opts).map_err(anyhow::Error::msg)?;
+        cfg.insecure_registries = args.insecure_registry.clone();
         let engine = berth_engine::Engine::open(cfg).await.map_err(anyhow::Error::msg)?;
         server::serve(engine, listens, policy).await
     });

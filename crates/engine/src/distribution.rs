@@ -227,7 +227,7 @@ impl Engine {
             mf::parse_platform(platform)
                 .ok_or_else(|| Error::invalid(format!("\"{platform}\": unknown operating system or architecture: invalid argument")))?
         };
-        let client = Client::new(reference.domain(), reference.path(), false, auth, &[]).map_err(reg_err)?;
+        let client = Client::new(reference.domain(), reference.path(), false, auth, &self.cfg.insecure_registries).map_err(reg_err)?;
         let wanted = reference.digest().or(reference.tag()).unwrap_or("latest").to_string();
         let familiar = reference.familiar_string();
         let mut fetched = client.get_manifest(&wanted).await.map_err(|e| match e {
@@ -306,7 +306,7 @@ impl Engine {
             Error::not_found(format!("An image does not exist locally with the tag: {}", repo.familiar_name()))
         })?;
         let info = self.images.inspect(&id).map_err(store_err)?;
-        let client = Client::new(reference.domain(), reference.path(), true, auth, &[]).map_err(reg_err)?;
+        let client = Client::new(reference.domain(), reference.path(), true, auth, &self.cfg.insecure_registries).map_err(reg_err)?;
         let rec = info.record.clone();
         for d in rec.diff_ids.iter().rev() {
             let _ = tx.send(layer_status("Preparing", d.short())).await;
@@ -486,7 +486,7 @@ impl Engine {
         }
         let host = addr.split('/').next().unwrap_or("").to_string();
         let host = if host.is_empty() || host == "index.docker.io" { "docker.io".to_string() } else { host };
-        let client = Client::new(&host, "", false, Some(auth), &[]).map_err(|e| (500, e.to_string()))?;
+        let client = Client::new(&host, "", false, Some(auth), &self.cfg.insecure_registries).map_err(|e| (500, e.to_string()))?;
         client.login().await.map_err(|e| match e {
             berth_registry::Error::Unauthorized(m) => (401, m),
             other => (500, other.to_string()),

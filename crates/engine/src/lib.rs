@@ -43,6 +43,9 @@ pub struct Config {
     pub runtime_bin: PathBuf,
     /// Daemon-wide log options (`berthd --log-opt k=v`): the default rotation.
     pub log_opts: std::collections::BTreeMap<String, String>,
+    /// Registries that may be reached over plain http when https fails (besides loopback,
+    /// which always may), as dockerd's `--insecure-registry`.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -53,6 +56,7 @@ impl Config {
             shim_bin: shim::find_shim_binary(),
             runtime_bin: exec::find_runtime_binary(),
             log_opts: Default::default(),
+            insecure_registries: Vec::new(),
         }
     }
     pub fn image_root(&self) -> PathBuf {

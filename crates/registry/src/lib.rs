@@ -10,7 +10,8 @@ mod auth;
 pub mod manifest;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -142,14 +143,82 @@ pub struct FetchedManifest {
     pub digest: String,
 }
 
+static CERTS_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Where per-registry CAs and client certificates live: `<dir>/<host[:port]>/*.crt` (CAs),
+/// `<name>.cert` + `<name>.key` (client certificate), Docker's `/etc/docker/certs.d` layout.
+/// Set once at daemon start; defaults to `/etc/docker/certs.d`.
+pub fn set_certs_dir(dir: impl Into<PathBuf>) {
+    let _ = CERTS_DIR.set(dir.into());
+}
+
+fn certs_dir() -> &'static Path {
+    CERTS_DIR.get_or_init(|| PathBuf::from("/etc/docker/certs.d"))
+}
+
+/// The system's trust store, loaded once.
+fn native_roots() -> &'static Vec<rustls::pki_types::CertificateDer<'static>> {
+    static ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+/// TLS for `host`: system roots plus `<certs dir>/<host>/*.crt`, and a client certificate from
+/// `<certs dir>/<host>/*.cert` + `.key` when present.
+fn tls_config(host: &str) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in native_roots() {
+        let _ = roots.add(c.clone());
+    }
+    let dir = certs_dir().join(host);
+    let mut client_cert = None;
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in &files {
+            match f.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    for c in CertificateDer::pem_file_iter(f).map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))? {
+                        let c = c.map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
+                        roots.add(c).map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
+                    }
+                }
+                Some("cert") => {
+                    let key = f.with_extension("key");
+                    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(f)
+                        .and_then(|i| i.collect::<std::result::Result<_, _>>())
+                        .map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
+                    let k = PrivateKeyDer::from_pem_file(&key).map_err(|e| Error::Protocol(format!("{}: {e}", key.display())))?;
+                    client_cert = Some((certs, k));
+                }
+                _ => {}
+            }
+        }
+    }
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Protocol(e.to_string()))?
+        .with_root_certificates(roots);
+    match client_cert {
+        Some((certs, key)) => b.with_client_auth_cert(certs, key).map_err(|e| Error::Protocol(format!("client certificate for {host}: {e}"))),
+        None => Ok(b.with_no_client_auth()),
+    }
+}
+
 /// A client for one repository on one registry.
 pub struct Client {
     host: String,
-    base: String,
     repo: String,
     push: bool,
     creds: Option<AuthConfig>,
-    http: hyper_util::client::legacy::Client<HttpConnector, Body>,
+    http: hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
+    /// `https://host` or, for an insecure registry that does not speak TLS, `http://host`;
+    /// settled by the first request.
+    base: Mutex<Option<String>>,
+    /// Plain http is allowed as a fallback (loopback and `--insecure-registry` hosts).
+    insecure: bool,
     challenge: Mutex<Option<Option<Challenge>>>,
     tokens: Mutex<HashMap<String, String>>,
 }
@@ -166,18 +235,20 @@ impl Client {
     /// reference's domain). `insecure` lists extra registries reachable over plain http.
     pub fn new(host: &str, repo: &str, push: bool, creds: Option<AuthConfig>, insecure: &[String]) -> Result<Client> {
         let host = if host == "docker.io" || host == "index.docker.io" { DOCKER_HUB_HOST } else { host };
-        if !is_loopback(host) && !insecure.iter().any(|h| h == host) {
-            return Err(Error::Unsupported(format!(
-                "registry {host} needs https, which Berth does not support yet (loopback and insecure registries only)"
-            )));
-        }
+        let insecure = is_loopback(host) || insecure.iter().any(|h| h == host);
         let mut conn = HttpConnector::new();
-        conn.enforce_http(true);
+        conn.enforce_http(false);
         conn.set_nodelay(true);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(conn);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(host)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(tls);
         Ok(Client {
             host: host.to_string(),
-            base: format!("http://{host}"),
+            base: Mutex::new(None),
+            insecure,
             repo: repo.to_string(),
             push,
             creds: creds.filter(|c| !c.is_empty()),
@@ -185,6 +256,37 @@ impl Client {
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The scheme and host requests go to; the first call probes `https://host/v2/` and, for an
+    /// insecure registry whose https fails, settles on `http://host` (dockerd's order).
+    async fn base(&self) -> Result<String> {
+        if let Some(b) = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(b);
+        }
+        let https = format!("https://{}", self.host);
+        let chosen = match self.raw(Method::GET, &format!("{https}/v2/"), &[], bytes_body(Bytes::new())).await {
+            Ok(_) => https,
+            Err(e) if self.insecure => {
+                tracing::debug!("registry {}: https failed ({e}), trying http", self.host);
+                let http = format!("http://{}", self.host);
+                // A TLS-only registry answers plain http with 400 "Client sent an HTTP request
+                // to an HTTPS server": then the https failure (an untrusted certificate, say)
+                // is the error worth reporting.
+                if let Ok(resp) = self.raw(Method::GET, &format!("{http}/v2/"), &[], bytes_body(Bytes::new())).await {
+                    if resp.status() == StatusCode::BAD_REQUEST {
+                        let body = collect(resp).await.unwrap_or_default();
+                        if String::from_utf8_lossy(&body).contains("HTTPS server") {
+                            return Err(e);
+                        }
+                    }
+                }
+                http
+            }
+            Err(e) => return Err(e),
+        };
+        *self.base.lock().unwrap_or_else(|p| p.into_inner()) = Some(chosen.clone());
+        Ok(chosen)
     }
 
     pub fn host(&self) -> &str {
@@ -223,7 +325,7 @@ impl Client {
         if let Some(c) = self.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(c);
         }
-        let url = format!("{}/v2/", self.base);
+        let url = format!("{}/v2/", self.base().await?);
         let resp = self.raw(Method::GET, &url, &[], bytes_body(Bytes::new())).await?;
         let c = if resp.status() == StatusCode::UNAUTHORIZED {
             resp.headers()
@@ -272,9 +374,6 @@ impl Client {
                 }
             }
         }
-        if u.scheme() != "http" {
-            return Err(Error::Unsupported(format!("token realm {realm} needs https, which Berth does not support yet")));
-        }
         let mut headers = Vec::new();
         if let Some(b) = self.creds.as_ref().and_then(|c| c.basic()) {
             headers.push((AUTHORIZATION, b));
@@ -307,7 +406,7 @@ impl Client {
         let mut url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
-            format!("{}{}", self.base, path_or_url)
+            format!("{}{}", self.base().await?, path_or_url)
         };
         let mut headers: Vec<(hyper::header::HeaderName, String)> = extra.to_vec();
         if let Some(a) = self.authorization().await? {
@@ -320,7 +419,8 @@ impl Client {
             if resp.status().is_redirection() && (method == Method::GET || method == Method::HEAD) {
                 let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let next = url::Url::parse(&url).and_then(|b| b.join(&loc)).map_err(|e| Error::Protocol(format!("bad redirect {loc:?}: {e}")))?;
-                let same = next.scheme() == "http" && host_port(&next) == self.host;
+                let same = url::Url::parse(&url).is_ok_and(|u| u.scheme() == next.scheme())
+                    && host_port(&next) == self.host;
                 if !same {
                     return Err(Error::Protocol(format!(
                         "refusing to follow a redirect from {} to another host: {next}",
@@ -337,7 +437,7 @@ impl Client {
 
     /// `GET /v2/` with the credentials (docker login).
     pub async fn login(&self) -> Result<()> {
-        let url = format!("{}/v2/", self.base);
+        let url = format!("{}/v2/", self.base().await?);
         match self.challenge().await? {
             None => Ok(()),
             Some(Challenge::Basic { .. }) => {
@@ -451,7 +551,7 @@ impl Client {
             return Err(registry_error(status, &rb, &self.repo));
         }
         let loc = loc.ok_or_else(|| Error::Protocol("upload reply has no Location".into()))?;
-        let base = url::Url::parse(&format!("{}/", self.base)).map_err(|e| Error::Protocol(e.to_string()))?;
+        let base = url::Url::parse(&format!("{}/", self.base().await?)).map_err(|e| Error::Protocol(e.to_string()))?;
         let mut u = base.join(&loc).map_err(|e| Error::Protocol(format!("bad upload location {loc:?}: {e}")))?;
         if host_port(&u) != self.host {
             return Err(Error::Protocol(format!("refusing upload location on another host: {u}")));
@@ -585,7 +685,9 @@ mod tests {
 
     #[test]
     fn https_registries_are_refused() {
-        assert!(matches!(Client::new("quay.io", "a/b", false, None, &[]), Err(Error::Unsupported(_))));
-        assert!(Client::new("quay.io", "a/b", false, None, &["quay.io".into()]).is_ok());
+        // https registries are clients too; only loopback and listed hosts may fall back to http.
+        assert!(!Client::new("quay.io", "a/b", false, None, &[]).unwrap().insecure);
+        assert!(Client::new("quay.io", "a/b", false, None, &["quay.io".into()]).unwrap().insecure);
+        assert!(Client::new("127.0.0.1:5000", "a/b", false, None, &[]).unwrap().insecure);
     }
 }
