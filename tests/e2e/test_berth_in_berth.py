@@ -1,5 +1,5 @@
-"""Berth in Berth: berthd runs inside a --privileged Berth container (data root on a bind
-mount, host libraries mounted read-only) and runs containers there. Also the capability
+"""Berth in Berth: berthd runs inside a --privileged Berth container (data root on a named
+volume, host libraries mounted read-only) and runs containers there. Also the capability
 behaviour that makes it possible on hosts whose bounding set lacks some capabilities."""
 
 import re
@@ -30,13 +30,13 @@ def test_berthd_in_a_berth_container(daemon, image, names, tmp_path):
     if daemon.target == "ref":
         pytest.skip("Berth in Berth runs on berthd")
     n = names("bib")
-    data = tmp_path / "inner-data"
-    data.mkdir()
-    release = REPO_ROOT / "target/release"
+    vol = f"bibdata{n[-8:]}"
+    # The inner daemon runs the same build as the outer one.
+    release = daemon.binary.parent if hasattr(daemon, "binary") else REPO_ROOT / "target/release"
     rc, out, err = daemon.docker(
         "run", "-d", "--name", n, "--privileged",
         "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro", "-v", "/usr/lib:/usr/lib:ro",
-        "-v", f"{release}:/berth:ro", "-v", f"{data}:/var/lib/berth",
+        "-v", f"{release}:/berth:ro", "-v", f"{vol}:/var/lib/berth",
         image, "sh", "-c", "mkdir -p /run/berth; exec /berth/berthd")
     assert rc == 0, err
     try:
@@ -53,6 +53,10 @@ def test_berthd_in_a_berth_container(daemon, image, names, tmp_path):
         assert rc == 0, err
         word, host, pid = out.split()[-3:]
         assert word == "nested" and re.fullmatch(r"[0-9a-f]{12}", host) and pid == "1"
-        assert any(p.name.startswith("sha256") or p.is_dir() for p in data.iterdir())
+        # The inner data root lives in the volume: its image store is there.
+        mp = daemon.ok("volume", "inspect", "--format", "{{.Mountpoint}}", vol).strip()
+        from pathlib import Path
+        assert (Path(mp) / "image" / "repositories.json").is_file()
     finally:
         daemon.docker("rm", "-f", n)
+        daemon.docker("volume", "rm", "-f", vol)

@@ -7,6 +7,7 @@ mod routes;
 mod routes_archive;
 mod routes_images;
 mod routes_registry;
+mod routes_volumes;
 mod server;
 mod system;
 mod tuning;

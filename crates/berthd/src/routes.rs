@@ -256,6 +256,7 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
+        (m, s) if crate::routes_volumes::handles(m, s) => crate::routes_volumes::route(engine, method.clone(), s, q, req).await,
         (m, s) if crate::routes_archive::handles(m, s) => crate::routes_archive::route(engine, method.clone(), s, q, req).await,
         (m, s) if crate::routes_images::handles(m, s) => crate::routes_images::route(engine, method.clone(), s, q, req).await,
         (m, s) if crate::routes_registry::handles(m, s) => crate::routes_registry::route(engine, s, q, req).await,

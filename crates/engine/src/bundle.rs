@@ -33,6 +33,7 @@ impl Engine {
             cwd: if cfg.working_dir.is_empty() { "/".into() } else { cfg.working_dir.clone() },
             user: cfg.user.clone(),
         };
+        let (volume_paths, extra_binds) = self.resolve_mounts(rec)?;
         let input = RunInput {
             id: rec.id.clone(),
             rootfs: rootfs.display().to_string(),
@@ -42,7 +43,15 @@ impl Engine {
             hostname: cfg.hostname.clone(),
             domainname: cfg.domainname.clone(),
             tty: cfg.tty,
-            host_config: rec.host_config.clone(),
+            host_config: {
+                let mut hc = rec.host_config.clone();
+                hc.binds.get_or_insert_with(Vec::new).extend(extra_binds);
+                if hc.binds.as_ref().is_some_and(|b| b.is_empty()) {
+                    hc.binds = None;
+                }
+                hc
+            },
+            volume_paths,
             resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
             hostname_path: Some(dir.join("hostname").display().to_string()),
             hosts_path: Some(dir.join("hosts").display().to_string()),

@@ -197,6 +197,7 @@ impl Engine {
             }
             let extra_hosts = host_config.extra_hosts.clone().unwrap_or_default();
             files::write_all(&dir, &config.hostname, &extra_hosts)?;
+            let anon_volumes = self.create_container_volumes(&config, &host_config)?;
             let rec = Record {
                 schema: SCHEMA,
                 id: id.clone(),
@@ -209,6 +210,7 @@ impl Engine {
                 host_config,
                 state: State::default(),
                 restart_count: 0,
+                anon_volumes,
             };
             let c = Container::new(rec, dir.clone());
             c.persist()?;
@@ -294,6 +296,10 @@ impl Engine {
         let cleanup = |_: &Error| {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         };
+        if let Err(e) = self.copy_up_volumes(rec, &rootfs) {
+            cleanup(&e);
+            return Err(e);
+        }
         if !rec.config.working_dir.is_empty() {
             if let Err(e) = crate::files::mkdir_in_root(&rootfs, &rec.config.working_dir) {
                 let e = Error::invalid(format!(
@@ -601,7 +607,7 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`.
-    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool, _volumes: bool) -> Result<()> {
+    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.container(name)?;
         let rec = c.snapshot();
         if rec.state.status.is_running() {
@@ -630,6 +636,9 @@ impl Engine {
         let _ = std::fs::remove_file(c.dir.join("config.v2.json"));
         let _ = std::fs::remove_dir_all(&c.dir);
         self.unregister(&rec.id, &rec.name);
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
         self.emit("destroy", &rec, &[]);
         c.life.send_modify(|l| l.removed = true);
         Ok(())

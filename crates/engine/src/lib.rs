@@ -21,6 +21,7 @@ mod control;
 mod stats;
 pub mod events;
 pub mod gc;
+pub mod volumes;
 mod views;
 mod bundle;
 

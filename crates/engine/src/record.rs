@@ -108,6 +108,9 @@ pub struct Record {
     pub host_config: HostConfig,
     pub state: State,
     pub restart_count: u32,
+    /// Anonymous volumes: mount destination -> volume name (crate::volumes).
+    #[serde(default)]
+    pub anon_volumes: std::collections::BTreeMap<String, String>,
 }
 
 pub const SCHEMA: u32 = 1;

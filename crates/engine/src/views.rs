@@ -110,7 +110,7 @@ impl Engine {
                 "Status": rec.status_text(now),
                 "HostConfig": {"NetworkMode": network_mode(&rec)},
                 "NetworkSettings": {"Networks": {}},
-                "Mounts": []
+                "Mounts": self.mount_points(&rec).iter().map(|m| m.to_json()).collect::<Vec<_>>()
             }));
             if _size {
                 if let Some(row) = out.last_mut() {
@@ -183,7 +183,7 @@ impl Engine {
                 },
                 "Name": "overlay2"
             },
-            "Mounts": [],
+            "Mounts": self.mount_points(&rec).iter().map(|m| m.to_json()).collect::<Vec<_>>(),
             "Config": rec.config,
             "NetworkSettings": {
                 "Bridge": "",
