@@ -26,8 +26,53 @@ fn network_mode(rec: &Record) -> String {
     }
 }
 
+/// The ports `ps` shows for a container: (`port/proto`, published `host_port/proto`). Berth has
+/// no network endpoints yet, so none (what dockerd shows for `--network none`).
+fn container_ports(_rec: &Record) -> Vec<(String, Option<String>)> {
+    Vec::new()
+}
+
+/// Filter names and values checked before any container is looked at (dockerd rejects a bad
+/// filter even when nothing would be listed).
+fn validate_filters(filters: &BTreeMap<String, Vec<String>>) -> Result<()> {
+    for (k, vals) in filters {
+        match k.as_str() {
+            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "before" | "since" | "volume"
+            | "network" | "publish" | "expose" | "health" | "isolation" | "is-task" => {}
+            other => return Err(Error::invalid(format!("Invalid filter '{other}'"))),
+        }
+        if k == "health" {
+            if let Some(v) = vals.iter().find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none")) {
+                return Err(Error::invalid(format!("Unrecognised filter value for health: {v}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Does a container match every `filters` entry (`docker ps --filter`)?
-fn matches(rec: &Record, filters: &BTreeMap<String, Vec<String>>) -> Result<bool> {
+fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<String, Vec<String>>) -> Result<bool> {
+    // `before`/`since` name a container (name or id prefix) whose creation time bounds the list.
+    let created_of = |v: &str| -> Result<chrono::DateTime<Utc>> {
+        let v = v.trim_start_matches('/');
+        all.iter()
+            .find(|r| r.name == v || r.id.starts_with(v))
+            .map(|r| r.created)
+            .ok_or_else(|| Error::not_found(format!("No such container: {v}")))
+    };
+    // `80`, `80/tcp`, `8000-8080/udp` against a port key like `80/tcp`.
+    let port_match = |want: &str, key: &str| -> bool {
+        let (wp, wproto) = want.split_once('/').unwrap_or((want, "tcp"));
+        let (kp, kproto) = key.split_once('/').unwrap_or((key, "tcp"));
+        if wproto != kproto {
+            return false;
+        }
+        let Ok(k) = kp.parse::<u32>() else { return false };
+        match wp.split_once('-') {
+            Some((a, b)) => a.parse::<u32>().is_ok_and(|a| a <= k) && b.parse::<u32>().is_ok_and(|b| k <= b),
+            None => wp.parse::<u32>() == Ok(k),
+        }
+    };
     for (k, vals) in filters {
         if vals.is_empty() {
             continue;
@@ -62,9 +107,46 @@ fn matches(rec: &Record, filters: &BTreeMap<String, Vec<String>>) -> Result<bool
             "ancestor" => vals.iter().any(|v| {
                 rec.config.image == *v || rec.image_id.contains(v.as_str())
             }),
-            "before" | "since" | "volume" | "network" | "publish" | "expose" | "health"
-            | "isolation" | "is-task" => true,
-            other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
+            "before" => {
+                let mut ok = true;
+                for v in vals {
+                    ok &= rec.created < created_of(v)?;
+                }
+                ok
+            }
+            "since" => {
+                let mut ok = true;
+                for v in vals {
+                    ok &= rec.created > created_of(v)?;
+                }
+                ok
+            }
+            "volume" => vals.iter().any(|v| engine.container_uses_volume(rec, v)),
+            "network" => {
+                let mode = network_mode(rec);
+                let mode = if mode == "default" { "bridge".to_string() } else { mode };
+                vals.iter().any(|v| *v == mode)
+            }
+            // dockerd matches these against the container's network ports (`ps` Ports): with
+            // no network endpoint (Berth today, dockerd with --network none) there are none.
+            "expose" => vals.iter().any(|v| container_ports(rec).iter().any(|(p, _)| port_match(v, p))),
+            "publish" => vals.iter().any(|v| {
+                container_ports(rec).iter().any(|(p, public)| public.as_deref().is_some_and(|h| port_match(v, h)) || port_match(v, p))
+            }),
+            "health" => {
+                for v in vals {
+                    if !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                        return Err(Error::invalid(format!(
+                            "Unrecognised filter value for health: {v}"
+                        )));
+                    }
+                }
+                // Without a health monitor every container reports "none".
+                vals.iter().any(|v| v == "none")
+            }
+            "is-task" => vals.iter().any(|v| v == "false" || v == "0"),
+            "isolation" => vals.iter().any(|v| v == "default"),
+            other => return Err(Error::invalid(format!("Invalid filter '{other}'"))),
         };
         if !ok {
             return Ok(false);
@@ -84,6 +166,8 @@ impl Engine {
     ) -> Result<Vec<Value>> {
         let now = Utc::now();
         let mut recs: Vec<Record> = self.all_containers().iter().map(|c| c.snapshot()).collect();
+        let all_recs = recs.clone();
+        validate_filters(filters)?;
         // newest first, as dockerd lists
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let explicit_status = filters.get("status").map(|v| !v.is_empty()).unwrap_or(false);
@@ -93,7 +177,7 @@ impl Engine {
             if !all && limit.is_none() && !explicit_status && !rec.state.status.is_running() {
                 continue;
             }
-            if !matches(&rec, filters)? {
+            if !matches(self, &all_recs, &rec, filters)? {
                 continue;
             }
             let image = rec.config.image.clone();
