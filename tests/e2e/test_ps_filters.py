@@ -40,6 +40,8 @@ def test_ps_filters(daemon, image):
         assert ps(daemon, mine, f"ancestor={image}") == {a, b, c}
         rc, _, err = daemon.docker("ps", "--filter", "health=bogus")
         assert rc != 0 and "Unrecognised filter value for health" in err
+        rc, _, err = daemon.docker("ps", "--filter", "status=bogus")
+        assert rc != 0 and "Invalid filter 'status=bogus'" in err
         rc, _, err = daemon.docker("ps", "--filter", "nosuchfilter=1")
         assert rc != 0 and "Invalid filter 'nosuchfilter'" in err
     finally:

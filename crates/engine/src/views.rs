@@ -87,7 +87,7 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
                         "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
                     ) {
                         return Err(Error::invalid(format!(
-                            "invalid filter 'status={v}'"
+                            "Invalid filter 'status={v}'"
                         )));
                     }
                 }
