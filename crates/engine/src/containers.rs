@@ -58,7 +58,7 @@ pub struct Container {
     pub id: String,
     rec: Mutex<Record>,
     dir: PathBuf,
-    life: watch::Sender<Lifecycle>,
+    pub(crate) life: watch::Sender<Lifecycle>,
     output: broadcast::Sender<OutFrame>,
     shim_tx: tokio::sync::Mutex<Option<FrameWriter>>,
     /// Serialises start/stop/kill/remove on this container.
@@ -210,6 +210,8 @@ impl Engine {
                 host_config,
                 state: State::default(),
                 restart_count: 0,
+                manually_stopped: false,
+                restart_delay_ms: 0,
                 anon_volumes,
             };
             let c = Container::new(rec, dir.clone());
@@ -232,8 +234,25 @@ impl Engine {
 
     /// `POST /containers/{id}/start`.
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
+        self.start_inner(name, true).await
+    }
+
+    /// A start by a restart policy (the user's stop flag is left alone).
+    pub(crate) async fn start_for_policy(self: &Arc<Self>, name: &str) -> Result<()> {
+        self.start_inner(name, false).await
+    }
+
+    async fn start_inner(self: &Arc<Self>, name: &str, by_user: bool) -> Result<()> {
         let c = self.container(name)?;
         let _op = c.op.lock().await;
+        if by_user {
+            c.update(|r| {
+                r.manually_stopped = false;
+                if r.state.status == Status::Restarting {
+                    r.state.status = Status::Exited;
+                }
+            })?;
+        }
         let rec = c.snapshot();
         match rec.state.status {
             Status::Running | Status::Restarting => {
@@ -509,6 +528,8 @@ impl Engine {
         let auto_remove = c.snapshot().host_config.auto_remove;
         if auto_remove {
             let _ = self.remove_container(&c.id, true, true).await;
+        } else {
+            self.schedule_restart(c, code);
         }
     }
 
@@ -517,7 +538,15 @@ impl Engine {
         let c = self.container(name)?;
         let _op = c.op.lock().await;
         let rec = c.snapshot();
-        if !rec.state.status.is_running() {
+        // A user stop keeps the restart policy from bringing it back.
+        c.update(|r| r.manually_stopped = true)?;
+        if rec.state.status == Status::Restarting {
+            // Waiting for a policy restart: cancel it.
+            c.update(|r| r.state.status = Status::Exited)?;
+            self.emit("stop", &c.snapshot(), &[]);
+            return Ok(());
+        }
+        if !rec.state.status.is_running() || rec.state.pid <= 0 {
             return Err(Error::new(ErrorKind::NotModified, "container already stopped"));
         }
         let sig = match signal.filter(|s| !s.is_empty()) {
@@ -610,7 +639,12 @@ impl Engine {
     pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.container(name)?;
         let rec = c.snapshot();
-        if rec.state.status.is_running() {
+        if rec.state.status == Status::Restarting && force {
+            let _ = c.update(|r| {
+                r.manually_stopped = true;
+                r.state.status = Status::Exited;
+            });
+        } else if rec.state.status.is_running() {
             if !force {
                 return Err(Error::conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
@@ -618,7 +652,9 @@ impl Engine {
                 )));
             }
             self.thaw_if_paused(&rec.id).await;
-            let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
+            if rec.state.pid > 0 {
+                let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
+            }
             let mut life = c.life.subscribe();
             let _ = tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;
         }

@@ -22,6 +22,7 @@ mod stats;
 pub mod events;
 pub mod gc;
 pub mod volumes;
+mod restart;
 mod views;
 mod bundle;
 
@@ -144,6 +145,11 @@ impl Engine {
             started: chrono::Utc::now(),
         });
         engine.restore().await;
+        // Policies resume in the background: start-up does not wait for container starts.
+        {
+            let e = engine.clone();
+            tokio::spawn(async move { e.resume_restart_policies().await });
+        }
         let freed = engine.gc_blobs();
         if freed > 0 {
             tracing::info!(bytes = freed, "collected unreferenced blobs");

@@ -108,6 +108,13 @@ pub struct Record {
     pub host_config: HostConfig,
     pub state: State,
     pub restart_count: u32,
+    /// Set by `docker stop`, cleared by a user `start`: restart policies leave the container
+    /// down (crate::restart).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The last restart-policy backoff delay.
+    #[serde(default)]
+    pub restart_delay_ms: u64,
     /// Anonymous volumes: mount destination -> volume name (crate::volumes).
     #[serde(default)]
     pub anon_volumes: std::collections::BTreeMap<String, String>,
