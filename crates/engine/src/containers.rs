@@ -273,6 +273,9 @@ impl Engine {
         match self.do_start(&c, &rec).await {
             Ok(()) => {
                 self.emit("start", &c.snapshot(), &[]);
+                if c.snapshot().state.status == Status::Running {
+                    self.start_health_monitor(&c);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -790,6 +793,8 @@ impl Engine {
                 let socket = self.cfg.shim_socket(&c.id);
                 if self.connect_shim(&c, &socket, None).await.is_err() {
                     self.on_exit(&c, None).await;
+                } else {
+                    self.start_health_monitor(&c);
                 }
             } else {
                 self.reap_interrupted_start(&c).await;

@@ -47,6 +47,11 @@ pub struct ExecIo {
 }
 
 impl ExecIo {
+    /// Kills the runtime process driving this exec (healthcheck timeouts).
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
     /// Waits for the process and records its exit code. When the runtime could not start the
     /// process at all, the code is 126 and the second value is dockerd's error text
     /// (`OCI runtime exec failed: ...`), which dockerd sends to the client as stdout.

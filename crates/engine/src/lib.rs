@@ -23,6 +23,7 @@ pub mod events;
 pub mod gc;
 pub mod volumes;
 mod restart;
+pub mod health;
 mod views;
 mod bundle;
 

@@ -75,6 +75,9 @@ pub struct State {
     pub oom_killed: bool,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Present when the container has a healthcheck (crate::health).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 impl Default for State {
@@ -87,6 +90,7 @@ impl Default for State {
             oom_killed: false,
             started_at: None,
             finished_at: None,
+            health: None,
         }
     }
 }
@@ -151,7 +155,11 @@ impl Record {
                 if s.status == Status::Paused {
                     format!("Up {up} (Paused)")
                 } else {
-                    format!("Up {up}")
+                    match s.health.as_ref().map(|h| h.status.as_str()) {
+                        Some("starting") => format!("Up {up} (health: starting)"),
+                        Some(h) if !h.is_empty() => format!("Up {up} ({h})"),
+                        _ => format!("Up {up}"),
+                    }
                 }
             }
             Status::Restarting => format!(

@@ -141,8 +141,8 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
                         )));
                     }
                 }
-                // Without a health monitor every container reports "none".
-                vals.iter().any(|v| v == "none")
+                let h = rec.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("none");
+                vals.iter().any(|v| v == h)
             }
             "is-task" => vals.iter().any(|v| v == "false" || v == "0"),
             "isolation" => vals.iter().any(|v| v == "default"),
@@ -226,7 +226,7 @@ impl Engine {
                 o.insert("NetworkMode".into(), json!(network_mode(&rec)));
             }
         }
-        Ok(json!({
+        let mut v = json!({
             "Id": rec.id,
             "Created": rec.created.to_rfc3339_opts(SecondsFormat::Nanos, true),
             "Path": rec.path,
@@ -242,7 +242,8 @@ impl Engine {
                 "ExitCode": s.exit_code,
                 "Error": s.error,
                 "StartedAt": time_or_zero(s.started_at),
-                "FinishedAt": time_or_zero(s.finished_at)
+                "FinishedAt": time_or_zero(s.finished_at),
+                "Health": s.health.as_ref().map(|h| h.to_json())
             },
             "Image": rec.image_id,
             "ResolvConfPath": dir.join("resolv.conf"),
@@ -289,7 +290,14 @@ impl Engine {
                 "MacAddress": "",
                 "Networks": {}
             }
-        }))
+        });
+        // dockerd omits State.Health without a healthcheck.
+        if let Some(st) = v.get_mut("State").and_then(Value::as_object_mut) {
+            if st.get("Health").is_some_and(Value::is_null) {
+                st.remove("Health");
+            }
+        }
+        Ok(v)
         .map(|mut v| {
             if _size {
                 self.add_container_sizes(&rec, &mut v);
