@@ -64,6 +64,11 @@ impl Engine {
         if let Some(bounding) = host_bounding_set() {
             restrict_capabilities(&mut spec, bounding);
         }
+        if rec.host_config.init == Some(true) {
+            // berth-runtime keeps the container's init as a reaping PID 1 (`--init`).
+            // (berth_runtime_lib::reaper::INIT_ANNOTATION)
+            spec["annotations"]["org.berth.init"] = serde_json::json!("true");
+        }
         Ok(spec)
     }
 }

@@ -110,6 +110,8 @@ struct Exec {
     /// startContainer hooks (run in the container after `start`, before the exec) + state.
     start_hooks: Vec<oci_spec::runtime::Hook>,
     start_state: String,
+    /// Stay as a reaping PID 1 and run the workload as its child (crate::reaper).
+    init: bool,
 }
 
 impl Exec {
@@ -139,13 +141,21 @@ impl Exec {
                 return 1;
             }
         }
-        let err = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
-        eprintln!("exec {:?}: {}", self.path, errno_text(err));
-        if err == nix::Error::ENOENT {
-            127
-        } else {
-            126
+        let exec = || {
+            let err = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
+            eprintln!("exec {:?}: {}", self.path, errno_text(err));
+            if err == nix::Error::ENOENT {
+                127
+            } else {
+                126
+            }
+        };
+        if self.init {
+            // Exit right here: the descriptors this process still owns were closed above
+            // (close_from), so nothing may run their destructors.
+            berth_sys::exit_immediately(crate::reaper::run(&self.args, exec));
         }
+        exec()
     }
 }
 
@@ -329,6 +339,11 @@ fn setup(ctx: &InitCtx) -> Result<Exec, Fail> {
         late_seccomp,
         start_hooks,
         start_state,
+        init: spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(crate::reaper::INIT_ANNOTATION))
+            .is_some_and(|v| v == "true"),
     })
 }
 

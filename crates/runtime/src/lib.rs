@@ -3,6 +3,7 @@
 //! The container init is cloned directly as a child of the calling process, which must be
 //! single-threaded (the `berth-runtime` CLI or the shim). See `docs/DESIGN.md`.
 
+pub mod reaper;
 pub mod cgroups;
 mod devfilter;
 mod error;
