@@ -256,6 +256,11 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
+        (&Method::POST, ["containers", "prune"]) => Ok(ok_json(&engine.prune_containers(&q.filters()?).await?)),
+        // No user-defined networks and no build cache exist yet: nothing to delete (the
+        // truthful answer `docker system prune` needs).
+        (&Method::POST, ["networks", "prune"]) => Ok(ok_json(&serde_json::json!({"NetworksDeleted": null}))),
+        (&Method::POST, ["build", "prune"]) => Ok(ok_json(&serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}))),
         (m, s) if crate::routes_volumes::handles(m, s) => crate::routes_volumes::route(engine, method.clone(), s, q, req).await,
         (m, s) if crate::routes_archive::handles(m, s) => crate::routes_archive::route(engine, method.clone(), s, q, req).await,
         (m, s) if crate::routes_images::handles(m, s) => crate::routes_images::route(engine, method.clone(), s, q, req).await,

@@ -169,7 +169,7 @@ fn rfc3339_now() -> String {
 
 /// Parses a prune `until` value: Unix seconds (with optional fraction), RFC 3339, or a
 /// duration before now (`24h`, `90m`, `10s`).
-fn parse_until(s: &str) -> Result<i64> {
+pub(crate) fn parse_until(s: &str) -> Result<i64> {
     if let Ok(f) = s.parse::<f64>() {
         return Ok(f as i64);
     }

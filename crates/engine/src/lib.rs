@@ -24,6 +24,7 @@ pub mod gc;
 pub mod volumes;
 mod restart;
 pub mod health;
+mod prune;
 mod views;
 mod bundle;
 
