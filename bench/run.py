@@ -115,7 +115,9 @@ def shim_pids(kind, cids):
     pids = []
     for pid, _ppid, comm, argv in proc_table():
         if kind == "berth":
-            if comm != "berth-shim":
+            # berthd executes shims from a sealed memfd (comm is then the fd number); argv[0]
+            # is still the shim's path.
+            if comm != "berth-shim" and not (argv and argv[0].endswith("berth-shim")):
                 continue
             flag = "--id"
         else:
