@@ -231,3 +231,25 @@ def test_huge_body_gets_413_and_huge_headers_431(daemon):
     assert resp.startswith(b"HTTP/1.1 431"), resp[:200]
     # The daemon keeps answering.
     assert daemon.docker("version", "--format", "{{.Server.Os}}")[1].strip() == "linux"
+
+
+def test_daemon_json_is_read_and_typos_are_refused(tmp_path, rootfs_tar):
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"log-opts": {"max-size": "1k", "max-file": "2"}, "insecure-registries": ["reg.test:5000"]}))
+    d = start(tmp_path, "--config-file", str(cfg))
+    try:
+        d.ok("import", str(rootfs_tar), "cfg/busybox:1")
+        cid = d.ok("run", "-d", "cfg/busybox:1", "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done").strip()
+        d.ok("wait", cid)
+        logs = sorted(p.name for p in (d.data_root / "containers" / cid).glob(f"{cid}-json.log*") if not p.name.endswith(".idx"))
+        assert logs == [f"{cid}-json.log", f"{cid}-json.log.1"], logs  # rotated at 1k, 2 files kept
+        d.ok("rm", cid)
+        d.ok("rmi", "cfg/busybox:1")
+    finally:
+        d.stop()
+    cfg.write_text('{"insecure-registry": ["typo:5000"]}')
+    root = tmp_path / "typo"
+    root.mkdir()
+    r = subprocess.run([str(BerthDaemon(root).binary), "--host", f"unix://{root}/b.sock", "--data-root", str(root / "d"),
+                        "--exec-root", str(root / "e"), "--config-file", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "insecure-registry" in r.stderr and "unable to configure" in r.stderr

@@ -2,6 +2,7 @@
 //! berthd: the Berth daemon. Speaks the Docker Engine API on a Unix socket.
 
 mod authz;
+mod config;
 mod http;
 mod routes;
 mod routes_archive;
@@ -43,6 +44,10 @@ struct Args {
     /// grace period (10-15 ms); fork/exit on the host get slightly slower. Host-wide, opt-in.
     #[arg(long)]
     cgroup_favor_dynmods: bool,
+    /// Docker-compatible daemon.json (insecure-registries, log-opts, hosts, group, data-root,
+    /// exec-root, tls*, debug); flags win over it.
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
     /// A registry that may be reached over plain http when https fails (repeatable);
     /// loopback registries always may, as with dockerd.
     #[arg(long = "insecure-registry")]
@@ -77,6 +82,34 @@ struct Args {
     /// Debug logging.
     #[arg(short = 'D', long)]
     debug: bool,
+}
+
+/// daemon.json under the flags: lists add up, a flag given on the command line wins.
+fn merge_config(args: &mut Args, f: config::DaemonJson) {
+    let given = |flag: &str| std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    args.insecure_registry.extend(f.insecure_registries);
+    for (k, v) in f.log_opts {
+        if !args.log_opts.iter().any(|o| o.split_once('=').is_some_and(|(ok, _)| ok == k)) {
+            args.log_opts.push(format!("{k}={v}"));
+        }
+    }
+    if !f.hosts.is_empty() && !given("--host") && !given("-H") {
+        args.host = f.hosts;
+    }
+    if let Some(g) = f.group.filter(|_| !given("--group") && !given("-G")) {
+        args.group = g;
+    }
+    if let Some(d) = f.data_root.filter(|_| !given("--data-root")) {
+        args.data_root = d;
+    }
+    if let Some(d) = f.exec_root.filter(|_| !given("--exec-root")) {
+        args.exec_root = d;
+    }
+    args.tlsverify |= f.tlsverify.unwrap_or(false);
+    args.tlscacert = args.tlscacert.take().or(f.tlscacert);
+    args.tlscert = args.tlscert.take().or(f.tlscert);
+    args.tlskey = args.tlskey.take().or(f.tlskey);
+    args.debug |= f.debug.unwrap_or(false);
 }
 
 /// Parses one --host value into a listener (TLS is attached by the caller).
@@ -135,7 +168,10 @@ fn listeners(args: &Args) -> anyhow::Result<Vec<server::Listen>> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let explicit_config = std::env::args().any(|a| a == "--config-file" || a.starts_with("--config-file="));
+    let file = config::load(&args.config_file, explicit_config)?;
+    merge_config(&mut args, file);
     let level = if args.debug { "debug" } else { args.log_level.as_str() };
     tracing_subscriber::fmt()
         .with_env_filter(
