@@ -46,6 +46,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => {
             wait(host.as_deref(), a.names).await
         }
+        Cmd::Volume(v) => crate::volume::dispatch(host.as_deref(), v).await,
     };
     match res {
         Ok(code) => code,

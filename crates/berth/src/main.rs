@@ -1,6 +1,7 @@
 //! `berth`: a docker-compatible command line client for berthd.
 #![recursion_limit = "512"]
 
+mod volume;
 mod cmds;
 mod humanize;
 mod jsonfmt;
@@ -75,6 +76,9 @@ pub enum Cmd {
     Rmi(RmiArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCmd),
 }
 
 #[derive(Subcommand, Debug)]

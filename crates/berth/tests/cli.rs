@@ -561,3 +561,26 @@ fn start_attach_kill_and_rm_force() {
     ok(berth(&h, &["rm", "-f", &name]));
     rmi(&h, &img);
 }
+
+/// `berth volume` against the docker CLI on the same daemon: same listing, same errors.
+#[test]
+fn volume_commands_match_docker() {
+    let Some(h) = host() else { return };
+    let name = unique("clivol");
+    assert_eq!(out(&ok(berth(&h, &["volume", "create", "--label", "t=cli", &name]))).trim(), name);
+    let docker = |args: &[&str]| {
+        Command::new("docker").arg("-H").arg(&h).args(args).env_remove("DOCKER_HOST").output().expect("docker")
+    };
+    let ours = out(&ok(berth(&h, &["volume", "ls", "--filter", "label=t=cli"])));
+    let theirs = String::from_utf8_lossy(&docker(&["volume", "ls", "--filter", "label=t=cli"]).stdout).to_string();
+    assert_eq!(ours, theirs);
+    let f = "{{.Name}} {{.Driver}} {{.Scope}}";
+    assert_eq!(
+        out(&ok(berth(&h, &["volume", "inspect", "--format", f, &name]))),
+        String::from_utf8_lossy(&docker(&["volume", "inspect", "--format", f, &name]).stdout)
+    );
+    assert_eq!(out(&ok(berth(&h, &["volume", "rm", &name]))).trim(), name);
+    let gone = berth(&h, &["volume", "rm", &name]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(err(&gone).contains("no such volume"), "{}", err(&gone));
+}
