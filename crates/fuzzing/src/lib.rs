@@ -17,6 +17,8 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("seccomp_profile", seccomp_profile),
     ("auth_challenge", auth_challenge),
     ("tar_layer", tar_layer),
+    ("dockerfile", dockerfile),
+    ("dockerignore", dockerignore),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -116,6 +118,38 @@ pub fn auth_challenge(data: &[u8]) {
     if let Some(mut a) = berth_registry::AuthConfig::from_header(s) {
         a.fill_from_auth();
         let _ = a.basic();
+    }
+}
+
+/// Dockerfiles: parsing never panics; every parsed instruction's key/values and words go
+/// through the shell-word expansion too.
+pub fn dockerfile(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    let Ok(df) = berth_dockerfile::parse(s) else { return };
+    let env: std::collections::BTreeMap<String, String> =
+        [("A".to_string(), "1".to_string()), ("B".to_string(), "x y".to_string())].into();
+    for i in &df.instructions {
+        if let berth_dockerfile::Args::Shell(a) = &i.args {
+            let _ = berth_dockerfile::shell::process_word(a, &env, df.escape);
+            let _ = berth_dockerfile::shell::process_words(a, &env, df.escape);
+            if matches!(i.cmd.as_str(), "ENV" | "LABEL" | "ARG") {
+                let _ = berth_dockerfile::parser::parse_key_values(&i.cmd, a, i.line);
+            }
+        }
+    }
+}
+
+/// `.dockerignore` content against paths: never panics; an exclusion-free file's verdicts are
+/// stable under path cleaning (`./a` is `a`).
+pub fn dockerignore(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    let (patterns, paths) = s.split_once("\n---\n").unwrap_or((s, "a/b/c\nREADME.md\nx.log"));
+    let m = berth_dockerfile::Matcher::parse(patterns);
+    // Context paths are relative and never climb out (the builder rejects those).
+    for p in paths.lines().take(64).filter(|p| !p.starts_with('/') && !p.split('/').any(|c| c == "..")) {
+        let a = m.excluded(p);
+        let b = m.excluded(&format!("./{p}"));
+        assert_eq!(a, b, "{p:?} vs ./{p:?} under {patterns:?}");
     }
 }
 
