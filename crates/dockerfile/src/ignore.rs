@@ -89,45 +89,59 @@ fn matches_or_parent(pattern: &str, path: &str) -> bool {
 }
 
 /// Go `filepath.Match` plus `**` (any run of characters including `/`; `**/` may match
-/// nothing).
+/// nothing). Memoised over (pattern position, text position), so hostile patterns (many `*`
+/// against long paths) stay polynomial.
 pub fn glob(p: &[u8], s: &[u8]) -> bool {
-    if p.is_empty() {
-        return s.is_empty();
+    let mut memo = vec![None; (p.len() + 1) * (s.len() + 1)];
+    glob_at(p, s, 0, 0, &mut memo)
+}
+
+fn glob_at(p: &[u8], s: &[u8], pi: usize, si: usize, memo: &mut Vec<Option<bool>>) -> bool {
+    let key = pi * (s.len() + 1) + si;
+    if let Some(v) = memo[key] {
+        return v;
     }
-    match p[0] {
-        b'*' if p.get(1) == Some(&b'*') => {
-            let rest = &p[2..];
-            // `**/` can also match zero directories.
-            if let Some(after) = rest.strip_prefix(b"/") {
-                if glob(after, s) {
-                    return true;
+    let (pp, ss) = (&p[pi..], &s[si..]);
+    let v = if pp.is_empty() {
+        ss.is_empty()
+    } else {
+        match pp[0] {
+            b'*' if pp.get(1) == Some(&b'*') => {
+                let rest = pi + 2;
+                // `**/` can also match zero directories.
+                (p.get(rest) == Some(&b'/') && glob_at(p, s, rest + 1, si, memo))
+                    || (si..=s.len()).any(|k| glob_at(p, s, rest, k, memo))
+            }
+            b'*' => {
+                let mut found = false;
+                for k in si..=s.len() {
+                    if glob_at(p, s, pi + 1, k, memo) {
+                        found = true;
+                        break;
+                    }
+                    if k < s.len() && s[k] == b'/' {
+                        break;
+                    }
+                }
+                found
+            }
+            b'?' => !ss.is_empty() && ss[0] != b'/' && glob_at(p, s, pi + 1, si + 1, memo),
+            b'[' => {
+                if ss.is_empty() || ss[0] == b'/' {
+                    false
+                } else {
+                    match class(&pp[1..], ss[0]) {
+                        Some((matched, used)) => matched && glob_at(p, s, pi + 1 + used, si + 1, memo),
+                        None => false,
+                    }
                 }
             }
-            (0..=s.len()).any(|k| glob(rest, &s[k..]))
+            b'\\' if pp.len() > 1 => !ss.is_empty() && ss[0] == pp[1] && glob_at(p, s, pi + 2, si + 1, memo),
+            c => !ss.is_empty() && ss[0] == c && glob_at(p, s, pi + 1, si + 1, memo),
         }
-        b'*' => {
-            let rest = &p[1..];
-            for k in 0..=s.len() {
-                if glob(rest, &s[k..]) {
-                    return true;
-                }
-                if k < s.len() && s[k] == b'/' {
-                    break;
-                }
-            }
-            false
-        }
-        b'?' => !s.is_empty() && s[0] != b'/' && glob(&p[1..], &s[1..]),
-        b'[' => {
-            if s.is_empty() || s[0] == b'/' {
-                return false;
-            }
-            let Some((matched, used)) = class(&p[1..], s[0]) else { return false };
-            matched && glob(&p[1 + used..], &s[1..])
-        }
-        b'\\' if p.len() > 1 => !s.is_empty() && s[0] == p[1] && glob(&p[2..], &s[1..]),
-        c => !s.is_empty() && s[0] == c && glob(&p[1..], &s[1..]),
-    }
+    };
+    memo[key] = Some(v);
+    v
 }
 
 /// A `[...]` class (after the `[`): whether `c` matches, and how many pattern bytes it used
