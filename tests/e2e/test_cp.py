@@ -95,7 +95,8 @@ def test_stdin_stdout_tar_and_errors(daemon, box, tmp_path, image, names):
     ro = names("ro")
     daemon.ok(*daemon.run_args("-d", "--name", ro, "--read-only", image, "sleep", "600"))
     rc, _, err = daemon.docker("cp", str(tmp_path / "x"), f"{ro}:/tmp/")
-    assert rc != 0 and "container rootfs is marked read-only" in err
+    # berthd refuses before reading the upload; the CLI may see the connection close first.
+    assert rc != 0 and ("container rootfs is marked read-only" in err or "broken pipe" in err), err
     # ... but a bind mounted on it takes copies.
     bind = tmp_path / "robind"
     bind.mkdir()

@@ -74,7 +74,9 @@ def test_import_that_does_not_fit_fails_cleanly_and_recovers(small_daemon, workd
     tar = big_tar(workdir, rootfs_tar, 40)  # the blob plus its unpacked snapshot need ~80 MB
     rc, _, err = d.docker("import", str(tar), "full/big:1")
     assert rc != 0
-    assert "no space left on device" in err.lower(), err
+    # The daemon answers as soon as the disk is full; a client still uploading may see the
+    # connection close first.
+    assert "no space left on device" in err.lower() or "broken pipe" in err.lower(), err
     assert d.docker("image", "inspect", "full/big:1")[0] != 0, "a half-written image is visible"
     assert temp_files(d.data_root) == []
     # The daemon keeps serving, and what was there still works.

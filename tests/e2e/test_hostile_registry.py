@@ -36,7 +36,18 @@ class Content:
     """Blobs and per-repository manifests of the fake registry."""
 
     def __init__(self, rootfs_tar):
-        raw = rootfs_tar.read_bytes()
+        # A layer no other test has pulled or imported: the daemon must really download it.
+        import io
+        import tarfile
+        buf = io.BytesIO()
+        with tarfile.open(rootfs_tar) as src, tarfile.open(fileobj=buf, mode="w") as dst:
+            for m in src.getmembers():
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+            unique = os.urandom(64)
+            ti = tarfile.TarInfo("hostile-unique")
+            ti.size = len(unique)
+            dst.addfile(ti, io.BytesIO(unique))
+        raw = buf.getvalue()
         self.layer = gzip.compress(raw, mtime=0)
         self.config = json.dumps({
             "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
