@@ -1,11 +1,12 @@
 //! Command implementations (everything except `run`/attach, see run.rs).
 
-use crate::humanize::{ago, bytes_size, ellipsis, human_size, short_id, table};
+use crate::humanize::{ago, bytes_size, ellipsis, human_size, short_id};
 use crate::{
     jsonfmt, run, template, Cli, Cmd, ContainerCmd, ExitStatus, FormatNames, ImageCmd, ImagesArgs,
     ImportArgs, InspectArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RmiArgs, StartArgs, StopArgs,
     TagArgs,
 };
+use crate::format::{go_time, headers, labels_column, ListFormat};
 use anyhow::{anyhow, bail, Context, Result};
 use berth_client::{Client, ImportOptions, ListContainersOptions, LogsOptions, ReqBody};
 use serde_json::{json, Value};
@@ -13,7 +14,8 @@ use std::io::Write;
 
 /// Run the parsed command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> i32 {
-    let host = cli.host.clone();
+    crate::context::set_config_dir(cli.config.as_deref());
+    crate::daemon::set_wanted(cli.start_daemon);
     let Some(cmd) = cli.cmd else {
         if cli.version {
             println!("Berth version {}", berth_client::CLIENT_VERSION);
@@ -22,32 +24,115 @@ pub async fn dispatch(cli: Cli) -> i32 {
         eprintln!("Usage:  berth [OPTIONS] COMMAND\n\nRun 'berth --help' for more information");
         return 0;
     };
-    let res = match cmd {
-        Cmd::Version(f) => version(host.as_deref(), f.format).await,
-        Cmd::Info(f) => info(host.as_deref(), f.format).await,
-        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import(host.as_deref(), a).await,
-        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(host.as_deref(), a).await,
-        Cmd::Image(ImageCmd::Inspect(a)) => inspect_typed(host.as_deref(), a, "image").await,
-        Cmd::Image(ImageCmd::Rm(a)) | Cmd::Rmi(a) => rmi(host.as_deref(), a).await,
-        Cmd::Image(ImageCmd::Tag(a)) | Cmd::Tag(a) => tag(host.as_deref(), a).await,
-        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => {
-            return run::run(host.as_deref(), a).await
+    // Context commands and generators need no daemon address.
+    match cmd {
+        Cmd::Context(c) => {
+            return finish(crate::context::dispatch(c, cli.host.as_deref(), cli.context.as_deref()))
         }
-        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => ps(host.as_deref(), a).await,
-        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => logs(host.as_deref(), a).await,
-        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => stop(host.as_deref(), a).await,
-        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => rm(host.as_deref(), a).await,
-        Cmd::Inspect(a) => inspect(host.as_deref(), a).await,
-        Cmd::Container(ContainerCmd::Inspect(a)) => {
-            inspect_typed(host.as_deref(), a, "container").await
+        Cmd::Gen(g) => return finish(crate::gen::dispatch(g)),
+        Cmd::Logout(a) => return finish(crate::auth::logout(a)),
+        _ => {}
+    }
+    let host = match crate::context::resolve_host(cli.host.as_deref(), cli.context.as_deref()) {
+        Ok(h) => h,
+        Err(e) => {
+            let code = if matches!(cmd, Cmd::Run(_) | Cmd::Create(_)) { 125 } else { 1 };
+            eprintln!("berth: {e:#}");
+            return code;
         }
-        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => start(host.as_deref(), a).await,
-        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => kill(host.as_deref(), a).await,
-        Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => {
-            wait(host.as_deref(), a.names).await
-        }
-        Cmd::Volume(v) => crate::volume::dispatch(host.as_deref(), v).await,
     };
+    let host = host.as_deref();
+    let res = match cmd {
+        Cmd::Context(_) | Cmd::Gen(_) | Cmd::Logout(_) => Ok(0),
+        Cmd::Complete(a) => return crate::gen::complete(host, a).await,
+        Cmd::Version(f) => version(host, f.format).await,
+        Cmd::Info(f) | Cmd::System(crate::system::SystemCmd::Info(f)) => info(host, f.format).await,
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import(host, a).await,
+        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images(host, a).await,
+        Cmd::Image(ImageCmd::Inspect(a)) => inspect_typed(host, a, "image").await,
+        Cmd::Image(ImageCmd::Rm(a)) | Cmd::Rmi(a) => rmi(host, a).await,
+        Cmd::Image(ImageCmd::Tag(a)) | Cmd::Tag(a) => tag(host, a).await,
+        Cmd::Image(ImageCmd::Build(a)) | Cmd::Build(a) => crate::image::build(host, a).await,
+        Cmd::Image(ImageCmd::History(a)) | Cmd::History(a) => crate::image::history(host, a).await,
+        Cmd::Image(ImageCmd::Load(a)) | Cmd::Load(a) => crate::image::load(host, a).await,
+        Cmd::Image(ImageCmd::Save(a)) | Cmd::Save(a) => crate::image::save(host, a).await,
+        Cmd::Image(ImageCmd::Pull(a)) | Cmd::Pull(a) => crate::image::pull(host, a).await,
+        Cmd::Image(ImageCmd::Push(a)) | Cmd::Push(a) => crate::image::push(host, a).await,
+        Cmd::Image(ImageCmd::Prune(a)) => crate::image::prune(host, a).await,
+        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => return run::run(host, a).await,
+        Cmd::Create(a) | Cmd::Container(ContainerCmd::Create(a)) => {
+            return run::create(host, a).await
+        }
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => ps(host, a).await,
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => logs(host, a).await,
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => stop(host, a).await,
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => rm(host, a).await,
+        Cmd::Inspect(a) => inspect(host, a).await,
+        Cmd::Container(ContainerCmd::Inspect(a)) => {
+            inspect(
+                host,
+                InspectArgs {
+                    format: a.format,
+                    kind: Some("container".into()),
+                    size: a.size,
+                    names: a.names,
+                },
+            )
+            .await
+        }
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => start(host, a).await,
+        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => kill(host, a).await,
+        Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => wait(host, a.names).await,
+        Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => run::attach(host, &a).await,
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => {
+            crate::container::commit(host, a).await
+        }
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => crate::container::cp(host, a).await,
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => {
+            crate::container::diff(host, a).await
+        }
+        Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => {
+            crate::container::exec(host, a).await
+        }
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => {
+            crate::container::export(host, a).await
+        }
+        Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => {
+            crate::container::each(host, &a.names, "pause", Vec::new()).await
+        }
+        Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => {
+            crate::container::each(host, &a.names, "unpause", Vec::new()).await
+        }
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => {
+            crate::container::port(host, a).await
+        }
+        Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => {
+            crate::container::rename(host, a).await
+        }
+        Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => {
+            crate::container::restart(host, a).await
+        }
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => {
+            crate::container::stats(host, a).await
+        }
+        Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => crate::container::top(host, a).await,
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => {
+            crate::container::update(host, a).await
+        }
+        Cmd::Container(ContainerCmd::Prune(a)) => crate::container::prune(host, a).await,
+        Cmd::Events(a) | Cmd::System(crate::system::SystemCmd::Events(a)) => {
+            crate::system::events(host, a).await
+        }
+        Cmd::System(crate::system::SystemCmd::Df(a)) => crate::system::df(host, a).await,
+        Cmd::System(crate::system::SystemCmd::Prune(a)) => crate::system::prune(host, a).await,
+        Cmd::Login(a) => crate::auth::login(host, a).await,
+        Cmd::Network(n) => crate::network::dispatch(host, n).await,
+        Cmd::Volume(v) => crate::volume::dispatch(host, v).await,
+    };
+    finish(res)
+}
+
+fn finish(res: Result<i32>) -> i32 {
     match res {
         Ok(code) => code,
         Err(e) => report(&e),
@@ -68,9 +153,27 @@ pub fn report(e: &anyhow::Error) -> i32 {
     1
 }
 
-/// Connect and negotiate the API version.
+/// Connect and negotiate the API version; with `--start-daemon`/`BERTH_START_DAEMON=1`, start
+/// berthd when nothing answers.
 pub async fn connect(host: Option<&str>) -> Result<Client> {
-    Ok(Client::connect(host).await?)
+    match Client::connect(host).await {
+        Ok(c) => Ok(c),
+        Err(e @ berth_client::Error::Connect { .. }) => {
+            let socket = Client::new(host)?.socket().to_path_buf();
+            if crate::daemon::wanted() {
+                crate::daemon::start(&socket).await?;
+                return Ok(Client::connect(host).await?);
+            }
+            if nix::unistd::geteuid().is_root() {
+                Err(anyhow!(
+                    "{e}\n(or run berth with --start-daemon, or set BERTH_START_DAEMON=1, to have it start berthd for you)"
+                ))
+            } else {
+                Err(e.into())
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -403,16 +506,12 @@ pub fn split_repo_tag(r: &str) -> (String, Option<String>) {
 
 async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
     let client = connect(host).await?;
-    let list = client.list_images(a.all).await?;
-    let mut rows = vec![vec![
-        "REPOSITORY".to_string(),
-        "TAG".into(),
-        "IMAGE ID".into(),
-        "CREATED".into(),
-        "SIZE".into(),
-    ]];
+    let filters = crate::opts::filters(&a.filter)?;
+    let list = client
+        .list_images_filtered(a.all, a.digests, filters.as_ref())
+        .await?;
     let mut seen_q = std::collections::HashSet::new();
-    let mut formatted = Vec::new();
+    let mut rows = Vec::new();
     for img in &list {
         let id = s(img, "/Id");
         let shown_id = if a.no_trunc {
@@ -434,8 +533,17 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
                     .collect()
             })
             .unwrap_or_default();
+        let digests: Vec<String> = img
+            .get("RepoDigests")
+            .and_then(Value::as_array)
+            .map(|d| d.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
         if tags.is_empty() {
-            tags.push(("<none>".into(), "<none>".into()));
+            // an untagged image with a digest shows its repository, as docker does
+            match digests.iter().find(|d| *d != "<none>@<none>") {
+                Some(d) => tags.push((d.split('@').next().unwrap_or("<none>").to_string(), "<none>".into())),
+                None => tags.push(("<none>".into(), "<none>".into())),
+            }
         }
         if let Some(filter) = &a.reference {
             let (fr, ft) = split_repo_tag(filter);
@@ -452,35 +560,56 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
         }
         let created = img.get("Created").and_then(Value::as_i64).unwrap_or(0);
         let size = img.get("Size").and_then(Value::as_i64).unwrap_or(0);
+        let n_or_na = |k: &str| match img.get(k).and_then(Value::as_i64) {
+            Some(n) if n >= 0 => n.to_string(),
+            _ => "N/A".to_string(),
+        };
+        let shared = img.get("SharedSize").and_then(Value::as_i64).unwrap_or(-1);
         for (repo, tag) in tags {
-            if let Some(f) = &a.format {
-                let data = json!({
-                    "ID": shown_id, "Repository": repo, "Tag": tag,
-                    "CreatedSince": ago(created), "Size": human_size(size),
-                    "CreatedAt": created,
-                });
-                formatted.push(render_fmt(f, &data)?);
-                continue;
-            }
-            rows.push(vec![
-                repo,
-                tag,
-                shown_id.clone(),
-                ago(created),
-                human_size(size),
-            ]);
+            let digest = digests
+                .iter()
+                .find(|d| d.split('@').next() == Some(repo.as_str()))
+                .and_then(|d| d.split('@').nth(1))
+                .unwrap_or("<none>")
+                .to_string();
+            rows.push(json!({
+                "ID": shown_id, "Repository": repo, "Tag": tag, "Digest": digest,
+                "CreatedSince": ago(created), "CreatedAt": go_time(created),
+                "Size": human_size(size), "VirtualSize": human_size(img.get("VirtualSize").and_then(Value::as_i64).unwrap_or(size)),
+                "SharedSize": if shared >= 0 { human_size(shared) } else { "N/A".into() },
+                "UniqueSize": if shared >= 0 { human_size(size - shared) } else { "N/A".into() },
+                "Containers": n_or_na("Containers"),
+            }));
         }
     }
     if a.quiet {
         return Ok(0);
     }
-    if a.format.is_some() {
-        for l in formatted {
-            println!("{l}");
-        }
-        return Ok(0);
-    }
-    print!("{}", table(&rows));
+    let default = if a.digests {
+        "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let fmt = a.format.clone().or_else(|| {
+        crate::context::config_value("imagesFormat").and_then(|v| v.as_str().map(str::to_string))
+    });
+    let f = ListFormat::parse(fmt.as_deref(), default)?;
+    f.print(
+        &headers(&[
+            ("ID", "IMAGE ID"),
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("Digest", "DIGEST"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+            ("Containers", "CONTAINERS"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
+            ("VirtualSize", "VIRTUAL SIZE"),
+        ]),
+        &rows,
+    )?;
     Ok(0)
 }
 
@@ -587,26 +716,19 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
     } else {
         None
     };
+    let fmt = a.format.clone().or_else(|| {
+        crate::context::config_value("psFormat").and_then(|v| v.as_str().map(str::to_string))
+    });
+    // docker asks for sizes when the format shows them
+    let want_size = a.size || fmt.as_deref().is_some_and(|f| f.contains(".Size"));
     let opts = ListContainersOptions {
-        all: a.all,
+        all: a.all || limit.is_some(),
         limit,
-        size: a.size,
+        size: want_size,
         filters: ps_filters(&a.filter)?,
     };
     let list = client.list_containers(&opts).await?;
-    let mut header = vec![
-        "CONTAINER ID".to_string(),
-        "IMAGE".into(),
-        "COMMAND".into(),
-        "CREATED".into(),
-        "STATUS".into(),
-        "PORTS".into(),
-        "NAMES".into(),
-    ];
-    if a.size {
-        header.push("SIZE".into());
-    }
-    let mut rows = vec![header];
+    let mut rows = Vec::new();
     for c in &list {
         let id = s(c, "/Id");
         let id_shown = if a.no_trunc {
@@ -646,36 +768,74 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
             })
             .unwrap_or_default();
         let created = c.get("Created").and_then(Value::as_i64).unwrap_or(0);
-        let ports = format_ports(c.get("Ports"));
-        if let Some(f) = &a.format {
-            let data = json!({
-                "ID": id_shown, "Image": image, "Command": command,
-                "CreatedAt": created, "RunningFor": ago(created).trim_end_matches(" ago"),
-                "Status": s(c, "/Status"), "State": s(c, "/State"), "Ports": ports,
-                "Names": names.join(","), "Labels": c.get("Labels").cloned().unwrap_or(Value::Null),
-            });
-            println!("{}", render_fmt(f, &data)?);
-            continue;
-        }
-        let mut row = vec![
-            id_shown,
-            image,
-            command,
-            ago(created),
-            s(c, "/Status").to_string(),
-            ports,
-            names.join(","),
-        ];
-        if a.size {
-            let rw = c.get("SizeRw").and_then(Value::as_i64).unwrap_or(0);
-            let root = c.get("SizeRootFs").and_then(Value::as_i64).unwrap_or(0);
-            row.push(format!("{} (virtual {})", human_size(rw), human_size(root)));
-        }
-        rows.push(row);
+        let rw = c.get("SizeRw").and_then(Value::as_i64).unwrap_or(0);
+        let root = c.get("SizeRootFs").and_then(Value::as_i64).unwrap_or(0);
+        let size = if root > 0 {
+            format!("{} (virtual {})", crate::humanize::human_size_prec(rw, 3), crate::humanize::human_size_prec(root, 3))
+        } else {
+            crate::humanize::human_size_prec(rw, 3)
+        };
+        let mut networks: Vec<String> = c
+            .pointer("/NetworkSettings/Networks")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        networks.sort();
+        let mounts: Vec<String> = c
+            .get("Mounts")
+            .and_then(Value::as_array)
+            .map(|m| {
+                m.iter()
+                    .map(|x| {
+                        let n = if s(x, "/Name").is_empty() { s(x, "/Source") } else { s(x, "/Name") };
+                        if a.no_trunc { n.to_string() } else { ellipsis(n, 15) }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let local_volumes = c
+            .get("Mounts")
+            .and_then(Value::as_array)
+            .map_or(0, |m| m.iter().filter(|x| s(x, "/Driver") == "local").count());
+        rows.push(json!({
+            "ID": id_shown, "Image": image, "Command": command,
+            "CreatedAt": go_time(created), "RunningFor": ago(created),
+            "Status": s(c, "/Status"), "State": s(c, "/State"),
+            "Ports": format_ports(c.get("Ports")), "Names": names.join(","),
+            "Labels": labels_column(c.get("Labels")), "Size": size,
+            "Networks": networks.join(","), "Mounts": mounts.join(","),
+            "LocalVolumes": local_volumes.to_string(),
+        }));
     }
-    if !a.quiet && a.format.is_none() {
-        print!("{}", table(&rows));
+    if a.quiet {
+        return Ok(0);
     }
+    let mut default = String::from(
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    );
+    if a.size {
+        default.push_str("\t{{.Size}}");
+    }
+    let f = ListFormat::parse(fmt.as_deref(), &default)?;
+    f.print(
+        &headers(&[
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("CreatedAt", "CREATED AT"),
+            ("RunningFor", "CREATED"),
+            ("Ports", "PORTS"),
+            ("State", "STATE"),
+            ("Status", "STATUS"),
+            ("Size", "SIZE"),
+            ("Names", "NAMES"),
+            ("Labels", "LABELS"),
+            ("Mounts", "MOUNTS"),
+            ("Networks", "NETWORKS"),
+            ("LocalVolumes", "LOCAL VOLUMES"),
+        ]),
+        &rows,
+    )?;
     Ok(0)
 }
 
@@ -729,6 +889,7 @@ async fn logs(host: Option<&str>, a: LogsArgs) -> Result<i32> {
         tail: Some(a.tail.clone()),
         since: a.since.as_deref().map(parse_timestamp).transpose()?,
         until: a.until.as_deref().map(parse_timestamp).transpose()?,
+        details: a.details,
     };
     let body = client.container_logs(s(&c, "/Id"), &opts).await?;
     let mut out = tokio::io::stdout();
@@ -795,7 +956,8 @@ async fn start(host: Option<&str>, a: StartArgs) -> Result<i32> {
         if a.names.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        return run::start_attached(host, &a.names[0], a.interactive).await;
+        return run::start_attached(host, &a.names[0], a.interactive, a.detach_keys.as_deref())
+            .await;
     }
     let client = connect(host).await?;
     let c = &client;
@@ -837,19 +999,16 @@ async fn wait(host: Option<&str>, names: Vec<String>) -> Result<i32> {
 
 // ----- inspect ------------------------------------------------------------------------------
 
-async fn get_raw(client: &Client, path: &str) -> Result<Option<Vec<u8>>, berth_client::Error> {
+/// GET a JSON document raw (keeping the daemon's key order); None on 404.
+pub async fn get_raw(client: &Client, path: &str) -> Result<Option<Vec<u8>>, berth_client::Error> {
     match client
-        .request(hyper_method_get(), path, None, ReqBody::empty())
+        .request(berth_client::Method::GET, path, None, ReqBody::empty())
         .await
     {
         Ok(resp) => Ok(Some(berth_client::read_body(resp, path).await?.to_vec())),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn hyper_method_get() -> berth_client::Method {
-    berth_client::Method::GET
 }
 
 async fn inspect_typed(host: Option<&str>, a: FormatNames, kind: &str) -> Result<i32> {
@@ -865,11 +1024,43 @@ async fn inspect_typed(host: Option<&str>, a: FormatNames, kind: &str) -> Result
     .await
 }
 
+/// Print raw inspect documents: docker's 4-space JSON array, or a template per object
+/// (`json` = `{{json .}}`).
+pub fn print_inspect(found: &[Vec<u8>], format: Option<&str>) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        Some(f) if !f.is_empty() => {
+            let f = if f == "json" { "{{json .}}" } else { f };
+            let tpl = template::Template::parse(f)?;
+            for raw in found {
+                let v: Value = serde_json::from_slice(raw).context("decoding inspect reply")?;
+                writeln!(stdout, "{}", tpl.execute(&v)?)?;
+            }
+        }
+        _ => {
+            let mut out = String::from("[");
+            for (i, raw) in found.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("\n    ");
+                out.push_str(&jsonfmt::indent(raw, "    ", "    "));
+            }
+            if !found.is_empty() {
+                out.push('\n');
+            }
+            out.push(']');
+            writeln!(stdout, "{out}")?;
+        }
+    }
+    Ok(())
+}
+
 async fn inspect(host: Option<&str>, a: InspectArgs) -> Result<i32> {
     let client = connect(host).await?;
     let kinds: Vec<&str> = match a.kind.as_deref() {
-        None | Some("") => vec!["container", "image"],
-        Some(k @ ("container" | "image")) => vec![k],
+        None | Some("") => vec!["container", "image", "network", "volume"],
+        Some(k @ ("container" | "image" | "network" | "volume")) => vec![k],
         Some(other) => bail!("\"{other}\" is not a valid value for --type"),
     };
     let mut found: Vec<Vec<u8>> = Vec::new();
@@ -881,11 +1072,19 @@ async fn inspect(host: Option<&str>, a: InspectArgs) -> Result<i32> {
             let path = match *k {
                 "container" if a.size => format!("/containers/{seg}/json?size=1"),
                 "container" => format!("/containers/{seg}/json"),
-                _ => format!("/images/{seg}/json"),
+                "image" => format!("/images/{seg}/json"),
+                "network" => format!("/networks/{seg}"),
+                _ => format!("/volumes/{seg}"),
             };
-            if let Some(raw) = get_raw(&client, &path).await? {
-                hit = Some(raw);
-                break;
+            match get_raw(&client, &path).await {
+                Ok(Some(raw)) => {
+                    hit = Some(raw);
+                    break;
+                }
+                Ok(None) => {}
+                // a daemon without that object kind (no networks yet) is a miss, not a failure
+                Err(e) if kinds.len() > 1 && matches!(e.status(), Some(400 | 405 | 501)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         match hit {
@@ -893,33 +1092,13 @@ async fn inspect(host: Option<&str>, a: InspectArgs) -> Result<i32> {
             None => errors.push(match a.kind.as_deref() {
                 Some("container") => format!("Error: No such container: {name}"),
                 Some("image") => format!("Error: No such image: {name}"),
+                Some("network") => format!("Error: No such network: {name}"),
+                Some("volume") => format!("Error: No such volume: {name}"),
                 _ => format!("Error: No such object: {name}"),
             }),
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    if let Some(f) = &a.format {
-        let tpl = template::Template::parse(f)?;
-        for raw in &found {
-            let v: Value = serde_json::from_slice(raw).context("decoding inspect reply")?;
-            writeln!(stdout, "{}", tpl.execute(&v)?)?;
-        }
-    } else {
-        let mut out = String::from("[");
-        for (i, raw) in found.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str("\n    ");
-            out.push_str(&jsonfmt::indent(raw, "    ", "    "));
-        }
-        if !found.is_empty() {
-            out.push('\n');
-        }
-        out.push(']');
-        writeln!(stdout, "{out}")?;
-    }
-    drop(stdout);
+    print_inspect(&found, a.format.as_deref())?;
     for e in &errors {
         eprintln!("{e}");
     }

@@ -75,6 +75,11 @@ pub fn bytes_size(bytes: i64) -> String {
 /// Render rows like Go's tabwriter with docker's settings (minwidth 10, padding 3):
 /// every column but the last is padded to max(10, widest cell + 3).
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_min(rows, 10)
+}
+
+/// `table` with another tabwriter minimum cell width (`top` uses 20).
+pub fn table_min(rows: &[Vec<String>], min: usize) -> String {
     let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; ncols];
     for r in rows {
@@ -88,7 +93,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, c) in r.iter().enumerate() {
             line.push_str(c);
             if i + 1 < r.len() {
-                let w = (widths[i] + 3).max(10);
+                let w = (widths[i] + 3).max(min);
                 for _ in c.chars().count()..w {
                     line.push(' ');
                 }

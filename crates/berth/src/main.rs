@@ -1,12 +1,25 @@
 //! `berth`: a docker-compatible command line client for berthd.
 #![recursion_limit = "512"]
 
-mod volume;
+mod auth;
 mod cmds;
+mod container;
+mod context;
+mod daemon;
+mod format;
+mod gen;
 mod humanize;
+mod image;
 mod jsonfmt;
+mod network;
+mod opts;
+mod pipe;
+mod progress;
 mod run;
+mod system;
 mod template;
+mod tty;
+mod volume;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
@@ -28,9 +41,18 @@ impl std::error::Error for ExitStatus {}
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (unix:///path); defaults to $DOCKER_HOST or unix:///run/berth/berth.sock
+    /// Daemon socket to connect to (unix:///path); defaults to $DOCKER_HOST, the current context, or unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true)]
     pub host: Option<String>,
+    /// Name of the context to use (overrides DOCKER_HOST and `berth context use`)
+    #[arg(long = "context", global = true)]
+    pub context: Option<String>,
+    /// Location of client config files (default ~/.docker, or $DOCKER_CONFIG)
+    #[arg(long = "config", global = true)]
+    pub config: Option<String>,
+    /// Start berthd (from next to this binary) when no daemon answers and you are root; also BERTH_START_DAEMON=1
+    #[arg(long = "start-daemon", global = true)]
+    pub start_daemon: bool,
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
     pub version: bool,
@@ -40,85 +62,207 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Show the Berth version information
-    Version(FormatArg),
-    /// Display system-wide information
-    Info(FormatArg),
-    /// Import the contents from a tarball to create a filesystem image
-    Import(ImportArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
+    /// Build an image from a Dockerfile (classic builder)
+    #[command(alias = "buildx")]
+    Build(image::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container::CpArgs),
+    /// Create a new container
+    Create(run::RunArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::ContainerArg),
+    /// Get real time events from the server
+    Events(system::EventsArgs),
+    /// Execute a command in a running container
+    Exec(container::ExecArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container::ExportArgs),
+    /// Show the history of an image
+    History(image::HistoryArgs),
     /// List images
     Images(ImagesArgs),
-    /// Manage images
-    #[command(subcommand)]
-    Image(ImageCmd),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Display system-wide information
+    Info(FormatArg),
+    /// Return low-level information on Berth objects
+    Inspect(InspectArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(image::LoadArgs),
+    /// Authenticate to a registry
+    Login(auth::LoginArgs),
+    /// Log out from a registry
+    Logout(auth::LogoutArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArg),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Download an image from a registry
+    Pull(image::PullArgs),
+    /// Upload an image to a registry
+    Push(image::PushArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Restart one or more containers
+    Restart(container::RestartArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image::SaveArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(container::StatsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Display the running processes of a container
+    Top(container::TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArg),
+    /// Update configuration of one or more containers
+    Update(container::UpdateArgs),
+    /// Show the Berth version information
+    Version(FormatArg),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(NamesArg),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
-    /// Create and run a new container from an image
-    Run(run::RunArgs),
-    /// List containers
-    Ps(PsArgs),
-    /// Fetch the logs of a container
-    Logs(LogsArgs),
-    /// Stop one or more running containers
-    Stop(StopArgs),
-    /// Remove one or more containers
-    Rm(RmArgs),
-    /// Return low-level information on Berth objects
-    Inspect(InspectArgs),
-    /// Start one or more stopped containers
-    Start(StartArgs),
-    /// Kill one or more running containers
-    Kill(KillArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(NamesArg),
-    /// Remove one or more images
-    Rmi(RmiArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(TagArgs),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(context::ContextCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// Manage Berth
+    #[command(subcommand)]
+    System(system::SystemCmd),
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCmd),
+    /// Generate shell completions and man pages
+    #[command(subcommand)]
+    Gen(gen::GenCmd),
+    /// Names for shell completion (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete(gen::CompleteArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
-    /// List images
-    #[command(alias = "list")]
-    Ls(ImagesArgs),
+    /// Build an image from a Dockerfile (classic builder)
+    Build(image::BuildArgs),
+    /// Show the history of an image
+    History(image::HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Display detailed information on one or more images
     Inspect(FormatNames),
+    /// Load an image from a tar archive or STDIN
+    Load(image::LoadArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove unused images
+    Prune(image::PruneArgs),
+    /// Download an image from a registry
+    Pull(image::PullArgs),
+    /// Upload an image to a registry
+    Push(image::PushArgs),
     /// Remove one or more images
     #[command(alias = "remove")]
     Rm(RmiArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image::SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCmd {
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container::CpArgs),
+    /// Create a new container
+    Create(run::RunArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::ContainerArg),
+    /// Execute a command in a running container
+    Exec(container::ExecArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container::ExportArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
-    /// Create and run a new container from an image
-    Run(run::RunArgs),
-    /// Display detailed information on one or more containers
-    Inspect(FormatNames),
-    /// Fetch the logs of a container
-    Logs(LogsArgs),
-    /// Stop one or more running containers
-    Stop(StopArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArg),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
+    /// Remove all stopped containers
+    Prune(container::PruneArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Restart one or more containers
+    Restart(container::RestartArgs),
     /// Remove one or more containers
     #[command(alias = "remove")]
     Rm(RmArgs),
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
-    /// Kill one or more running containers
-    Kill(KillArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(container::StatsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Display the running processes of a container
+    Top(container::TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArg),
+    /// Update configuration of one or more containers
+    Update(container::UpdateArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArg),
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    /// Format output using a Go template
+    #[arg(short = 'f', long = "format")]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -168,6 +312,12 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// Show digests
+    #[arg(long = "digests")]
+    pub digests: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
     /// Format output using a Go template
     #[arg(long = "format")]
     pub format: Option<String>,
@@ -211,6 +361,9 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long = "timestamps")]
     pub timestamps: bool,
+    /// Show extra details provided to logs
+    #[arg(long = "details")]
+    pub details: bool,
     /// Number of lines to show from the end of the logs
     #[arg(short = 'n', long = "tail", default_value = "all")]
     pub tail: String,
@@ -272,6 +425,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -304,7 +460,21 @@ pub struct TagArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                // docker exits 125 for flag and usage errors
+                _ => 125,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -320,4 +490,35 @@ fn main() {
     // Do not wait for blocked stdin readers etc.
     rt.shutdown_timeout(std::time::Duration::from_millis(10));
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docker_aliases_parse() {
+        for args in [
+            &["berth", "container", "ls", "-a"][..],
+            &["berth", "container", "list"],
+            &["berth", "container", "ps"],
+            &["berth", "image", "ls"],
+            &["berth", "image", "list"],
+            &["berth", "image", "rm", "x"],
+            &["berth", "network", "ls"],
+            &["berth", "volume", "list"],
+            &["berth", "system", "df"],
+            &["berth", "context", "ls"],
+            &["berth", "exec", "-it", "c", "sh", "-c", "ls -l"],
+            &["berth", "--context", "x", "ps"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
 }

@@ -3,10 +3,9 @@
 
 use crate::cmds::connect;
 use anyhow::{bail, Result};
-use berth_client::{Client, Hijacked};
+use berth_client::Client;
 use clap::{ArgAction, Args};
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncWriteExt;
 
 #[derive(Args, Debug, Clone, Default)]
 #[command(disable_help_flag = true)]
@@ -59,6 +58,168 @@ pub struct RunArgs {
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])
+    #[arg(long = "restart")]
+    pub restart: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs
+    #[arg(long = "cpus")]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Sysctl options
+    #[arg(long = "sysctl")]
+    pub sysctl: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_negative_numbers = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long = "privileged")]
+    pub privileged: bool,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long = "device")]
+    pub device: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long = "init")]
+    pub init: bool,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", allow_negative_numbers = true)]
+    pub stop_timeout: Option<i64>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long = "domainname")]
+    pub domainname: Option<String>,
+    /// IPC mode to use
+    #[arg(long = "ipc")]
+    pub ipc: Option<String>,
+    /// PID namespace to use
+    #[arg(long = "pid")]
+    pub pid: Option<String>,
+    /// UTS namespace to use
+    #[arg(long = "uts")]
+    pub uts: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long = "cgroupns")]
+    pub cgroupns: Option<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Container runtime to use for this container
+    #[arg(long = "runtime")]
+    pub runtime: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long = "pull", default_value = "missing")]
+    pub pull: String,
+    /// Write the container ID to the file
+    #[arg(long = "cidfile")]
+    pub cidfile: Option<String>,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Proxy received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: bool,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(
         required = true,
@@ -83,11 +244,9 @@ fn rerr(msg: impl std::fmt::Display, code: i32) -> RunError {
 
 /// Entry point: returns the exit code.
 pub async fn run(host: Option<&str>, a: RunArgs) -> i32 {
-    let guard = RawModeGuard::enable(a.tty && a.interactive && !a.detach);
     match run_inner(host, &a).await {
         Ok(code) => code,
         Err(e) => {
-            drop(guard);
             eprintln!(
                 "berth: {}\n\nRun 'berth run --help' for more information",
                 e.msg
@@ -95,6 +254,96 @@ pub async fn run(host: Option<&str>, a: RunArgs) -> i32 {
             e.code
         }
     }
+}
+
+/// `berth create`: prints the new container's id; daemon errors exit 125.
+pub async fn create(host: Option<&str>, a: RunArgs) -> i32 {
+    let r = async {
+        let body = create_body(&a).map_err(|e| rerr(format!("{e:#}"), 125))?;
+        let client = connect(host).await.map_err(|e| rerr(e, 125))?;
+        let id = create_pulling(&client, &a, &body).await?;
+        Ok::<_, RunError>(id)
+    }
+    .await;
+    match r {
+        Ok(id) => {
+            println!("{id}");
+            0
+        }
+        Err(e) => {
+            eprintln!("berth: {}\n\nRun 'berth create --help' for more information", e.msg);
+            e.code
+        }
+    }
+}
+
+/// Pull `image` printing the progress to stderr (as `run`/`create` do); errors as daemon errors.
+async fn pull_for_run(client: &Client, image: &str, platform: Option<&str>, quiet: bool) -> Result<(), RunError> {
+    let (repo, tag) = crate::image::split_pull_ref(image);
+    let auth = crate::auth::registry_auth_header(image);
+    let mut lines = client
+        .pull(&repo, &tag, platform, &auth)
+        .await
+        .map_err(|e| rerr(e, 125))?;
+    loop {
+        match lines.next().await {
+            Ok(Some(v)) => {
+                if quiet {
+                    continue;
+                }
+                let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+                let has_progress = v
+                    .get("progressDetail")
+                    .is_some_and(|d| d.get("current").is_some() || d.get("total").is_some());
+                if has_progress {
+                    continue;
+                }
+                match v.get("id").and_then(Value::as_str) {
+                    Some(id) => eprintln!("{id}: {status}"),
+                    None => eprintln!("{status}"),
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(rerr(e, 125)),
+        }
+    }
+}
+
+/// Create, pulling the image first (`--pull always`) or when the daemon does not have it
+/// (`--pull missing`, the default), like the docker CLI.
+async fn create_pulling(client: &Client, a: &RunArgs, body: &Value) -> Result<String, RunError> {
+    let image = a.args.first().cloned().unwrap_or_default();
+    let policy = if a.pull.is_empty() { "missing" } else { a.pull.as_str() };
+    if !matches!(policy, "missing" | "always" | "never") {
+        return Err(rerr(format!("invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\""), 125));
+    }
+    if policy == "always" {
+        pull_for_run(client, &image, a.platform.as_deref(), a.quiet).await?;
+    }
+    let created = match client.create_container(a.name.as_deref(), body).await {
+        Ok(c) => c,
+        Err(e)
+            if e.is_not_found()
+                && policy == "missing"
+                && e.api_message()
+                    .is_some_and(|m| m.to_lowercase().contains("no such image")) =>
+        {
+            eprintln!("Unable to find image '{}' locally", with_default_tag(&image));
+            pull_for_run(client, &image, a.platform.as_deref(), a.quiet).await?;
+            client
+                .create_container(a.name.as_deref(), body)
+                .await
+                .map_err(|e| rerr(e, 125))?
+        }
+        Err(e) => return Err(rerr(e, 125)),
+    };
+    for w in created.warnings.iter().flatten() {
+        eprintln!("WARNING: {w}");
+    }
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &created.id).map_err(|e| rerr(format!("failed to write the container ID to the file: {e}"), 125))?;
+    }
+    Ok(created.id)
 }
 
 /// Exit code for a failed start, as the docker CLI derives it from the daemon's message.
@@ -211,6 +460,10 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         }
     }
     let mut exposed = Map::new();
+    for e in &a.expose {
+        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        exposed.insert(format!("{port}/{proto}"), json!({}));
+    }
     let mut bindings = Map::new();
     for p in &a.publish {
         let (key, ip, hp) = parse_publish(p)?;
@@ -222,11 +475,104 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
     }
     let network = a.network.clone().unwrap_or_else(|| "default".into());
     let mut endpoints = Map::new();
-    endpoints.insert(network.clone(), endpoint_settings());
+    let mut ep = endpoint_settings();
+    if !a.network_alias.is_empty() {
+        ep["Aliases"] = json!(a.network_alias);
+    }
+    endpoints.insert(network.clone(), ep);
+    let ulimits: Vec<Value> = a
+        .ulimit
+        .iter()
+        .map(|u| crate::opts::ulimit(u))
+        .collect::<Result<_>>()?;
+    let mounts: Vec<Value> = a
+        .mount
+        .iter()
+        .map(|m| crate::opts::mount(m))
+        .collect::<Result<_>>()?;
+    let devices: Vec<Value> = a
+        .device
+        .iter()
+        .map(|d| crate::opts::device(d))
+        .collect::<Result<_>>()?;
+    let mut tmpfs = Map::new();
+    for t in &a.tmpfs {
+        let (p, o) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        tmpfs.insert(p.to_string(), json!(o));
+    }
+    let caps = |v: &[String]| -> Value {
+        if v.is_empty() {
+            return Value::Null;
+        }
+        json!(v
+            .iter()
+            .map(|c| {
+                let c = c.to_ascii_uppercase();
+                if c == "ALL" || c.starts_with("CAP_") {
+                    c
+                } else {
+                    format!("CAP_{c}")
+                }
+            })
+            .collect::<Vec<_>>())
+    };
+    let restart = match &a.restart {
+        Some(r) => crate::opts::restart_policy(r)?,
+        None => json!({"Name": "no", "MaximumRetryCount": 0}),
+    };
+    if a.rm && restart["Name"] != "no" {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
+    let mem = a.memory.as_deref().map(crate::opts::ram_in_bytes).transpose()?.unwrap_or(0);
+    let swap = a.memory_swap.as_deref().map(crate::opts::swap_bytes).transpose()?.unwrap_or(0);
+    let mem_res = a
+        .memory_reservation
+        .as_deref()
+        .map(crate::opts::ram_in_bytes)
+        .transpose()?
+        .unwrap_or(0);
+    let shm = a.shm_size.as_deref().map(crate::opts::ram_in_bytes).transpose()?.unwrap_or(0);
+    let nano_cpus = a.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0);
+    let log_config = json!({
+        "Type": a.log_driver.clone().unwrap_or_default(),
+        "Config": crate::opts::kv_map(&a.log_opt),
+    });
+    let console = match (a.tty, crate::tty::terminal_size()) {
+        (true, Some((h, w))) => json!([h, w]),
+        _ => json!([0, 0]),
+    };
+    let healthcheck = if a.no_healthcheck {
+        Some(json!({"Test": ["NONE"]}))
+    } else if a.health_cmd.is_some()
+        || a.health_interval.is_some()
+        || a.health_timeout.is_some()
+        || a.health_retries.is_some()
+        || a.health_start_period.is_some()
+    {
+        let mut h = Map::new();
+        if let Some(c) = &a.health_cmd {
+            h.insert("Test".into(), json!(["CMD-SHELL", c]));
+        }
+        for (k, v) in [
+            ("Interval", &a.health_interval),
+            ("Timeout", &a.health_timeout),
+            ("StartPeriod", &a.health_start_period),
+        ] {
+            if let Some(v) = v {
+                h.insert(k.into(), json!(crate::opts::duration_ns(v)?));
+            }
+        }
+        if let Some(r) = a.health_retries {
+            h.insert("Retries".into(), json!(r));
+        }
+        Some(Value::Object(h))
+    } else {
+        None
+    };
 
     let mut body = json!({
         "Hostname": a.hostname.clone().unwrap_or_default(),
-        "Domainname": "",
+        "Domainname": a.domainname.clone().unwrap_or_default(),
         "User": a.user.clone().unwrap_or_default(),
         "AttachStdin": attached && a.interactive,
         "AttachStdout": attached,
@@ -245,69 +591,85 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "HostConfig": {
             "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
             "ContainerIDFile": "",
-            "LogConfig": {"Type": "", "Config": {}},
+            "LogConfig": log_config,
             "NetworkMode": network,
             "PortBindings": bindings,
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "RestartPolicy": restart,
             "AutoRemove": a.rm,
             "VolumeDriver": "",
-            "VolumesFrom": null,
-            "ConsoleSize": [0, 0],
-            "CapAdd": null, "CapDrop": null, "CgroupnsMode": "",
-            "Dns": [], "DnsOptions": [], "DnsSearch": [],
-            "ExtraHosts": null, "GroupAdd": null, "IpcMode": "", "Cgroup": "",
-            "Links": null, "OomScoreAdj": 0, "PidMode": "", "Privileged": false,
-            "PublishAllPorts": false, "ReadonlyRootfs": false, "SecurityOpt": null,
-            "UTSMode": "", "UsernsMode": "", "ShmSize": 0, "Isolation": "",
-            "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
+            "VolumesFrom": if a.volumes_from.is_empty() { Value::Null } else { json!(a.volumes_from) },
+            "ConsoleSize": console,
+            "CapAdd": caps(&a.cap_add), "CapDrop": caps(&a.cap_drop),
+            "CgroupnsMode": a.cgroupns.clone().unwrap_or_default(),
+            "Dns": a.dns, "DnsOptions": a.dns_option, "DnsSearch": a.dns_search,
+            "ExtraHosts": if a.add_host.is_empty() { Value::Null } else { json!(a.add_host) },
+            "GroupAdd": if a.group_add.is_empty() { Value::Null } else { json!(a.group_add) },
+            "IpcMode": a.ipc.clone().unwrap_or_default(), "Cgroup": "",
+            "Links": null, "OomScoreAdj": a.oom_score_adj.unwrap_or(0),
+            "PidMode": a.pid.clone().unwrap_or_default(), "Privileged": a.privileged,
+            "PublishAllPorts": a.publish_all, "ReadonlyRootfs": a.read_only,
+            "SecurityOpt": if a.security_opt.is_empty() { Value::Null } else { json!(a.security_opt) },
+            "UTSMode": a.uts.clone().unwrap_or_default(), "UsernsMode": "", "ShmSize": shm,
+            "Isolation": "",
+            "CpuShares": a.cpu_shares.unwrap_or(0), "Memory": mem, "NanoCpus": nano_cpus,
+            "CgroupParent": a.cgroup_parent.clone().unwrap_or_default(),
             "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": [],
             "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
             "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
-            "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": null,
-            "DeviceRequests": null, "MemoryReservation": 0, "MemorySwap": 0,
-            "MemorySwappiness": -1, "OomKillDisable": false, "PidsLimit": 0, "Ulimits": [],
+            "CpusetCpus": a.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": a.cpuset_mems.clone().unwrap_or_default(),
+            "Devices": devices, "DeviceCgroupRules": null,
+            "DeviceRequests": null, "MemoryReservation": mem_res, "MemorySwap": swap,
+            "MemorySwappiness": -1, "OomKillDisable": false, "PidsLimit": a.pids_limit.unwrap_or(0),
+            "Ulimits": ulimits,
             "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
             "MaskedPaths": null, "ReadonlyPaths": null
         },
         "NetworkingConfig": {"EndpointsConfig": endpoints}
     });
-    if !exposed.is_empty() {
-        if let Some(o) = body.as_object_mut() {
+    if let Some(o) = body.as_object_mut() {
+        if !exposed.is_empty() {
             o.insert("ExposedPorts".into(), Value::Object(exposed));
         }
+        if let Some(h) = healthcheck {
+            o.insert("Healthcheck".into(), h);
+        }
+        if let Some(sig) = &a.stop_signal {
+            o.insert("StopSignal".into(), json!(sig));
+        }
+        if let Some(t) = a.stop_timeout {
+            o.insert("StopTimeout".into(), json!(t));
+        }
+    }
+    let hc = &mut body["HostConfig"];
+    if !tmpfs.is_empty() {
+        hc["Tmpfs"] = Value::Object(tmpfs);
+    }
+    if !mounts.is_empty() {
+        hc["Mounts"] = json!(mounts);
+    }
+    if !a.sysctl.is_empty() {
+        hc["Sysctls"] = Value::Object(crate::opts::kv_map(&a.sysctl));
+    }
+    if a.init {
+        hc["Init"] = json!(true);
+    }
+    if let Some(rt) = &a.runtime {
+        hc["Runtime"] = json!(rt);
     }
     Ok(body)
 }
 
 async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
-    let body = create_body(a).map_err(|e| rerr(format!("{e:#}"), 125))?;
-    let image = a.args.first().cloned().unwrap_or_default();
-    let client = connect(host).await.map_err(|e| rerr(e, 125))?;
-    let created = match client.create_container(a.name.as_deref(), &body).await {
-        Ok(c) => c,
-        Err(e)
-            if e.is_not_found()
-                && e.api_message()
-                    .is_some_and(|m| m.to_lowercase().contains("no such image")) =>
-        {
-            eprintln!(
-                "Unable to find image '{}' locally",
-                with_default_tag(&image)
-            );
-            return Err(rerr(
-                format!(
-                    "{e}.\nBerth cannot pull images yet; load it with: berth import FILE.tar {}",
-                    with_default_tag(&image)
-                ),
-                125,
-            ));
+    if let Some(f) = &a.cidfile {
+        if std::path::Path::new(f).exists() {
+            return Err(rerr(format!("container ID file found, make sure the other container isn't running or delete {f}"), 125));
         }
-        Err(e) => return Err(rerr(e, 125)),
-    };
-    for w in created.warnings.iter().flatten() {
-        eprintln!("WARNING: {w}");
     }
-    let id = created.id;
+    let detach_keys = crate::tty::detach_keys(a.detach_keys.as_deref()).map_err(|e| rerr(e, 125))?;
+    let body = create_body(a).map_err(|e| rerr(format!("{e:#}"), 125))?;
+    let client = connect(host).await.map_err(|e| rerr(e, 125))?;
+    let id = create_pulling(&client, a, &body).await?;
     let condition = if a.rm { "removed" } else { "next-exit" };
 
     if a.detach {
@@ -330,13 +692,34 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     );
     let stream = attach.map_err(|e| rerr(e, 125))?;
     let wait = wait.map_err(|e| rerr(e, 125))?;
+    let guard = crate::tty::RawModeGuard::enable(a.tty && a.interactive);
     if let Err(e) = client.start_container(&id).await {
+        drop(guard);
         let code = start_failure_code(&e.to_string());
         return Err(rerr(e, code));
     }
-    pump(stream, a.tty, a.interactive)
-        .await
-        .map_err(|e| rerr(format!("{e:#}"), 125))?;
+    let resizer = if a.tty {
+        crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone()))
+    } else {
+        None
+    };
+    let end = crate::tty::pump(
+        stream,
+        crate::tty::PumpOpts {
+            tty: a.tty,
+            stdin: a.interactive,
+            detach_keys,
+        },
+    )
+    .await;
+    if let Some(r) = resizer {
+        r.abort();
+    }
+    drop(guard);
+    match end.map_err(|e| rerr(format!("{e:#}"), 125))? {
+        crate::tty::PumpEnd::Detached => return Ok(0),
+        crate::tty::PumpEnd::Eof => {}
+    }
     let res = wait.result().await.map_err(|e| rerr(e, 125))?;
     if let Some(err) = res.error.as_ref().filter(|e| !e.message.is_empty()) {
         eprintln!("berth: {}", err.message);
@@ -344,49 +727,14 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     Ok(res.status_code as i32)
 }
 
-/// Stream a hijacked attach connection: stdin up (raw), output down (demuxed unless TTY).
-/// Returns when the daemon closes the stream.
-pub async fn pump(stream: Hijacked, tty: bool, stdin: bool) -> Result<()> {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    if stdin {
-        tokio::spawn(async move {
-            let mut input = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut input, &mut wr).await;
-            // Half-close so the daemon closes the container's stdin (StdinOnce).
-            let _ = wr.shutdown().await;
-            // keep the write half alive until the task ends
-            drop(wr);
-        });
-    } else {
-        // Like the docker CLI: nothing to send, half-close at once.
-        let _ = wr.shutdown().await;
-        // Keep `wr` alive until the output ends so the read half stays usable.
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_secs(u64::MAX / 4)).await;
-            drop(wr);
-        });
-    }
-    let mut out = tokio::io::stdout();
-    if tty {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            use tokio::io::AsyncReadExt;
-            let n = rd.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n]).await?;
-            out.flush().await?;
-        }
-    } else {
-        let mut err = tokio::io::stderr();
-        berth_client::demux_copy(rd, &mut out, &mut err).await?;
-    }
-    Ok(())
-}
-
 /// `berth start -a [-i] NAME`: inspect, attach, wait, start, stream; exit code from wait.
-pub async fn start_attached(host: Option<&str>, name: &str, interactive: bool) -> Result<i32> {
+pub async fn start_attached(
+    host: Option<&str>,
+    name: &str,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> Result<i32> {
+    let keys = crate::tty::detach_keys(detach_keys)?;
     let client: Client = connect(host).await?;
     let c = client.inspect_container(name).await?;
     let id = c
@@ -403,53 +751,61 @@ pub async fn start_attached(host: Option<&str>, name: &str, interactive: bool) -
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let stdin = interactive && open_stdin;
-    let _guard = RawModeGuard::enable(tty && stdin);
     let stream = client.attach_container(&id, stdin, true, true).await?;
     let wait = client.wait_container(&id, Some("next-exit")).await?;
+    let guard = crate::tty::RawModeGuard::enable(tty && stdin);
     if let Err(e) = client.start_container(&id).await {
+        drop(guard);
         eprintln!("{e}");
         return Ok(start_failure_code(&e.to_string()).max(1));
     }
-    pump(stream, tty, stdin).await?;
+    let resizer = tty
+        .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
+        .flatten();
+    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys }).await;
+    if let Some(r) = resizer {
+        r.abort();
+    }
+    drop(guard);
+    if end? == crate::tty::PumpEnd::Detached {
+        return Ok(0);
+    }
     let res = wait.result().await?;
     Ok(res.status_code as i32)
 }
 
-/// Puts the local terminal into raw mode for `-it` and restores it on drop.
-struct RawModeGuard {
-    saved: Option<nix::sys::termios::Termios>,
-}
-
-impl RawModeGuard {
-    fn enable(want: bool) -> Self {
-        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        use std::io::IsTerminal;
-        let stdin = std::io::stdin();
-        if !want || !stdin.is_terminal() {
-            return RawModeGuard { saved: None };
-        }
-        let Ok(orig) = tcgetattr(&stdin) else {
-            return RawModeGuard { saved: None };
-        };
-        let mut raw = orig.clone();
-        cfmakeraw(&mut raw);
-        if tcsetattr(&stdin, SetArg::TCSANOW, &raw).is_err() {
-            return RawModeGuard { saved: None };
-        }
-        RawModeGuard { saved: Some(orig) }
+/// `berth attach C`: wait, inspect, attach, stream; exit code from the wait result.
+pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Result<i32> {
+    let keys = crate::tty::detach_keys(a.detach_keys.as_deref())?;
+    let client: Client = connect(host).await?;
+    let c = client.inspect_container(&a.container).await?;
+    let id = c.get("Id").and_then(Value::as_str).unwrap_or(&a.container).to_string();
+    let running = c.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+    if !running {
+        anyhow::bail!("You cannot attach to a stopped container, start it first");
     }
-}
-
-impl Drop for RawModeGuard {
-    fn drop(&mut self) {
-        if let Some(t) = self.saved.take() {
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin(),
-                nix::sys::termios::SetArg::TCSANOW,
-                &t,
-            );
-        }
+    if c.pointer("/State/Paused").and_then(Value::as_bool).unwrap_or(false) {
+        anyhow::bail!("You cannot attach to a paused container, unpause it first");
     }
+    let tty = c.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
+    let open_stdin = c.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let stdin = open_stdin && !a.no_stdin;
+    let wait = client.wait_container(&id, None).await?;
+    let stream = client.attach_container(&id, stdin, true, true).await?;
+    let guard = crate::tty::RawModeGuard::enable(tty && stdin);
+    let resizer = tty
+        .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
+        .flatten();
+    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys }).await;
+    if let Some(r) = resizer {
+        r.abort();
+    }
+    drop(guard);
+    if end? == crate::tty::PumpEnd::Detached {
+        return Ok(0);
+    }
+    let res = wait.result().await?;
+    Ok(res.status_code as i32)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! `{{.Field}}`, `{{.A.B}}`, `{{json .X}}`, pipelines (`{{.X | json}}`), `{{range .X}}…{{end}}`,
 //! `{{if .X}}…{{else}}…{{end}}`, `{{with .X}}…{{end}}`, `{{- trim -}}` markers, string/number
 //! literals, `$` for the root and functions json, upper, lower, title, len, index, join,
-//! split, print, println, printf (%s %d %v %q), eq, ne, not, and, or.
+//! split, print, println, printf (%s %d %v %q), eq, ne, not, and, or, and docker's truncate
+//! and pad.
 //! Data is JSON (`serde_json::Value`), printed the way Go prints decoded JSON values.
 
 use serde_json::Value;
@@ -468,8 +469,29 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
             want(1)?;
             match &args[0] {
                 Val::Missing => s("null".into()),
-                Val::Json(j) => s(serde_json::to_string(j).unwrap_or_default()),
+                Val::Json(j) => s(go_json(j)),
             }
+        }
+        "truncate" => {
+            want(2)?;
+            let n = match &args[1] {
+                Val::Json(Value::Number(n)) => n.as_f64().unwrap_or(0.0).max(0.0) as usize,
+                other => as_str(other).parse().unwrap_or(0),
+            };
+            s(as_str(&args[0]).chars().take(n).collect())
+        }
+        "pad" => {
+            want(3)?;
+            let n = |v: &Val| match v {
+                Val::Json(Value::Number(n)) => n.as_f64().unwrap_or(0.0).max(0.0) as usize,
+                other => as_str(other).parse().unwrap_or(0),
+            };
+            s(format!(
+                "{}{}{}",
+                " ".repeat(n(&args[1])),
+                as_str(&args[0]),
+                " ".repeat(n(&args[2]))
+            ))
         }
         "upper" => {
             want(1)?;
@@ -625,6 +647,15 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
     }
 }
 
+/// JSON the way Go's `json.Marshal` writes it: `<`, `>` and `&` escaped inside strings.
+pub fn go_json(v: &Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 fn print_val(v: &Val) -> String {
     match v {
         Val::Missing => "<no value>".into(),
@@ -757,6 +788,16 @@ mod tests {
             render("{{printf \"%s-%d\" .Id .State.Pid}}", &d).unwrap(),
             "abc123-4242"
         );
+    }
+
+    #[test]
+    fn docker_added_functions() {
+        let d = data();
+        assert_eq!(render("{{truncate .Id 3}}", &d).unwrap(), "abc");
+        assert_eq!(render("[{{pad .Id 1 2}}]", &d).unwrap(), "[ abc123  ]");
+        assert_eq!(render("{{split \"a,b\" \",\" | json}}", &d).unwrap(), r#"["a","b"]"#);
+        assert_eq!(render("{{title \"hello world\"}}", &d).unwrap(), "Hello World");
+        assert_eq!(render("{{json .}}", &json!({"a": "<none>"})).unwrap(), r#"{"a":"\u003cnone\u003e"}"#);
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct LogsOptions {
     /// Unix seconds (may have a fractional part), as the CLI sends.
     pub since: Option<String>,
     pub until: Option<String>,
+    /// `details=1`: extra attributes (log labels/env) before each line.
+    pub details: bool,
 }
 
 /// Options for `POST /images/create?fromSrc=-`.
@@ -234,6 +236,9 @@ impl Client {
     /// `GET /containers/{id}/logs` as raw chunks (framed unless the container has a TTY).
     pub async fn container_logs(&self, id: &str, opts: &LogsOptions) -> Result<BodyChunks> {
         let mut q: Vec<(&str, String)> = Vec::new();
+        if opts.details {
+            q.push(("details", "1".into()));
+        }
         if opts.follow {
             q.push(("follow", "1".into()));
         }

@@ -10,10 +10,7 @@ pub enum Error {
     InvalidHost { host: String, reason: String },
 
     /// The socket could not be reached at all.
-    #[error(
-        "Cannot connect to the Berth daemon at unix://{}. Is berthd running? Start it with: berthd &",
-        socket.display()
-    )]
+    #[error("{}", connect_message(socket, source))]
     Connect {
         socket: PathBuf,
         #[source]
@@ -63,6 +60,21 @@ pub enum Error {
     /// An error reported inside a JSON-lines stream after a 200 header.
     #[error("{message}")]
     Stream { message: String, code: Option<i64> },
+}
+
+/// What to say when the socket cannot be reached: what is wrong and what to do next.
+fn connect_message(socket: &std::path::Path, source: &std::io::Error) -> String {
+    let host = format!("unix://{}", socket.display());
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied while trying to connect to the Berth daemon socket at {host}: \
+             run as root, or add your user to the socket's group (berthd --group, default 'berth')"
+        ),
+        _ => format!(
+            "Cannot connect to the Berth daemon at {host}. Is berthd running? \
+             Start it with: sudo berthd --host {host} &"
+        ),
+    }
 }
 
 impl Error {

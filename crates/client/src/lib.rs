@@ -6,12 +6,14 @@
 //! streams and hijacked (101 Upgrade) attach streams with the 8-byte frame header demuxer.
 
 mod api;
+mod api_more;
 mod body;
 mod error;
 pub mod frames;
 mod host;
 
 pub use api::*;
+pub use api_more::*;
 pub use body::{BodyChunks, JsonLines, ReqBody};
 pub use error::{Error, Result};
 pub use frames::{encode_frame, Frame, FrameDecoder, FrameError, StreamKind};
@@ -230,6 +232,69 @@ impl Client {
     ) -> Result<Response<Incoming>> {
         let req = self.build(method, path, content_type, body, false)?;
         self.send(req, path).await
+    }
+
+    /// Versioned request with extra headers (`X-Registry-Auth`, ...); non-2xx become
+    /// `Error::Api`.
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, String)],
+        body: ReqBody,
+    ) -> Result<Response<Incoming>> {
+        let full = self.versioned(path);
+        let mut req = self.build(method, &full, content_type, body, false)?;
+        for (k, v) in headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| {
+                Error::Request {
+                    path: path.to_string(),
+                    source: e.into(),
+                }
+            })?;
+            let val = HeaderValue::from_str(v).map_err(|e| Error::Request {
+                path: path.to_string(),
+                source: e.into(),
+            })?;
+            req.headers_mut().insert(name, val);
+        }
+        let resp = self.send(req, &full).await?;
+        check(resp, path).await
+    }
+
+    /// Hijack with a JSON body (`POST /exec/{id}/start`).
+    pub async fn hijack_json(&self, path: &str, body: &serde_json::Value) -> Result<Hijacked> {
+        let full = self.versioned(path);
+        let data = serde_json::to_vec(body).map_err(|source| Error::Decode {
+            context: format!("encoding body of {path}"),
+            source,
+        })?;
+        let req = self.build(
+            Method::POST,
+            &full,
+            Some("application/json"),
+            ReqBody::full(data),
+            true,
+        )?;
+        self.upgrade(req, path).await
+    }
+
+    async fn upgrade(&self, req: Request<ReqBody>, path: &str) -> Result<Hijacked> {
+        let resp = self.send(req, path).await?;
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            if !status.is_success() {
+                return Err(error_from_response(resp, path).await);
+            }
+            return Err(Error::NoUpgrade {
+                status: status.as_u16(),
+            });
+        }
+        let up = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| Error::http(format!("upgrading {path}"), e))?;
+        Ok(TokioIo::new(up))
     }
 
     fn build(

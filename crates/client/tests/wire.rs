@@ -338,7 +338,7 @@ async fn connect_failure_explains_what_to_do() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Cannot connect to the Berth daemon at unix:///nonexistent/x.sock. Is berthd running? Start it with: berthd &"
+        "Cannot connect to the Berth daemon at unix:///nonexistent/x.sock. Is berthd running? Start it with: sudo berthd --host unix:///nonexistent/x.sock &"
     );
 }
 
