@@ -575,7 +575,7 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
             rows.push(json!({
                 "ID": shown_id, "Repository": repo, "Tag": tag, "Digest": digest,
                 "CreatedSince": ago(created), "CreatedAt": go_time(created),
-                "Size": human_size(size), "VirtualSize": human_size(img.get("VirtualSize").and_then(Value::as_i64).unwrap_or(size)),
+                "Size": human_size(size), "VirtualSize": crate::humanize::human_size_prec(img.get("VirtualSize").and_then(Value::as_i64).unwrap_or(size), 4),
                 "SharedSize": if shared >= 0 { human_size(shared) } else { "N/A".into() },
                 "UniqueSize": if shared >= 0 { human_size(size - shared) } else { "N/A".into() },
                 "Containers": n_or_na("Containers"),
@@ -804,7 +804,7 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
             "Ports": format_ports(c.get("Ports")), "Names": names.join(","),
             "Labels": labels_column(c.get("Labels")), "Size": size,
             "Networks": networks.join(","), "Mounts": mounts.join(","),
-            "LocalVolumes": local_volumes.to_string(),
+            "LocalVolumes": local_volumes.to_string(), "Platform": null,
         }));
     }
     if a.quiet {

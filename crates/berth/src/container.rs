@@ -113,6 +113,7 @@ pub async fn exec(host: Option<&str>, a: ExecArgs) -> Result<i32> {
             tty: a.tty,
             stdin: a.interactive,
             detach_keys: keys,
+            forward_keys: crate::tty::daemon_detaches(&client),
         },
     )
     .await;
@@ -494,7 +495,7 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", crate::humanize::human_size(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
+    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
     Ok(0)
 }
 
@@ -802,7 +803,10 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
             if unsafe_path {
                 continue;
             }
-            let out = target_dir.join(&name).join(&rest);
+            let mut out = target_dir.join(&name);
+            if !rest.as_os_str().is_empty() {
+                out = out.join(&rest);
+            }
             total += e.header().size().unwrap_or(0);
             if let Some(par) = out.parent() {
                 std::fs::create_dir_all(par)?;
@@ -820,8 +824,8 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
         Ok(total)
     })
     .await??;
-    if !a.quiet {
-        eprintln!("Successfully copied {} to {}", crate::humanize::human_size_prec(total as i64, 3), a.dest);
+    if !a.quiet && std::io::stderr().is_terminal() {
+        eprintln!("Successfully copied {} to {}", crate::humanize::human_size_prec4(total as i64), a.dest);
     }
     Ok(0)
 }
@@ -877,8 +881,8 @@ async fn copy_to(host: Option<&str>, container: &str, path: &str, a: &CpArgs) ->
     });
     client.put_archive(container, &put_dir, a.archive, r).await?;
     let size = builder.await??;
-    if !a.quiet {
-        eprintln!("Successfully copied {} to {container}:{dest}", crate::humanize::human_size_prec(size as i64, 3));
+    if !a.quiet && std::io::stderr().is_terminal() {
+        eprintln!("Successfully copied {} to {container}:{dest}", crate::humanize::human_size_prec4(size as i64));
     }
     Ok(0)
 }

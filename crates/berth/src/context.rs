@@ -400,8 +400,23 @@ pub fn dispatch(cmd: ContextCmd, host_flag: Option<&str>, context_flag: Option<&
                     }
                 }
                 None => {
-                    let raw = serde_json::to_vec(&items)?;
-                    println!("{}", crate::jsonfmt::indent(&raw, "", "    ").replace('<', "\\u003c").replace('>', "\\u003e"));
+                    // docker's field order: Name, Metadata, Endpoints, TLSMaterial, Storage
+                    let mut raw = String::from("[");
+                    for (i, it) in items.iter().enumerate() {
+                        if i > 0 {
+                            raw.push(',');
+                        }
+                        raw.push('{');
+                        let keys = ["Name", "Metadata", "Endpoints", "TLSMaterial", "Storage"];
+                        let parts: Vec<String> = keys
+                            .iter()
+                            .map(|k| format!("\"{k}\":{}", crate::template::go_json(&it[*k])))
+                            .collect();
+                        raw.push_str(&parts.join(","));
+                        raw.push('}');
+                    }
+                    raw.push(']');
+                    println!("{}", crate::jsonfmt::indent(raw.as_bytes(), "", "    "));
                 }
             }
             Ok(0)
@@ -421,6 +436,7 @@ pub fn dispatch(cmd: ContextCmd, host_flag: Option<&str>, context_flag: Option<&
                     "Error": "", "Current": cur == name,
                 }));
             }
+            rows.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
             if a.quiet {
                 for r in &rows {
                     println!("{}", r["Name"].as_str().unwrap_or(""));

@@ -117,10 +117,24 @@ pub fn go_time(unix: i64) -> String {
     }
 }
 
-/// An RFC 3339 time as Go's `time.Time.String()` (used for CreatedAt of volumes etc.).
+/// An RFC 3339 time as Go's `time.Time.String()` (fractional seconds kept, trailing zeros
+/// trimmed), in local time.
 pub fn go_time_rfc3339(t: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(d) => go_time(d.timestamp()),
+        Ok(d) => {
+            let base = go_time(d.timestamp());
+            let nanos = d.timestamp_subsec_nanos();
+            if nanos == 0 {
+                return base;
+            }
+            let frac = format!("{nanos:09}");
+            let frac = frac.trim_end_matches('0');
+            // insert after the seconds: "YYYY-MM-DD HH:MM:SS"
+            match base.get(..19) {
+                Some(head) => format!("{head}.{frac}{}", &base[19..]),
+                None => base,
+            }
+        }
         Err(_) => t.to_string(),
     }
 }
@@ -159,5 +173,8 @@ mod tests {
         let f = ListFormat::parse(Some("{{.ID}}:{{.Names}}"), "").unwrap();
         assert_eq!(f.render(&h, &rows).unwrap(), "abc:x\ndef:yy\n");
         assert_eq!(labels_column(Some(&json!({"b": "2", "a": "1"}))), "a=1,b=2");
+        if go_time(0).ends_with("UTC") {
+            assert_eq!(go_time_rfc3339("2026-11-24T01:46:08.738950700Z"), "2026-11-24 01:46:08.7389507 +0000 UTC");
+        }
     }
 }

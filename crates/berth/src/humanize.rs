@@ -63,6 +63,11 @@ pub fn human_size_prec(bytes: i64, prec: i32) -> String {
     )
 }
 
+/// docker's `units.HumanSize`: decimal units, 4 significant digits.
+pub fn human_size_prec4(bytes: i64) -> String {
+    human_size_prec(bytes, 4)
+}
+
 /// Binary sizes like docker info's "Total Memory: 23.54GiB".
 pub fn bytes_size(bytes: i64) -> String {
     human_units(

@@ -301,7 +301,7 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
     let client = connect(host).await?;
     let v = client.prune("images", crate::opts::filters(&f)?.as_ref()).await?;
     print_images_deleted(&v);
-    println!("Total reclaimed space: {}", crate::humanize::human_size(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
+    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
     Ok(0)
 }
 

@@ -42,13 +42,13 @@ impl std::error::Error for ExitStatus {}
 )]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path); defaults to $DOCKER_HOST, the current context, or unix:///run/berth/berth.sock
-    #[arg(short = 'H', long = "host", global = true)]
+    #[arg(short = 'H', long = "host", global = true, id = "global_host", value_name = "HOST")]
     pub host: Option<String>,
     /// Name of the context to use (overrides DOCKER_HOST and `berth context use`)
-    #[arg(long = "context", global = true)]
+    #[arg(long = "context", global = true, id = "global_context", value_name = "CONTEXT")]
     pub context: Option<String>,
     /// Location of client config files (default ~/.docker, or $DOCKER_CONFIG)
-    #[arg(long = "config", global = true)]
+    #[arg(long = "config", global = true, id = "global_config", value_name = "DIR")]
     pub config: Option<String>,
     /// Start berthd (from next to this binary) when no daemon answers and you are root; also BERTH_START_DAEMON=1
     #[arg(long = "start-daemon", global = true)]

@@ -193,6 +193,7 @@ fn network_row(n: &Value, trunc: bool) -> Value {
     json!({
         "ID": if trunc { short_id(id) } else { id.to_string() },
         "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"],
+        "IPv4": n["EnableIPv4"].as_bool().unwrap_or(false).to_string(),
         "IPv6": n["EnableIPv6"].as_bool().unwrap_or(false).to_string(),
         "Internal": n["Internal"].as_bool().unwrap_or(false).to_string(),
         "Labels": crate::format::labels_column(n.get("Labels")),
@@ -229,6 +230,7 @@ pub async fn dispatch(host: Option<&str>, cmd: NetworkCmd) -> Result<i32> {
                     ("Name", "NAME"),
                     ("Driver", "DRIVER"),
                     ("Scope", "SCOPE"),
+                    ("IPv4", "IPV4"),
                     ("IPv6", "IPV6"),
                     ("Internal", "INTERNAL"),
                     ("Labels", "LABELS"),

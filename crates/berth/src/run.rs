@@ -5,6 +5,7 @@ use crate::cmds::connect;
 use anyhow::{bail, Result};
 use berth_client::Client;
 use clap::{ArgAction, Args};
+use std::io::IsTerminal;
 use serde_json::{json, Map, Value};
 
 #[derive(Args, Debug, Clone, Default)]
@@ -579,7 +580,9 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "AttachStderr": attached,
         "Tty": a.tty,
         "OpenStdin": a.interactive,
-        "StdinOnce": attached && a.interactive,
+        // On a terminal the session can be detached (ctrl-p ctrl-q) and attached again, so
+        // the container's stdin must outlive this connection: no StdinOnce then.
+        "StdinOnce": attached && a.interactive && !(a.tty && std::io::stdin().is_terminal()),
         "Env": if env.is_empty() { Value::Null } else { json!(env) },
         "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
         "Image": image,
@@ -686,8 +689,11 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
         return Ok(0);
     }
 
+    let spec = a
+        .interactive
+        .then(|| crate::tty::detach_keys_spec(a.detach_keys.as_deref()));
     let (attach, wait) = tokio::join!(
-        client.attach_container(&id, a.interactive, true, true),
+        client.attach_container_keys(&id, a.interactive, true, true, spec.as_deref()),
         client.wait_container(&id, Some(condition)),
     );
     let stream = attach.map_err(|e| rerr(e, 125))?;
@@ -709,6 +715,7 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
             tty: a.tty,
             stdin: a.interactive,
             detach_keys,
+            forward_keys: crate::tty::daemon_detaches(&client),
         },
     )
     .await;
@@ -751,7 +758,10 @@ pub async fn start_attached(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let stdin = interactive && open_stdin;
-    let stream = client.attach_container(&id, stdin, true, true).await?;
+    let spec = stdin.then(|| crate::tty::detach_keys_spec(detach_keys));
+    let stream = client
+        .attach_container_keys(&id, stdin, true, true, spec.as_deref())
+        .await?;
     let wait = client.wait_container(&id, Some("next-exit")).await?;
     let guard = crate::tty::RawModeGuard::enable(tty && stdin);
     if let Err(e) = client.start_container(&id).await {
@@ -762,7 +772,7 @@ pub async fn start_attached(
     let resizer = tty
         .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
         .flatten();
-    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys }).await;
+    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys, forward_keys: crate::tty::daemon_detaches(&client) }).await;
     if let Some(r) = resizer {
         r.abort();
     }
@@ -791,12 +801,15 @@ pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Res
     let open_stdin = c.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
     let stdin = open_stdin && !a.no_stdin;
     let wait = client.wait_container(&id, None).await?;
-    let stream = client.attach_container(&id, stdin, true, true).await?;
+    let spec = stdin.then(|| crate::tty::detach_keys_spec(a.detach_keys.as_deref()));
+    let stream = client
+        .attach_container_keys(&id, stdin, true, true, spec.as_deref())
+        .await?;
     let guard = crate::tty::RawModeGuard::enable(tty && stdin);
     let resizer = tty
         .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
         .flatten();
-    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys }).await;
+    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys, forward_keys: crate::tty::daemon_detaches(&client) }).await;
     if let Some(r) = resizer {
         r.abort();
     }

@@ -63,10 +63,15 @@ pub struct EventsArgs {
 
 fn pct(part: i64, total: i64) -> String {
     if total > 0 {
-        format!("{} ({}%)", human_size(part), part * 100 / total)
+        format!("{} ({}%)", hs(part), part * 100 / total)
     } else {
-        human_size(part)
+        hs(part)
     }
+}
+
+/// docker's `units.HumanSize` (4 significant digits).
+fn hs(n: i64) -> String {
+    crate::humanize::human_size_prec4(n)
 }
 
 /// docker's four `system df` rows from a `/system/df` reply.
@@ -133,13 +138,13 @@ pub fn df_rows(v: &Value) -> Vec<Value> {
     }
     vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(),
-               "Size": human_size(layers), "Reclaimable": pct(layers - used, layers)}),
+               "Size": hs(layers), "Reclaimable": pct(layers - used, layers)}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": c_active.to_string(),
-               "Size": human_size(c_size), "Reclaimable": pct(c_reclaim, c_size)}),
+               "Size": hs(c_size), "Reclaimable": pct(c_reclaim, c_size)}),
         json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": v_active.to_string(),
-               "Size": human_size(v_size), "Reclaimable": pct(v_reclaim, v_size)}),
+               "Size": hs(v_size), "Reclaimable": pct(v_reclaim, v_size)}),
         json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": b_active.to_string(),
-               "Size": human_size(b_size), "Reclaimable": human_size(b_reclaim)}),
+               "Size": hs(b_size), "Reclaimable": hs(b_reclaim)}),
     ]
 }
 
@@ -311,7 +316,7 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
         }
         total += v["SpaceReclaimed"].as_i64().unwrap_or(0);
     }
-    println!("Total reclaimed space: {}", human_size(total));
+    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(total));
     Ok(0)
 }
 

@@ -134,6 +134,16 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The `detachKeys` query value for the daemon: the flag, the config's, or docker's default.
+pub fn detach_keys_spec(flag: Option<&str>) -> String {
+    if let Some(f) = flag.filter(|f| !f.is_empty()) {
+        return f.to_string();
+    }
+    crate::context::config_value("detachKeys")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "ctrl-p,ctrl-q".to_string())
+}
+
 /// The detach sequence: `--detach-keys`, else `detachKeys` from the docker config file,
 /// else ctrl-p ctrl-q.
 pub fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>> {
@@ -207,6 +217,14 @@ pub struct PumpOpts {
     pub stdin: bool,
     /// Detach sequence, checked when stdin is a terminal.
     pub detach_keys: Vec<u8>,
+    /// Pass the detach keys on to the daemon (dockerd detaches itself, leaving the
+    /// container's stdin open); berthd does not watch for them, so they are kept back.
+    pub forward_keys: bool,
+}
+
+/// Whether the daemon watches attach streams for the detach keys (dockerd does).
+pub fn daemon_detaches(client: &Client) -> bool {
+    !client.server().is_some_and(|s| s.starts_with("Berth"))
 }
 
 /// Stream a hijacked connection: stdin up (raw, watching for the detach keys), output down
@@ -217,6 +235,7 @@ pub async fn pump(stream: Hijacked, o: PumpOpts) -> Result<PumpEnd> {
     if o.stdin {
         let watch = std::io::stdin().is_terminal();
         let keys = o.detach_keys.clone();
+        let keys_sent = if o.forward_keys { o.detach_keys.clone() } else { Vec::new() };
         let tty = o.tty;
         tokio::spawn(async move {
             let mut input = tokio::io::stdin();
@@ -235,11 +254,18 @@ pub async fn pump(stream: Hijacked, o: PumpOpts) -> Result<PumpEnd> {
                 if !data.is_empty() && wr.write_all(&data).await.is_err() {
                     break;
                 }
-                let _ = wr.flush().await;
                 if detach {
+                    // Pass the keys on: a daemon that watches for them (dockerd) detaches
+                    // itself without closing the container's stdin.
+                    if !keys_sent.is_empty() {
+                        let _ = wr.write_all(&keys_sent).await;
+                    }
+                    let _ = wr.flush().await;
                     let _ = detach_tx.send(());
+                    std::future::pending::<()>().await;
                     return;
                 }
+                let _ = wr.flush().await;
             }
             // With a TTY docker keeps the write side open until the output ends; without one
             // the half-close makes the daemon close the process's stdin (StdinOnce).
@@ -282,6 +308,8 @@ pub async fn pump(stream: Hijacked, o: PumpOpts) -> Result<PumpEnd> {
         r = &mut output => { r?; Ok(PumpEnd::Eof) }
         d = &mut detach_rx => {
             if d.is_ok() {
+                // give a detaching daemon a moment to end the stream itself
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(300), output).await;
                 Ok(PumpEnd::Detached)
             } else {
                 // stdin was not watched (the sender is gone): wait for the output alone

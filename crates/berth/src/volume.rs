@@ -201,7 +201,7 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
                 println!();
             }
             let bytes = v["SpaceReclaimed"].as_u64().unwrap_or(0);
-            println!("Total reclaimed space: {}", crate::humanize::bytes_size(bytes as i64));
+            println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(bytes as i64));
             Ok(0)
         }
     }

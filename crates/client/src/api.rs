@@ -204,7 +204,22 @@ impl Client {
         stdout: bool,
         stderr: bool,
     ) -> Result<crate::Hijacked> {
+        self.attach_container_keys(id, stdin, stdout, stderr, None).await
+    }
+
+    /// Attach with `detachKeys=` (the daemon ends the stream when it reads them).
+    pub async fn attach_container_keys(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        detach_keys: Option<&str>,
+    ) -> Result<crate::Hijacked> {
         let mut q: Vec<(&str, &str)> = Vec::new();
+        if let Some(k) = detach_keys {
+            q.push(("detachKeys", k));
+        }
         if stderr {
             q.push(("stderr", "1"));
         }

@@ -46,6 +46,8 @@ pub struct PingInfo {
     pub api_version: Option<String>,
     pub os_type: Option<String>,
     pub experimental: bool,
+    /// The `Server` header (`Berth/0.1.0 (linux)`, `Docker/20.10.24 (linux)`).
+    pub server: Option<String>,
 }
 
 /// An API client bound to one daemon socket.
@@ -55,6 +57,7 @@ pub struct Client {
     api_version: String,
     negotiated: bool,
     server_api_version: Option<String>,
+    server: Option<String>,
 }
 
 /// Parse "1.41" into (1, 41) for comparison.
@@ -132,6 +135,7 @@ impl Client {
             api_version: MAX_API_VERSION.to_string(),
             negotiated: false,
             server_api_version: None,
+            server: None,
         }
     }
 
@@ -161,6 +165,11 @@ impl Client {
         self.server_api_version.as_deref()
     }
 
+    /// The daemon's `Server` header from the ping, if negotiated.
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
     /// Pin the API version instead of negotiating.
     pub fn set_api_version(&mut self, v: &str) {
         self.api_version = v.to_string();
@@ -171,6 +180,7 @@ impl Client {
     pub async fn negotiate(&mut self) -> Result<PingInfo> {
         let info = self.ping().await?;
         self.server_api_version = info.api_version.clone();
+        self.server = info.server.clone();
         self.api_version = negotiate_version(info.api_version.as_deref());
         self.negotiated = true;
         Ok(info)
@@ -192,6 +202,7 @@ impl Client {
             api_version: get("api-version"),
             os_type: get("ostype"),
             experimental: get("docker-experimental").as_deref() == Some("true"),
+            server: get("server"),
         };
         if !resp.status().is_success() && info.api_version.is_none() {
             return Err(error_from_response(resp, "/_ping").await);
