@@ -200,14 +200,26 @@ async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
         "Os": std::env::consts::OS,
         "Arch": go_arch(),
     });
-    let server = match client.negotiate().await {
+    let mut negotiated = client.negotiate().await;
+    if matches!(negotiated, Err(berth_client::Error::Connect { .. })) && crate::daemon::wanted() {
+        crate::daemon::start(client.socket()).await?;
+        negotiated = client.negotiate().await;
+    }
+    let server = match negotiated {
         Ok(_) => client.version().await,
         Err(e) => Err(e),
     };
     if let Some(f) = format {
+        // the docker CLI's template sees Go field names (APIVersion)
+        let mut sv = server.as_ref().ok().cloned().unwrap_or(Value::Null);
+        if let Some(o) = sv.as_object_mut() {
+            if let Some(a) = o.get("ApiVersion").cloned() {
+                o.insert("APIVersion".into(), a);
+            }
+        }
         let data = json!({
             "Client": client_info,
-            "Server": server.as_ref().ok().cloned().unwrap_or(Value::Null),
+            "Server": sv,
         });
         println!("{}", render_fmt(&f, &data)?);
         return match server {

@@ -369,6 +369,20 @@ pub struct BuildArgs {
     pub context: String,
 }
 
+/// A writer that counts the bytes passed through (the context size docker reports).
+struct Counting<W>(W, u64);
+
+impl<W: std::io::Write> std::io::Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Add `dir` to a tar under `prefix`, skipping what `.dockerignore` excludes (the Dockerfile
 /// and `.dockerignore` are always sent).
 fn add_context<W: std::io::Write>(
@@ -443,15 +457,14 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
         // the Dockerfile comes on stdin; the context is just it
         let mut df = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut df)?;
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut b = tar::Builder::new(w);
+        tokio::task::spawn_blocking(move || -> Result<u64> {
+            let mut b = tar::Builder::new(Counting(w, 0));
             let mut h = tar::Header::new_gnu();
             h.set_size(df.len() as u64);
             h.set_mode(0o644);
             h.set_mtime(0);
             b.append_data(&mut h, "Dockerfile", &df[..])?;
-            b.into_inner()?;
-            Ok(())
+            Ok(b.into_inner()?.1)
         })
     } else {
         let root = PathBuf::from(&a.context);
@@ -498,8 +511,8 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
                 }
             }
         }
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut b = tar::Builder::new(w);
+        tokio::task::spawn_blocking(move || -> Result<u64> {
+            let mut b = tar::Builder::new(Counting(w, 0));
             b.follow_symlinks(false);
             add_context(&mut b, &root, "", &matcher, &keep)?;
             if let Some((name, data)) = extra {
@@ -508,15 +521,22 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
                 h.set_mode(0o600);
                 b.append_data(&mut h, name, &data[..])?;
             }
-            b.into_inner()?;
-            Ok(())
+            Ok(b.into_inner()?.1)
         })
     };
     let client = connect(host).await?;
     let mut lines = client
         .build_image(&opts, &crate::auth::registry_config_header(), r)
         .await?;
-    builder.await??;
+    let sent = builder.await??;
+    if !a.quiet {
+        // what the docker CLI prints once the context is sent (its progress line's ending)
+        let end = if crate::progress::stdout_is_tty() { "\n" } else { "\r\r\n" };
+        print!(
+            "Sending build context to Docker daemon  {}{end}",
+            crate::humanize::human_size_prec4(sent as i64)
+        );
+    }
     let mut image_id = String::new();
     let color = crate::progress::color_enabled();
     let started = std::time::Instant::now();

@@ -469,7 +469,8 @@ fn call(name: &str, args: Vec<Val>) -> R<Val> {
             want(1)?;
             match &args[0] {
                 Val::Missing => s("null".into()),
-                Val::Json(j) => s(go_json(j)),
+                // docker's json func encodes without HTML escaping
+                Val::Json(j) => s(serde_json::to_string(j).unwrap_or_default()),
             }
         }
         "truncate" => {
@@ -797,7 +798,8 @@ mod tests {
         assert_eq!(render("[{{pad .Id 1 2}}]", &d).unwrap(), "[ abc123  ]");
         assert_eq!(render("{{split \"a,b\" \",\" | json}}", &d).unwrap(), r#"["a","b"]"#);
         assert_eq!(render("{{title \"hello world\"}}", &d).unwrap(), "Hello World");
-        assert_eq!(render("{{json .}}", &json!({"a": "<none>"})).unwrap(), r#"{"a":"\u003cnone\u003e"}"#);
+        assert_eq!(render("{{json .}}", &json!({"a": "<none>"})).unwrap(), r#"{"a":"<none>"}"#);
+        assert_eq!(go_json(&json!({"a": "<none>"})), r#"{"a":"\u003cnone\u003e"}"#);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `berth volume create|ls|inspect|rm|prune`, with docker's flags and output.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -153,22 +153,19 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
             let mut out = Vec::new();
             let mut code = 0;
             for n in &a.names {
-                match client.get_json::<Value>(&format!("/volumes/{}", enc(n))).await {
-                    Ok(v) => out.push(v),
+                let path = format!("/volumes/{}", enc(n));
+                let r = client
+                    .request(berth_client::Method::GET, &path, None, berth_client::ReqBody::empty())
+                    .await;
+                match r {
+                    Ok(resp) => out.push(berth_client::read_body(resp, &path).await?.to_vec()),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", e.to_string().trim_start_matches("Error response from daemon: "));
                         code = 1;
                     }
                 }
             }
-            match &a.format {
-                Some(f) => {
-                    for v in &out {
-                        println!("{}", crate::template::render(f, v)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&out).context("encoding")?),
-            }
+            crate::cmds::print_inspect(&out, a.format.as_deref())?;
             Ok(code)
         }
         VolumeCmd::Rm(a) => {
