@@ -211,22 +211,24 @@ def test_build_matches_docker(daemon, sh_image, workdir):
     (ctx / "keep.txt").write_text("kept\n")
     (ctx / "secret.log").write_text("nope\n")
     (ctx / ".dockerignore").write_text("*.log\n")
-    tag = f"berth-e2e/built-{uuid.uuid4().hex[:8]}:1"
-    rc, out, err = run_berth(daemon.host, "build", "--no-cache", "-t", tag, str(ctx))
+    token = uuid.uuid4().hex[:8]
+    tag = f"berth-e2e/built-{token}:1"
+    label = f"berth-cli-e2e={token}"
+    rc, out, err = run_berth(daemon.host, "build", "--no-cache", "--label", label, "-t", tag, str(ctx))
     if rc != 0 and ("page not found" in err or "not implemented" in err.lower()):
         pytest.skip(f"the daemon has no /build yet: {err.strip()}")
     try:
         assert rc == 0, err
-        assert "Step 1/4 : FROM" in out and "kept" in out and f"Successfully tagged {tag}" in out
-        rc, dout, _ = daemon.docker("build", "--no-cache", "-t", tag, str(ctx))
+        assert "Step 1/5 : FROM" in out and "kept" in out and f"Successfully tagged {tag}" in out
+        rc, dout, _ = daemon.docker("build", "--no-cache", "--label", label, "-t", tag, str(ctx))
         assert rc == 0
         assert normalise(out) == normalise(dout), f"{out}\n---\n{dout}"
         # the second build hits the cache
-        rc, out, _ = run_berth(daemon.host, "build", "-t", tag, str(ctx))
+        rc, out, _ = run_berth(daemon.host, "build", "--label", label, "-t", tag, str(ctx))
         assert rc == 0 and "Using cache" in out
         # .dockerignore kept secret.log out of the context
         (ctx / "Dockerfile").write_text(f"FROM {sh_image}\nCOPY . /ctx/\nRUN ls /ctx\n")
-        rc, out, err = run_berth(daemon.host, "build", "--no-cache", "-q", "-t", tag, str(ctx))
+        rc, out, err = run_berth(daemon.host, "build", "--no-cache", "-q", "--label", label, "-t", tag, str(ctx))
         assert rc == 0 and out.strip().startswith("sha256:"), err
         rc, out, _ = daemon.run("--rm", tag, "ls", "/ctx")
         assert "keep.txt" in out and "secret.log" not in out
@@ -236,6 +238,8 @@ def test_build_matches_docker(daemon, sh_image, workdir):
         assert rc == 7 and "returned a non-zero code: 7" in err
     finally:
         daemon.docker("rmi", "-f", tag)
+        # replaced builds leave untagged images (with their intermediate parents) behind
+        daemon.docker("image", "prune", "-f", "--filter", f"label={label}")
         # the classic builder leaves a failed step's container behind
         rc, out, _ = daemon.docker("ps", "-aq", "--filter", "status=exited", "--filter", f"ancestor={sh_image}")
         for cid in out.split():
