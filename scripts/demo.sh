@@ -30,6 +30,9 @@ fi
 step "cargo build --release --workspace"
 cargo build --release --workspace
 
+step "berth man pages and shell completions (target/berth-gen)"
+bash scripts/gen-berth-docs.sh target/release/berth target/berth-gen
+
 step "start berthd on $sock (data root $data_root, exec root $exec_root)"
 mkdir -p "$(dirname "$sock")" "$data_root" "$exec_root"
 log=$(mktemp /tmp/berthd-demo.XXXXXX.log)

@@ -19,7 +19,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages -----------------------------------------------------------
 need_pkgs=()
-for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar libseccomp-dev pkg-config docker-registry skopeo; do
+for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar libseccomp-dev pkg-config docker-registry skopeo tmux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then
@@ -44,6 +44,10 @@ python3 -c 'import docker' 2>/dev/null || { step "pip install docker"; pip_insta
 # --- build and unit tests -----------------------------------------------------
 step "cargo build --release --workspace"
 cargo build --release --workspace
+
+# --- berth's generated man pages and shell completions (target/berth-gen) ---------
+step "berth man pages and completions"
+bash scripts/gen-berth-docs.sh target/release/berth target/berth-gen
 
 failed=()
 step "cargo test --workspace --release"
