@@ -355,3 +355,83 @@ def test_dynamic_completion_lists_daemon_names(daemon, containers):
     assert run_name in out.split()
     rc, out, _ = run_berth(daemon.host, "__complete", "rmi", "berth-e2e/busybox:s")
     assert "berth-e2e/busybox:sh" in out.split()
+
+
+# --- registries: push, pull, login (Debian's docker-registry on loopback) ---------------
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+@pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry is not installed")
+def test_push_pull_plain_output(daemon, rootfs_tar, workdir):
+    from test_registry import Registry, daemon_netns, unique_rootfs
+
+    reg = Registry()
+    reg.serve(daemon_netns(daemon))
+    ref = f"{reg.host}/cli/bb:1"
+    try:
+        token = uuid.uuid4().hex
+        daemon.ok("import", str(unique_rootfs(rootfs_tar, workdir / f"cli-{token}.tar", token)), ref)
+        rc, out, err = run_berth(daemon.host, "push", ref)
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert lines[0] == f"The push refers to repository [{reg.host}/cli/bb]"
+        assert any(l.endswith(": Pushed") for l in lines), out
+        assert lines[-1].startswith("1: digest: sha256:") and "size:" in lines[-1]
+        assert "Pushing" not in out  # progress updates are not printed without a terminal
+        daemon.ok("rmi", ref)
+        rc, out, err = run_berth(daemon.host, "pull", ref)
+        assert rc == 0, err
+        first = out.splitlines()[0]
+        assert first.startswith("1: Pulling from ") and first.endswith("cli/bb"), out
+        assert "Pull complete" in out and "Downloading" not in out
+        assert out.splitlines()[-1] == ref
+        # docker's own pull of the same (present) image: same closing lines
+        rc, dout, _ = daemon.docker("pull", ref)
+        bout = run_berth(daemon.host, "pull", ref)[1]
+        assert normalise(bout) == normalise(dout), f"{bout}\n---\n{dout}"
+        rc, out, err = run_berth(daemon.host, "pull", f"{reg.host}/cli/nosuch:1")
+        assert rc == 1 and "not found" in err
+    finally:
+        daemon.docker("rmi", "-f", ref)
+        reg.stop()
+
+
+@pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry is not installed")
+def test_login_is_shared_with_docker(daemon, rootfs_tar, workdir):
+    from test_registry import Registry, bcrypt_hash, daemon_netns, unique_rootfs
+
+    h = bcrypt_hash("s3cret")
+    if h is None:
+        pytest.skip("no bcrypt implementation for htpasswd")
+    pw = workdir / f"htpasswd-{uuid.uuid4().hex[:6]}"
+    pw.write_text(f"tester:{h}\n")
+    reg = Registry(htpasswd=pw)
+    reg.serve(daemon_netns(daemon))
+    cfg = tempfile.mkdtemp(prefix="berth-e2e-login-")
+    env = {"DOCKER_CONFIG": cfg}
+    ref = f"{reg.host}/auth/bb:1"
+    try:
+        rc, out, err = run_berth(daemon.host, "login", "-u", "tester", "--password-stdin", reg.host, input="wrong\n", env=env)
+        assert rc != 0 and "401" in err
+        rc, out, err = run_berth(daemon.host, "login", "-u", "tester", "--password-stdin", reg.host, input="s3cret\n", env=env)
+        assert rc == 0 and "Login Succeeded" in out, err
+        auths = json.loads(Path(cfg, "config.json").read_text())["auths"]
+        assert reg.host in auths and "auth" in auths[reg.host]
+        token = uuid.uuid4().hex
+        daemon.ok("import", str(unique_rootfs(rootfs_tar, workdir / f"la-{token}.tar", token)), ref)
+        assert run_berth(daemon.host, "push", ref, env=env)[0] == 0
+        daemon.ok("rmi", ref)
+        # the docker CLI uses the credentials berth stored
+        p = subprocess.run([DOCKER_CLI, "-H", daemon.host, "pull", ref], capture_output=True, text=True,
+                           env={**os.environ, "DOCKER_CONFIG": cfg}, timeout=120)
+        assert p.returncode == 0, p.stderr
+        daemon.ok("rmi", ref)
+        rc, out, _ = run_berth(daemon.host, "logout", reg.host, env=env)
+        assert rc == 0 and out.strip() == f"Removing login credentials for {reg.host}"
+        rc, _, err = run_berth(daemon.host, "pull", ref, env=env)
+        assert rc != 0
+    finally:
+        daemon.docker("rmi", "-f", ref)
+        reg.stop()
+        shutil.rmtree(cfg, ignore_errors=True)
