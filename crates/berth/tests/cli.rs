@@ -584,3 +584,84 @@ fn volume_commands_match_docker() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(err(&gone).contains("no such volume"), "{}", err(&gone));
 }
+
+/// Mask what legitimately differs between two runs: ids, "x ago", sizes, column padding.
+fn normalise(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        let mut words: Vec<String> = Vec::new();
+        for w in line.split_whitespace() {
+            let hex = w.trim_start_matches("sha256:");
+            let w = if hex.len() >= 12 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                "<ID>".to_string()
+            } else {
+                w.to_string()
+            };
+            words.push(w);
+        }
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+/// `berth` and `docker` on the same daemon print the same ps, images, history, inspect and
+/// `--format` output.
+#[test]
+fn listings_and_formats_match_docker() {
+    let Some(h) = host() else { return };
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("no docker CLI: skipping the comparison");
+        return;
+    }
+    let img = test_image(&h);
+    let name = unique("berth-cli-cmp");
+    ok(berth(
+        &h,
+        &["run", "-d", "--network", "none", "--name", &name, "-l", "cmp=1", &img, "sleep", "300"],
+    ));
+    let docker = |args: &[&str]| {
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(&h)
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("docker");
+        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+        out(&o)
+    };
+    let filter = format!("name={name}");
+    let repo = img.split(':').next().unwrap().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["ps", "--filter", &filter],
+        vec!["ps", "-a", "--no-trunc", "--filter", &filter],
+        vec!["ps", "--filter", &filter, "--format", "json"],
+        vec!["ps", "--filter", &filter, "--format", "table {{.Names}}\t{{.Labels}}\t{{.Command}}"],
+        vec!["ps", "--filter", &filter, "--format", "{{.ID}} {{upper .State}} {{json .Names}}"],
+        vec!["images", &repo],
+        vec!["images", "--format", "json", &repo],
+        vec!["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}", &repo],
+        vec!["history", &img],
+        vec!["history", "--no-trunc", "--format", "table {{.ID}}\t{{.CreatedBy}}", &img],
+        vec!["inspect", &name],
+        vec!["inspect", "-f", "{{.Name}} {{json .Config.Labels}} {{.State.Status}}", &name],
+        vec!["image", "inspect", &img],
+        vec!["volume", "ls"],
+        vec!["top", &name, "-o", "pid,args"],
+    ];
+    for args in &cases {
+        let ours = out(&ok(berth(&h, args)));
+        let theirs = docker(args);
+        assert_eq!(normalise(&ours), normalise(&theirs), "berth {args:?}");
+    }
+    // networks: berthd may not serve them yet
+    let n = Command::new("docker").arg("-H").arg(&h).args(["network", "ls"]).output().expect("docker");
+    if n.status.success() {
+        assert_eq!(normalise(&out(&ok(berth(&h, &["network", "ls"])))), normalise(&out(&n)));
+    } else {
+        eprintln!("network ls: pending until the daemon serves networks ({})", err(&n).trim());
+    }
+    ok(berth(&h, &["rm", "-f", &name]));
+    rmi(&h, &img);
+}
