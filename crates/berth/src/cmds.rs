@@ -33,6 +33,10 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Cmd::Logout(a) => return finish(crate::auth::logout(a)),
         _ => {}
     }
+    crate::context::set_active_name(crate::context::current_context_name(
+        cli.host.as_deref(),
+        cli.context.as_deref(),
+    ));
     let host = match crate::context::resolve_host(cli.host.as_deref(), cli.context.as_deref()) {
         Ok(h) => h,
         Err(e) => {
@@ -247,7 +251,7 @@ async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
         "OS/Arch",
         format!("{}/{}", std::env::consts::OS, go_arch()),
     );
-    kv(&mut out, " ", "Context", "default");
+    kv(&mut out, " ", "Context", crate::context::active_name());
     print!("{out}");
     let v = match server {
         Ok(v) => v,
@@ -342,7 +346,10 @@ async fn info(host: Option<&str>, format: Option<String>) -> Result<i32> {
     let mut o = String::new();
     o.push_str("Client:\n");
     o.push_str(&format!(" Version:    {}\n", berth_client::CLIENT_VERSION));
-    o.push_str(" Context:    default\n Debug Mode: false\n\nServer:\n");
+    o.push_str(&format!(
+        " Context:    {}\n Debug Mode: false\n\nServer:\n",
+        crate::context::active_name()
+    ));
     let n = |p: &str| {
         v.pointer(p)
             .map(|x| x.to_string())

@@ -12,6 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 static CONFIG_DIR: OnceLock<PathBuf> = OnceLock::new();
+static ACTIVE: OnceLock<String> = OnceLock::new();
+
+/// Remember the context this invocation uses (shown by `version` and `info`).
+pub fn set_active_name(name: String) {
+    let _ = ACTIVE.set(name);
+}
+
+/// The context this invocation uses.
+pub fn active_name() -> String {
+    ACTIVE.get().cloned().unwrap_or_else(|| "default".into())
+}
 
 /// Set the configuration directory from `--config` (before anything reads it).
 pub fn set_config_dir(dir: Option<&str>) {

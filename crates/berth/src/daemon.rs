@@ -1,4 +1,5 @@
-//! Daemon on demand: with `--start-daemon` or `BERTH_START_DAEMON=1`, when nothing answers on
+//! Daemon on demand: with `--start-daemon`, `BERTH_START_DAEMON=1` or `"berthStartDaemon": true`
+//! in the docker config file, when nothing answers on
 //! the socket and we are root, start the `berthd` that sits next to this `berth` binary (else
 //! the one on PATH), say so, and wait for it to answer. Extra daemon flags come from
 //! `BERTH_DAEMON_ARGS` (whitespace-separated, e.g. `--data-root /srv/berth`).
@@ -14,7 +15,11 @@ pub fn set_wanted(flag: bool) {
     let env = std::env::var("BERTH_START_DAEMON")
         .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
         .unwrap_or(false);
-    let _ = WANTED.set(flag || env);
+    // or `"berthStartDaemon": true` in ~/.docker/config.json
+    let cfg = crate::context::config_value("berthStartDaemon")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let _ = WANTED.set(flag || env || cfg);
 }
 
 pub fn wanted() -> bool {
