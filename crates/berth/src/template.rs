@@ -440,6 +440,32 @@ fn eval_command(cmd: &Command, dot: &Value, root: &Value, prev: Option<Val>) -> 
         }
         return call(name, args);
     }
+    // docker's formatting contexts have a `Label KEY` method: `{{.Label "k"}}` reads the
+    // `Labels` of the same object (a map, or docker's "k=v,k2=v2" column string).
+    if let (Some(Operand::Dot(path)), 2) = (cmd.first(), cmd.len()) {
+        if path.last().map(String::as_str) == Some("Label") && prev.is_none() {
+            let mut lp = path.clone();
+            lp.pop();
+            lp.push("Labels".into());
+            let key = as_str(&eval_operand(&cmd[1], dot, root)?);
+            return Ok(match lookup(dot, &lp)? {
+                Val::Json(Value::Object(o)) => o
+                    .get(&key)
+                    .cloned()
+                    .map_or(Val::Json(Value::String(String::new())), Val::Json),
+                // the table header renders a label column as the key's last dotted part
+                Val::Json(Value::String(st)) if st == "LABELS" => Val::Json(Value::String(
+                    key.rsplit('.').next().unwrap_or("").to_string(),
+                )),
+                Val::Json(Value::String(st)) => Val::Json(Value::String(
+                    st.split(',')
+                        .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
+                        .unwrap_or_default(),
+                )),
+                _ => Val::Json(Value::String(String::new())),
+            });
+        }
+    }
     if cmd.len() > 1 || prev.is_some() {
         return Err(TemplateError::Exec(
             "can't give argument to non-function".into(),
@@ -794,6 +820,9 @@ mod tests {
     #[test]
     fn docker_added_functions() {
         let d = data();
+        assert_eq!(render("{{.Label \"b\"}}", &json!({"Labels": "a=1,b=2"})).unwrap(), "2");
+        assert_eq!(render("{{.Config.Label \"k\"}}", &d).unwrap(), "v");
+        assert_eq!(render("[{{.Label \"zz\"}}]", &json!({"Labels": "a=1"})).unwrap(), "[]");
         assert_eq!(render("{{truncate .Id 3}}", &d).unwrap(), "abc");
         assert_eq!(render("[{{pad .Id 1 2}}]", &d).unwrap(), "[ abc123  ]");
         assert_eq!(render("{{split \"a,b\" \",\" | json}}", &d).unwrap(), r#"["a","b"]"#);
