@@ -86,6 +86,8 @@ def test_images_history_inspect_match_docker(daemon, sh_image, containers):
     same(daemon, "inspect", sh_image, norm=False)
     same(daemon, "container", "inspect", "-f", "{{.State.ExitCode}} {{json .Config.Labels}} {{.Name}}", done_name, norm=False)
     same(daemon, "image", "inspect", "--format", "{{.Id}} {{len .RootFS.Layers}}", sh_image, norm=False)
+    same(daemon, "inspect", "-f", "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}{{$n := .Name}}{{$n}}", done_name, norm=False)
+    same(daemon, "ps", "-a", "--filter", f"name={done_name}", "--format", '{{.Label "b"}}|{{.Label "clitest"}}', norm=False)
     (brc, _, berr), (drc, _, derr) = both(daemon, "inspect", "no-such-thing-xyz")
     assert brc == drc == 1
     assert "No such object: no-such-thing-xyz" in berr and "No such object: no-such-thing-xyz" in derr

@@ -1,7 +1,7 @@
 //! A small evaluator for the Go `text/template` subset used with `--format`:
 //! `{{.Field}}`, `{{.A.B}}`, `{{json .X}}`, pipelines (`{{.X | json}}`), `{{range .X}}…{{end}}`,
 //! `{{if .X}}…{{else}}…{{end}}`, `{{with .X}}…{{end}}`, `{{- trim -}}` markers, string/number
-//! literals, `$` for the root and functions json, upper, lower, title, len, index, join,
+//! literals, `$` for the root, variables (`{{$x := .A}}`, `{{range $k, $v := .M}}`) and functions json, upper, lower, title, len, index, join,
 //! split, print, println, printf (%s %d %v %q), eq, ne, not, and, or, and docker's truncate
 //! and pad.
 //! Data is JSON (`serde_json::Value`), printed the way Go prints decoded JSON values.
@@ -30,6 +30,7 @@ type R<T> = Result<T, TemplateError>;
 enum Operand {
     Dot(Vec<String>),  // . or .A.B
     Root(Vec<String>), // $ or $.A.B
+    Var(String, Vec<String>), // $name or $name.A.B
     Str(String),
     Num(f64),
     Bool(bool),
@@ -45,7 +46,8 @@ enum Node {
     Text(String),
     Action(Pipeline),
     If(Pipeline, Vec<Node>, Vec<Node>),
-    Range(Pipeline, Vec<Node>, Vec<Node>),
+    Range(Pipeline, Vec<Node>, Vec<Node>, Option<String>, Option<String>),
+    Assign(String, Pipeline),
     With(Pipeline, Vec<Node>, Vec<Node>),
 }
 
@@ -186,6 +188,10 @@ fn parse_pipeline(toks: &[String], pos: &mut usize) -> R<Pipeline> {
 
 fn parse_operand(t: &str) -> R<Operand> {
     if let Some(rest) = t.strip_prefix('$') {
+        if rest.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+            let (name, path) = rest.split_once('.').unwrap_or((rest, ""));
+            return Ok(Operand::Var(name.to_string(), fields(path)));
+        }
         return Ok(Operand::Root(fields(rest)));
     }
     if t.starts_with('.') {
@@ -221,6 +227,18 @@ fn parse_action(s: &str) -> R<Pipeline> {
     Ok(p)
 }
 
+/// `$a, $b := rest` / `$a := rest` -> (["a", "b"], rest); otherwise ([], whole).
+fn split_decl(s: &str) -> (Vec<String>, &str) {
+    let Some((left, rest)) = s.split_once(":=") else {
+        return (Vec::new(), s);
+    };
+    let names: Vec<&str> = left.split(',').map(str::trim).collect();
+    if names.is_empty() || !names.iter().all(|n| n.len() > 1 && n.starts_with('$') && n[1..].chars().all(|c| c.is_alphanumeric() || c == '_')) {
+        return (Vec::new(), s);
+    }
+    (names.iter().map(|n| n[1..].to_string()).collect(), rest.trim())
+}
+
 enum Stop {
     End,
     Else,
@@ -243,6 +261,7 @@ fn parse_nodes(
                     "end" => return Ok((nodes, Stop::End)),
                     "else" => return Ok((nodes, Stop::Else)),
                     "if" | "range" | "with" => {
+                        let (decl, rest) = split_decl(rest);
                         let pipe = parse_action(rest)?;
                         let (body, stop) = parse_nodes(pieces)?;
                         let els = match stop {
@@ -263,12 +282,24 @@ fn parse_nodes(
                         };
                         nodes.push(match kw {
                             "if" => Node::If(pipe, body, els),
-                            "range" => Node::Range(pipe, body, els),
+                            "range" => {
+                                let (k, v) = match decl.as_slice() {
+                                    [] => (None, None),
+                                    [v] => (None, Some(v.clone())),
+                                    [k, v, ..] => (Some(k.clone()), Some(v.clone())),
+                                };
+                                Node::Range(pipe, body, els, k, v)
+                            }
                             _ => Node::With(pipe, body, els),
                         });
                     }
                     _ if a.starts_with("/*") => {}
-                    _ => nodes.push(Node::Action(parse_action(&a)?)),
+                    _ => match split_decl(&a) {
+                        (d, rest) if d.len() == 1 => {
+                            nodes.push(Node::Assign(d[0].clone(), parse_action(rest)?))
+                        }
+                        _ => nodes.push(Node::Action(parse_action(&a)?)),
+                    },
                 }
             }
         }
@@ -288,7 +319,11 @@ impl Template {
 
     pub fn execute(&self, data: &Value) -> R<String> {
         let mut out = String::new();
-        exec_nodes(&self.nodes, data, data, &mut out)?;
+        let scope = Scope {
+            root: data.clone(),
+            vars: std::cell::RefCell::new(Vec::new()),
+        };
+        exec_nodes(&self.nodes, data, &scope, &mut out)?;
         Ok(out)
     }
 }
@@ -296,6 +331,12 @@ impl Template {
 /// Parse and run in one go.
 pub fn render(src: &str, data: &Value) -> R<String> {
     Template::parse(src)?.execute(data)
+}
+
+/// `$` and the variables in scope (`{{$x := ...}}`, `{{range $k, $v := ...}}`).
+struct Scope {
+    root: Value,
+    vars: std::cell::RefCell<Vec<(String, Value)>>,
 }
 
 /// A template value: JSON, or "missing" (a map key that does not exist).
@@ -319,7 +360,7 @@ fn truthy(v: &Val) -> bool {
     }
 }
 
-fn exec_nodes(nodes: &[Node], dot: &Value, root: &Value, out: &mut String) -> R<()> {
+fn exec_nodes(nodes: &[Node], dot: &Value, root: &Scope, out: &mut String) -> R<()> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
@@ -340,15 +381,28 @@ fn exec_nodes(nodes: &[Node], dot: &Value, root: &Value, out: &mut String) -> R<
                     exec_nodes(els, dot, root, out)?;
                 }
             }
-            Node::Range(p, body, els) => {
+            Node::Assign(name, p) => {
+                let v = match eval_pipeline(p, dot, root)? {
+                    Val::Json(j) => j,
+                    Val::Missing => Value::Null,
+                };
+                root.vars.borrow_mut().push((name.clone(), v));
+            }
+            Node::Range(p, body, els, kvar, vvar) => {
                 let v = eval_pipeline(p, dot, root)?;
-                let items: Vec<Value> = match v {
-                    Val::Json(Value::Array(a)) => a,
+                let items: Vec<(Value, Value)> = match v {
+                    Val::Json(Value::Array(a)) => a
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| (Value::from(i), x))
+                        .collect(),
                     // Go ranges over map values in key order
                     Val::Json(Value::Object(o)) => {
                         let mut keys: Vec<_> = o.keys().cloned().collect();
                         keys.sort();
-                        keys.into_iter().map(|k| o[&k].clone()).collect()
+                        keys.into_iter()
+                            .map(|k| (Value::String(k.clone()), o[&k].clone()))
+                            .collect()
                     }
                     Val::Json(Value::Null) | Val::Missing => Vec::new(),
                     Val::Json(other) => {
@@ -361,8 +415,17 @@ fn exec_nodes(nodes: &[Node], dot: &Value, root: &Value, out: &mut String) -> R<
                 if items.is_empty() {
                     exec_nodes(els, dot, root, out)?;
                 }
-                for it in &items {
-                    exec_nodes(body, it, root, out)?;
+                for (k, it) in &items {
+                    let mark = root.vars.borrow().len();
+                    if let Some(kv) = kvar {
+                        root.vars.borrow_mut().push((kv.clone(), k.clone()));
+                    }
+                    if let Some(vv) = vvar {
+                        root.vars.borrow_mut().push((vv.clone(), it.clone()));
+                    }
+                    let r = exec_nodes(body, it, root, out);
+                    root.vars.borrow_mut().truncate(mark);
+                    r?;
                 }
             }
         }
@@ -401,7 +464,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn eval_pipeline(p: &Pipeline, dot: &Value, root: &Value) -> R<Val> {
+fn eval_pipeline(p: &Pipeline, dot: &Value, root: &Scope) -> R<Val> {
     let mut prev: Option<Val> = None;
     for cmd in p {
         prev = Some(eval_command(cmd, dot, root, prev)?);
@@ -409,10 +472,17 @@ fn eval_pipeline(p: &Pipeline, dot: &Value, root: &Value) -> R<Val> {
     prev.ok_or_else(|| TemplateError::Exec("empty pipeline".into()))
 }
 
-fn eval_operand(o: &Operand, dot: &Value, root: &Value) -> R<Val> {
+fn eval_operand(o: &Operand, dot: &Value, root: &Scope) -> R<Val> {
     match o {
         Operand::Dot(f) => lookup(dot, f),
-        Operand::Root(f) => lookup(root, f),
+        Operand::Root(f) => lookup(&root.root, f),
+        Operand::Var(name, f) => {
+            let vars = root.vars.borrow();
+            match vars.iter().rev().find(|(n, _)| n == name) {
+                Some((_, v)) => lookup(v, f),
+                None => Err(TemplateError::Exec(format!("undefined variable: ${name}"))),
+            }
+        }
         Operand::Str(s) => Ok(Val::Json(Value::String(s.clone()))),
         Operand::Num(n) => Ok(Val::Json(num(*n))),
         Operand::Bool(b) => Ok(Val::Json(Value::Bool(*b))),
@@ -429,7 +499,7 @@ fn num(n: f64) -> Value {
     }
 }
 
-fn eval_command(cmd: &Command, dot: &Value, root: &Value, prev: Option<Val>) -> R<Val> {
+fn eval_command(cmd: &Command, dot: &Value, root: &Scope, prev: Option<Val>) -> R<Val> {
     if let Some(Operand::Ident(name)) = cmd.first() {
         let mut args = Vec::new();
         for o in &cmd[1..] {
@@ -829,6 +899,18 @@ mod tests {
         assert_eq!(render("{{title \"hello world\"}}", &d).unwrap(), "Hello World");
         assert_eq!(render("{{json .}}", &json!({"a": "<none>"})).unwrap(), r#"{"a":"<none>"}"#);
         assert_eq!(go_json(&json!({"a": "<none>"})), r#"{"a":"\u003cnone\u003e"}"#);
+    }
+
+    #[test]
+    fn variables() {
+        let d = data();
+        assert_eq!(
+            render("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}", &d).unwrap(),
+            "a=b;k=v;"
+        );
+        assert_eq!(render("{{range $i, $m := .Mounts}}{{$i}}:{{$m.Destination}} {{end}}", &d).unwrap(), "0:/data 1:/logs ");
+        assert_eq!(render("{{$n := .Name}}{{range .Mounts}}{{$n}}{{end}}", &d).unwrap(), "/web/web");
+        assert!(render("{{$nope}}", &d).is_err());
     }
 
     #[test]
