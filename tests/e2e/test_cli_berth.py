@@ -437,3 +437,66 @@ def test_login_is_shared_with_docker(daemon, rootfs_tar, workdir):
         daemon.docker("rmi", "-f", ref)
         reg.stop()
         shutil.rmtree(cfg, ignore_errors=True)
+
+
+# --- tcp:// with mutual TLS (berthd's own listener) ------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_tcp_tls_host_env_and_context(daemon, tmp_path):
+    if daemon.target != "berth":
+        pytest.skip("starts a berthd with a TLS listener")
+    from helpers import BerthDaemon
+    from test_access import free_port, openssl
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=berth-cli-ca", cwd=pki)
+    (pki / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subj, ext in [("server", "/CN=127.0.0.1", "server.ext"), ("cert", "/CN=cli", "client.ext")]:
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
+                "-subj", subj, cwd=pki)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext, cwd=pki)
+    (pki / "key.pem").write_bytes((pki / "cert-key.pem").read_bytes())
+    port = free_port()
+    d = BerthDaemon(tmp_path / "tlsd")
+    d.extra_args = ["--host", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(pki / "ca.pem"),
+                    "--tlscert", str(pki / "server.pem"), "--tlskey", str(pki / "server-key.pem")]
+    d.start()
+    host = f"tcp://127.0.0.1:{port}"
+    cfg = tempfile.mkdtemp(prefix="berth-e2e-tls-")
+    try:
+        # flags
+        rc, out, err = run_berth(host, "--tlsverify", "--tlscacert", str(pki / "ca.pem"), "--tlscert",
+                                 str(pki / "cert.pem"), "--tlskey", str(pki / "key.pem"),
+                                 "version", "--format", "{{.Server.Os}}")
+        assert (rc, out.strip()) == (0, "linux"), err
+        # DOCKER_TLS_VERIFY + DOCKER_CERT_PATH, as the docker CLI reads them
+        env = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(pki), "DOCKER_CONFIG": cfg}
+        rc, out, err = run_berth(host, "ps", "-q", env=env)
+        assert rc == 0, err
+        # without a client certificate berthd refuses the handshake
+        rc, out, err = run_berth(host, "--tlsverify", "--tlscacert", str(pki / "ca.pem"), "ps",
+                                 env={"DOCKER_CERT_PATH": str(tmp_path)})
+        assert rc == 1 and "Cannot connect to the Berth daemon at tcp://127.0.0.1" in err
+        # a context carrying the TLS material (docker's contexts/tls layout)
+        exe = str(berth_binary())
+        e = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        e["DOCKER_CONFIG"] = cfg
+        p = subprocess.run([exe, "context", "create", "tlsctx", "--docker",
+                            f"host={host},ca={pki / 'ca.pem'},cert={pki / 'cert.pem'},key={pki / 'key.pem'}"],
+                           capture_output=True, text=True, env=e)
+        assert p.returncode == 0, p.stderr
+        p = subprocess.run([exe, "--context", "tlsctx", "version", "--format", "{{.Server.Os}}"],
+                           capture_output=True, text=True, env=e)
+        assert (p.returncode, p.stdout.strip()) == (0, "linux"), p.stderr
+        # and the docker CLI uses that same context
+        p = subprocess.run([DOCKER_CLI, "--context", "tlsctx", "version", "--format", "{{.Server.Os}}"],
+                           capture_output=True, text=True, env=e)
+        assert (p.returncode, p.stdout.strip()) == (0, "linux"), p.stderr
+    finally:
+        d.stop()
+        shutil.rmtree(cfg, ignore_errors=True)

@@ -15,6 +15,17 @@ use std::io::Write;
 /// Run the parsed command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> i32 {
     crate::context::set_config_dir(cli.config.as_deref());
+    crate::context::set_active_name(crate::context::current_context_name(
+        cli.host.as_deref(),
+        cli.context.as_deref(),
+    ));
+    crate::context::set_tls(
+        cli.tls,
+        cli.tlsverify,
+        cli.tlscacert.as_deref(),
+        cli.tlscert.as_deref(),
+        cli.tlskey.as_deref(),
+    );
     crate::daemon::set_wanted(cli.start_daemon);
     let Some(cmd) = cli.cmd else {
         if cli.version {
@@ -33,10 +44,6 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Cmd::Logout(a) => return finish(crate::auth::logout(a)),
         _ => {}
     }
-    crate::context::set_active_name(crate::context::current_context_name(
-        cli.host.as_deref(),
-        cli.context.as_deref(),
-    ));
     let host = match crate::context::resolve_host(cli.host.as_deref(), cli.context.as_deref()) {
         Ok(h) => h,
         Err(e) => {
@@ -160,13 +167,13 @@ pub fn report(e: &anyhow::Error) -> i32 {
 /// Connect and negotiate the API version; with `--start-daemon`/`BERTH_START_DAEMON=1`, start
 /// berthd when nothing answers.
 pub async fn connect(host: Option<&str>) -> Result<Client> {
-    match Client::connect(host).await {
+    match Client::connect_with_tls(host, crate::context::tls()).await {
         Ok(c) => Ok(c),
         Err(e @ berth_client::Error::Connect { .. }) => {
             let socket = Client::new(host)?.socket().to_path_buf();
             if crate::daemon::wanted() {
                 crate::daemon::start(&socket).await?;
-                return Ok(Client::connect(host).await?);
+                return Ok(Client::connect_with_tls(host, crate::context::tls()).await?);
             }
             if nix::unistd::geteuid().is_root() {
                 Err(anyhow!(
@@ -197,7 +204,7 @@ fn kv(out: &mut String, indent: &str, key: &str, val: impl std::fmt::Display) {
 }
 
 async fn version(host: Option<&str>, format: Option<String>) -> Result<i32> {
-    let mut client = Client::new(host)?;
+    let mut client = Client::new_with_tls(host, crate::context::tls())?;
     let client_info = json!({
         "Version": berth_client::CLIENT_VERSION,
         "ApiVersion": berth_client::MAX_API_VERSION,

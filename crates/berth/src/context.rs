@@ -13,6 +13,62 @@ use std::sync::OnceLock;
 
 static CONFIG_DIR: OnceLock<PathBuf> = OnceLock::new();
 static ACTIVE: OnceLock<String> = OnceLock::new();
+static TLS: OnceLock<Option<berth_client::TlsOptions>> = OnceLock::new();
+
+/// docker's TLS flags and environment: `--tls`/`--tlsverify`/`DOCKER_TLS_VERIFY`, with the
+/// files from the flags or `DOCKER_CERT_PATH` (default the config directory).
+pub fn set_tls(tls: bool, verify: bool, ca: Option<&str>, cert: Option<&str>, key: Option<&str>) {
+    let env_verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
+    let verify = verify || env_verify;
+    if !(tls || verify) {
+        // a context with TLS material (docker's contexts/tls/<hash>/docker/*.pem)
+        let _ = TLS.set(context_tls(&active_name()));
+        return;
+    }
+    let opts = (tls || verify).then(|| {
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(config_dir);
+        let pick = |flag: Option<&str>, file: &str| -> Option<PathBuf> {
+            match flag {
+                Some(f) => Some(PathBuf::from(f)),
+                None => Some(dir.join(file)).filter(|p| p.exists()),
+            }
+        };
+        berth_client::TlsOptions {
+            verify,
+            ca: pick(ca, "ca.pem"),
+            cert: pick(cert, "cert.pem"),
+            key: pick(key, "key.pem"),
+        }
+    });
+    let _ = TLS.set(opts);
+}
+
+/// TLS settings stored with a context (ca.pem, cert.pem, key.pem; SkipTLSVerify).
+fn context_tls(name: &str) -> Option<berth_client::TlsOptions> {
+    if name == "default" {
+        return None;
+    }
+    let dir = tls_dir(name).join("docker");
+    let f = |n: &str| Some(dir.join(n)).filter(|p| p.exists());
+    let (ca, cert, key) = (f("ca.pem"), f("cert.pem"), f("key.pem"));
+    let skip = load_meta(name)
+        .ok()
+        .flatten()
+        .and_then(|m| m.pointer("/Endpoints/docker/SkipTLSVerify").and_then(Value::as_bool))
+        .unwrap_or(false);
+    if ca.is_none() && cert.is_none() && !skip {
+        return None;
+    }
+    Some(berth_client::TlsOptions { verify: !skip, ca, cert, key })
+}
+
+/// The TLS options for tcp:// daemons, if TLS is on.
+pub fn tls() -> Option<&'static berth_client::TlsOptions> {
+    TLS.get().and_then(Option::as_ref)
+}
 
 /// Remember the context this invocation uses (shown by `version` and `info`).
 pub fn set_active_name(name: String) {
@@ -295,20 +351,47 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `host=unix:///path[,skip-tls-verify=...]` -> host.
-fn parse_docker_opt(s: &str) -> Result<String> {
+/// `--docker host=...,ca=FILE,cert=FILE,key=FILE,skip-tls-verify=BOOL`.
+#[derive(Debug, Default)]
+struct DockerOpt {
+    host: String,
+    skip_tls_verify: bool,
+    files: Vec<(&'static str, String)>,
+}
+
+fn parse_docker_opt_full(s: &str) -> Result<DockerOpt> {
+    let mut o = DockerOpt::default();
     let mut host = None;
     for kv in s.split(',') {
         let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("invalid docker endpoint option {kv:?}"))?;
         match k {
             "host" => host = Some(v.to_string()),
-            "skip-tls-verify" | "ca" | "cert" | "key" => {}
+            "skip-tls-verify" => o.skip_tls_verify = matches!(v, "1" | "true"),
+            "ca" => o.files.push(("ca.pem", v.to_string())),
+            "cert" => o.files.push(("cert.pem", v.to_string())),
+            "key" => o.files.push(("key.pem", v.to_string())),
             other => bail!("unrecognized config key: {other}"),
         }
     }
-    let host = host.unwrap_or_else(default_host);
-    berth_client::parse_host(&host).map_err(|e| anyhow!("{e}"))?;
-    Ok(host)
+    o.host = host.unwrap_or_else(default_host);
+    if !o.host.starts_with("tcp://") {
+        berth_client::parse_host(&o.host).map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(o)
+}
+
+/// `host=unix:///path[,...]` -> host.
+fn parse_docker_opt(s: &str) -> Result<String> {
+    Ok(parse_docker_opt_full(s)?.host)
+}
+
+/// Copy a context's TLS files into docker's store (contexts/tls/<hash>/docker/).
+fn store_tls(name: &str, o: &DockerOpt) -> Result<()> {
+    for (file, src) in &o.files {
+        let data = std::fs::read(src).with_context(|| format!("reading {src}"))?;
+        write_atomic(&tls_dir(name).join("docker").join(file), &data, 0o600)?;
+    }
+    Ok(())
 }
 
 fn meta_json(name: &str, description: Option<&str>, host: &str) -> Value {
@@ -358,8 +441,9 @@ pub fn dispatch(cmd: ContextCmd, host_flag: Option<&str>, context_flag: Option<&
             if load_meta(&a.name)?.is_some() {
                 bail!("context {:?} already exists", a.name);
             }
+            let parsed = a.docker.as_deref().map(parse_docker_opt_full).transpose()?;
             let host = match (&a.docker, &a.from) {
-                (Some(d), _) => parse_docker_opt(d)?,
+                (Some(_), _) => parsed.as_ref().map(|p| p.host.clone()).unwrap_or_default(),
                 (None, Some(from)) => inspect_json(from)?
                     .pointer("/Endpoints/docker/Host")
                     .and_then(Value::as_str)
@@ -374,7 +458,12 @@ pub fn dispatch(cmd: ContextCmd, host_flag: Option<&str>, context_flag: Option<&
                         .to_string()
                 }
             };
-            write_meta(&a.name, &meta_json(&a.name, a.description.as_deref(), &host))?;
+            let mut meta = meta_json(&a.name, a.description.as_deref(), &host);
+            if let Some(p) = &parsed {
+                meta["Endpoints"]["docker"]["SkipTLSVerify"] = json!(p.skip_tls_verify);
+                store_tls(&a.name, p)?;
+            }
+            write_meta(&a.name, &meta)?;
             println!("{}", a.name);
             eprintln!("Successfully created context {:?}", a.name);
             Ok(0)

@@ -213,7 +213,7 @@ async fn names(host: Option<&str>, kind: &str) -> Result<Vec<String>> {
         }
         return Ok(v);
     }
-    let client = berth_client::Client::connect(host).await?;
+    let client = berth_client::Client::connect_with_tls(host, crate::context::tls()).await?;
     let mut out = Vec::new();
     match kind {
         "containers" => {

@@ -50,6 +50,21 @@ pub struct Cli {
     /// Location of client config files (default ~/.docker, or $DOCKER_CONFIG)
     #[arg(long = "config", global = true, id = "global_config", value_name = "DIR")]
     pub config: Option<String>,
+    /// Use TLS for a tcp:// daemon; implied by --tlsverify
+    #[arg(long = "tls", global = true)]
+    pub tls: bool,
+    /// Use TLS and verify the daemon's certificate (also DOCKER_TLS_VERIFY)
+    #[arg(long = "tlsverify", global = true)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA (default DOCKER_CERT_PATH/ca.pem or ~/.docker/ca.pem)
+    #[arg(long = "tlscacert", global = true, value_name = "FILE")]
+    pub tlscacert: Option<String>,
+    /// Path to TLS certificate file (default DOCKER_CERT_PATH/cert.pem)
+    #[arg(long = "tlscert", global = true, value_name = "FILE")]
+    pub tlscert: Option<String>,
+    /// Path to TLS key file (default DOCKER_CERT_PATH/key.pem)
+    #[arg(long = "tlskey", global = true, value_name = "FILE")]
+    pub tlskey: Option<String>,
     /// Start berthd (from next to this binary) when no daemon answers and you are root; also BERTH_START_DAEMON=1
     #[arg(long = "start-daemon", global = true)]
     pub start_daemon: bool,

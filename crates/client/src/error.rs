@@ -17,6 +17,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A `tcp://` daemon could not be reached (or its TLS handshake failed).
+    #[error("Cannot connect to the Berth daemon at tcp://{addr}: {source}. Is berthd listening there (berthd --host tcp://{addr} --tlsverify ...)?")]
+    ConnectTcp {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The daemon answered with a non-success status.
     #[error("Error response from daemon: {message}")]
     Api { status: u16, message: String },

@@ -11,6 +11,7 @@ mod body;
 mod error;
 pub mod frames;
 mod host;
+mod tls;
 
 pub use api::*;
 pub use api_more::*;
@@ -18,6 +19,7 @@ pub use body::{BodyChunks, JsonLines, ReqBody};
 pub use error::{Error, Result};
 pub use frames::{encode_frame, Frame, FrameDecoder, FrameError, StreamKind};
 pub use host::{parse_host, DEFAULT_SOCKET};
+pub use tls::TlsOptions;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -37,6 +39,10 @@ pub const FALLBACK_API_VERSION: &str = "1.24";
 /// Client version string reported by `berth version` and in the User-Agent.
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A connection to the daemon: Unix socket, TCP, or TLS over TCP.
+pub(crate) trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Conn for T {}
+
 /// A raw bidirectional stream obtained by hijacking an HTTP connection (attach).
 pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
 
@@ -54,6 +60,9 @@ pub struct PingInfo {
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// `host:port` for a `tcp://` daemon (then `socket` is unused).
+    tcp: Option<String>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     api_version: String,
     negotiated: bool,
     server_api_version: Option<String>,
@@ -120,18 +129,52 @@ pub fn path_segment(s: &str) -> String {
 impl Client {
     /// A client for an explicit host (`unix:///path`), or `DOCKER_HOST`, or the default socket.
     pub fn new(host: Option<&str>) -> Result<Self> {
+        Self::new_with_tls(host, None)
+    }
+
+    /// Like `new`, and `tcp://host:port` addresses too (TLS when `tls` is given, as the docker
+    /// CLI's `--tls`/`--tlsverify`).
+    pub fn new_with_tls(host: Option<&str>, tls: Option<&TlsOptions>) -> Result<Self> {
         let env = std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty());
-        let socket = match host.map(str::to_string).or(env) {
+        let h = host.map(str::to_string).or(env);
+        if let Some(addr) = h.as_deref().and_then(|h| h.trim().strip_prefix("tcp://")) {
+            let addr = addr.trim_end_matches('/').to_string();
+            if addr.is_empty() || !addr.contains(':') {
+                return Err(Error::InvalidHost {
+                    host: h.clone().unwrap_or_default(),
+                    reason: "expected tcp://HOST:PORT".into(),
+                });
+            }
+            let mut c = Self::with_socket(PathBuf::new());
+            c.tcp = Some(addr);
+            c.tls = tls.map(tls::client_config).transpose()?;
+            return Ok(c);
+        }
+        let socket = match h {
             Some(h) => parse_host(&h)?,
             None => PathBuf::from(DEFAULT_SOCKET),
         };
         Ok(Self::with_socket(socket))
     }
 
+    /// `new_with_tls` and negotiate.
+    pub async fn connect_with_tls(host: Option<&str>, tls: Option<&TlsOptions>) -> Result<Self> {
+        let mut c = Self::new_with_tls(host, tls)?;
+        c.negotiate().await?;
+        Ok(c)
+    }
+
+    /// True for a `tcp://` daemon address.
+    pub fn is_tcp(&self) -> bool {
+        self.tcp.is_some()
+    }
+
     /// A client for a socket path; not yet negotiated (uses the client maximum version).
     pub fn with_socket(socket: impl Into<PathBuf>) -> Self {
         Client {
             socket: socket.into(),
+            tcp: None,
+            tls: None,
             api_version: MAX_API_VERSION.to_string(),
             negotiated: false,
             server_api_version: None,
@@ -152,7 +195,10 @@ impl Client {
 
     /// `unix:///path` form of the daemon address.
     pub fn host_url(&self) -> String {
-        format!("unix://{}", self.socket.display())
+        match &self.tcp {
+            Some(a) => format!("tcp://{a}"),
+            None => format!("unix://{}", self.socket.display()),
+        }
     }
 
     /// The API version used as path prefix.
@@ -188,9 +234,25 @@ impl Client {
 
     /// Ping the daemon (unversioned path). Any status carrying `Api-Version` counts as alive.
     pub async fn ping(&self) -> Result<PingInfo> {
-        let mut resp = self
-            .raw(Method::HEAD, "/_ping", None, ReqBody::empty())
-            .await?;
+        let first = self.raw(Method::HEAD, "/_ping", None, ReqBody::empty()).await;
+        let mut resp = match (first, &self.tcp) {
+            // With TLS 1.3 a refused client certificate shows up on the first request, not in
+            // the handshake: report it as the connection failure it is.
+            (Err(Error::Http { source, .. }), Some(addr)) => {
+                let mut msg = source.to_string();
+                let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&source);
+                while let Some(e) = cur {
+                    msg.push_str(": ");
+                    msg.push_str(&e.to_string());
+                    cur = e.source();
+                }
+                return Err(Error::ConnectTcp {
+                    addr: addr.clone(),
+                    source: std::io::Error::other(msg),
+                });
+            }
+            (r, _) => r?,
+        };
         if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
             resp = self
                 .raw(Method::GET, "/_ping", None, ReqBody::empty())
@@ -219,13 +281,46 @@ impl Client {
         &self,
         broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
         swallow: bool,
-    ) -> Result<TokioIo<body::EarlyReplyIo<tokio::net::UnixStream>>> {
-        let s = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| Error::Connect {
-                socket: self.socket.clone(),
-                source,
-            })?;
+    ) -> Result<TokioIo<body::EarlyReplyIo<Box<dyn Conn>>>> {
+        let s: Box<dyn Conn> = match &self.tcp {
+            None => Box::new(
+                tokio::net::UnixStream::connect(&self.socket)
+                    .await
+                    .map_err(|source| Error::Connect {
+                        socket: self.socket.clone(),
+                        source,
+                    })?,
+            ),
+            Some(addr) => {
+                let tcp = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| Error::ConnectTcp {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                let _ = tcp.set_nodelay(true);
+                match &self.tls {
+                    None => Box::new(tcp),
+                    Some(cfg) => {
+                        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                            .map_err(|e| Error::InvalidHost {
+                                host: addr.clone(),
+                                reason: e.to_string(),
+                            })?;
+                        let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                            .connect(name, tcp)
+                            .await
+                            .map_err(|source| Error::ConnectTcp {
+                                addr: addr.clone(),
+                                source,
+                            })?;
+                        Box::new(tls)
+                    }
+                }
+            }
+        };
         Ok(TokioIo::new(body::EarlyReplyIo {
             inner: s,
             broken,
