@@ -27,8 +27,8 @@ if command -v fish >/dev/null; then
     fish -n "$out/completions/berth.fish" || { echo "gen-berth-docs: fish -n rejects berth.fish" >&2; fail=1; }
 fi
 if command -v man >/dev/null; then
-    MANWIDTH=80 man -l "$out/man/berth.1" 2>/dev/null | grep -q "berth" ||
-        { echo "gen-berth-docs: man cannot render berth.1" >&2; fail=1; }
+    rendered=$(MANWIDTH=80 man -l "$out/man/berth.1" 2>/dev/null || true)
+    [[ $rendered == *"berth"* ]] || { echo "gen-berth-docs: man cannot render berth.1" >&2; fail=1; }
 fi
 ((fail == 0)) || exit 1
 echo "gen-berth-docs: $(ls "$out/man" | wc -l) man pages and 3 completion scripts in $out"
