@@ -117,9 +117,12 @@ def test_run_exit_codes_match_docker(daemon, sh_image):
     (brc, _, berr), (drc, _, derr) = both(daemon, *daemon.run_args("--rm", "no-such-image-xyz:1"))
     assert brc == drc == 125
     assert "No such image: no-such-image-xyz:1" in berr and "No such image: no-such-image-xyz:1" in derr
-    # usage errors are 125 too
+    # flag errors are 125; an unknown command or missing arguments 1
     (brc, _, _), (drc, _, _) = both(daemon, "run", "--no-such-flag", sh_image)
     assert brc == drc == 125
+    for args in (["no-such-command"], ["run"], ["ps", "--bogus"], ["rm"]):
+        (brc, _, _), (drc, _, _) = both(daemon, *args)
+        assert brc == drc, args
 
 
 def test_lifecycle_commands(daemon, sh_image, names):

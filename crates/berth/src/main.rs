@@ -483,7 +483,12 @@ fn main() {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                // docker exits 125 for flag and usage errors
+                // docker: an unknown command or missing arguments exit 1, flag errors 125
+                ErrorKind::InvalidSubcommand
+                | ErrorKind::MissingRequiredArgument
+                | ErrorKind::MissingSubcommand
+                | ErrorKind::TooFewValues
+                | ErrorKind::WrongNumberOfValues => 1,
                 _ => 125,
             };
             let _ = e.print();

@@ -50,6 +50,12 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<String>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
@@ -436,18 +442,49 @@ fn endpoint_settings() -> Value {
     })
 }
 
+/// `-a stdin|stdout|stderr` -> (stdin, stdout, stderr); without `-a`, stdout and stderr.
+pub fn attach_streams(a: &RunArgs) -> Result<(bool, bool, bool)> {
+    if a.attach.is_empty() {
+        return Ok((false, true, true));
+    }
+    if a.detach {
+        bail!("conflicting options: cannot specify both --attach and --detach");
+    }
+    let mut s = (false, false, false);
+    for x in &a.attach {
+        match x.to_ascii_lowercase().as_str() {
+            "stdin" => s.0 = true,
+            "stdout" => s.1 = true,
+            "stderr" => s.2 = true,
+            other => bail!("invalid argument \"{other}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"),
+        }
+    }
+    Ok(s)
+}
+
 /// Build the full `POST /containers/create` body the docker CLI would send.
 pub fn create_body(a: &RunArgs) -> Result<Value> {
     let image = a.args.first().cloned().unwrap_or_default();
     let cmd: Vec<String> = a.args.iter().skip(1).cloned().collect();
     let attached = !a.detach;
+    let streams = attach_streams(a)?;
     let mut env: Vec<String> = Vec::new();
     for f in &a.env_file {
         env.extend(parse_env_file(f)?);
     }
     env.extend(a.env.iter().map(|e| expand_env(e)));
     let mut labels = Map::new();
-    for l in &a.label {
+    let mut label_lines: Vec<String> = Vec::new();
+    for f in &a.label_file {
+        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("open {f}: {e}"))?;
+        label_lines.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    for l in label_lines.iter().chain(a.label.iter()) {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), Value::String(v.to_string()));
     }
@@ -575,9 +612,9 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "Hostname": a.hostname.clone().unwrap_or_default(),
         "Domainname": a.domainname.clone().unwrap_or_default(),
         "User": a.user.clone().unwrap_or_default(),
-        "AttachStdin": attached && a.interactive,
-        "AttachStdout": attached,
-        "AttachStderr": attached,
+        "AttachStdin": attached && (a.interactive || streams.0),
+        "AttachStdout": attached && streams.1,
+        "AttachStderr": attached && streams.2,
         "Tty": a.tty,
         "OpenStdin": a.interactive,
         // On a terminal the session can be detached (ctrl-p ctrl-q) and attached again, so
@@ -692,8 +729,9 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     let spec = a
         .interactive
         .then(|| crate::tty::detach_keys_spec(a.detach_keys.as_deref()));
+    let streams = attach_streams(a).map_err(|e| rerr(e, 125))?;
     let (attach, wait) = tokio::join!(
-        client.attach_container_keys(&id, a.interactive, true, true, spec.as_deref()),
+        client.attach_container_keys(&id, a.interactive || streams.0, streams.1, streams.2, spec.as_deref()),
         client.wait_container(&id, Some(condition)),
     );
     let stream = attach.map_err(|e| rerr(e, 125))?;
