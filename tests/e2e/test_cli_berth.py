@@ -503,3 +503,29 @@ def test_tcp_tls_host_env_and_context(daemon, tmp_path):
     finally:
         d.stop()
         shutil.rmtree(cfg, ignore_errors=True)
+
+
+def test_prune_by_label_and_streaming_stats(daemon, sh_image, names):
+    tag = uuid.uuid4().hex[:8]
+    n1, n2 = names("prune1"), names("prune2")
+    for n in (n1, n2):
+        daemon.run("--name", n, "-l", f"prunetest={tag}", sh_image, "true")
+    rc, out, err = run_berth(daemon.host, "container", "prune", "-f", "--filter", f"label=prunetest={tag}")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Deleted Containers:" and len(lines[1:3]) == 2 and lines[-1].startswith("Total reclaimed space:")
+    assert daemon.docker("inspect", n1)[0] != 0
+    same(daemon, "builder", "prune", "-f", norm=False)
+    # `stats` without --no-stream keeps printing a table until stopped
+    s = names("stats")
+    daemon.ok(*daemon.run_args("-d", "--name", s, sh_image, "sleep", "300"))
+    exe = str(berth_binary())
+    p = subprocess.Popen([exe, "-H", daemon.host, "stats", "--format", "{{.Name}} {{.PIDs}}", s],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline().strip()
+        second = p.stdout.readline().strip()
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert first.startswith(f"{s} ") and second.startswith(f"{s} "), (first, second)

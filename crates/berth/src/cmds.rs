@@ -63,7 +63,10 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Cmd::Image(ImageCmd::Inspect(a)) => inspect_typed(host, a, "image").await,
         Cmd::Image(ImageCmd::Rm(a)) | Cmd::Rmi(a) => rmi(host, a).await,
         Cmd::Image(ImageCmd::Tag(a)) | Cmd::Tag(a) => tag(host, a).await,
-        Cmd::Image(ImageCmd::Build(a)) | Cmd::Build(a) => crate::image::build(host, a).await,
+        Cmd::Image(ImageCmd::Build(a))
+        | Cmd::Build(a)
+        | Cmd::Builder(crate::image::BuilderCmd::Build(a)) => crate::image::build(host, a).await,
+        Cmd::Builder(crate::image::BuilderCmd::Prune(a)) => crate::image::builder_prune(host, a).await,
         Cmd::Image(ImageCmd::History(a)) | Cmd::History(a) => crate::image::history(host, a).await,
         Cmd::Image(ImageCmd::Load(a)) | Cmd::Load(a) => crate::image::load(host, a).await,
         Cmd::Image(ImageCmd::Save(a)) | Cmd::Save(a) => crate::image::save(host, a).await,

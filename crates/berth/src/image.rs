@@ -322,6 +322,51 @@ pub fn print_images_deleted(v: &Value) {
     println!();
 }
 
+// ----- builder ----------------------------------------------------------------------------
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BuilderCmd {
+    /// Build an image from a Dockerfile (classic builder)
+    Build(BuildArgs),
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+}
+
+pub async fn builder_prune(host: Option<&str>, a: BuilderPruneArgs) -> Result<i32> {
+    if !a.force && !crate::opts::confirm("WARNING! This will remove all dangling build cache.") {
+        return Ok(0);
+    }
+    let client = connect(host).await?;
+    let mut f = a.filter.clone();
+    if a.all {
+        f.push("all=true".into());
+    }
+    let v = client.prune("build", crate::opts::filters(&f)?.as_ref()).await?;
+    let deleted = v["CachesDeleted"].as_array().cloned().unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("Deleted build cache objects:");
+        for d in &deleted {
+            println!("{}", d.as_str().unwrap_or(""));
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
+    Ok(0)
+}
+
 // ----- build ------------------------------------------------------------------------------
 
 #[derive(Args, Debug)]

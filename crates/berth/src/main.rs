@@ -80,8 +80,10 @@ pub enum Cmd {
     /// Attach local standard input, output, and error streams to a running container
     Attach(container::AttachArgs),
     /// Build an image from a Dockerfile (classic builder)
-    #[command(alias = "buildx")]
     Build(image::BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(image::BuilderCmd),
     /// Create a new image from a container's changes
     Commit(container::CommitArgs),
     /// Copy files/folders between a container and the local filesystem
