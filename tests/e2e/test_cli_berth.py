@@ -529,3 +529,15 @@ def test_prune_by_label_and_streaming_stats(daemon, sh_image, names):
         p.terminate()
         p.wait(10)
     assert first.startswith(f"{s} ") and second.startswith(f"{s} "), (first, second)
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completion_asks_the_daemon(daemon, containers, tmp_path):
+    _, run_name, _ = containers
+    exe = berth_binary()
+    script = tmp_path / "berth.fish"
+    script.write_text(subprocess.run([str(exe), "gen", "completions", "fish"], capture_output=True, text=True).stdout)
+    env = {**os.environ, "PATH": f"{exe.parent}:{os.environ['PATH']}", "DOCKER_HOST": daemon.host}
+    p = subprocess.run(["fish", "-c", f"source {script}; complete -C 'berth stop cli-run'"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert run_name in p.stdout.split(), p.stdout + p.stderr

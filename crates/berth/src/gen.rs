@@ -83,6 +83,12 @@ pub fn completion_script(shell: &str) -> Result<String> {
     let mut buf = Vec::new();
     clap_complete::generate(sh, &mut cmd, "berth", &mut buf);
     let mut s = String::from_utf8(buf).context("completion script is not UTF-8")?;
+    if sh == Shell::Zsh {
+        // our own dispatch block replaces clap's (it would run `_berth` a second time)
+        if let Some(i) = s.rfind("if [ \"$funcstack[1]\" = \"_berth\" ]; then") {
+            s.truncate(i);
+        }
+    }
     s.push_str(match sh {
         Shell::Bash => BASH_DYNAMIC,
         Shell::Zsh => ZSH_DYNAMIC,
