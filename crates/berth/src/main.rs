@@ -525,6 +525,24 @@ mod tests {
     }
 
     #[test]
+    fn every_command_and_flag_has_help_text() {
+        fn walk(c: &clap::Command, path: &str) {
+            for sub in c.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                assert!(sub.get_about().is_some(), "no help text for `{p}`");
+                for a in sub.get_arguments() {
+                    if a.is_hide_set() || a.get_id() == "help" {
+                        continue;
+                    }
+                    assert!(a.get_help().is_some() || a.is_positional(), "no help for {p} --{}", a.get_id());
+                }
+                walk(sub, &p);
+            }
+        }
+        walk(&Cli::command(), "berth");
+    }
+
+    #[test]
     fn docker_aliases_parse() {
         for args in [
             &["berth", "container", "ls", "-a"][..],
