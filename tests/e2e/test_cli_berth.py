@@ -397,6 +397,11 @@ def test_push_pull_plain_output(daemon, rootfs_tar, workdir):
         assert normalise(bout) == normalise(dout), f"{bout}\n---\n{dout}"
         rc, out, err = run_berth(daemon.host, "pull", f"{reg.host}/cli/nosuch:1")
         assert rc == 1 and "not found" in err
+        # run of an absent image pulls it first, progress on stderr, as docker run does
+        daemon.ok("rmi", ref)
+        rc, out, err = run_berth(daemon.host, "run", "--rm", *daemon.net_args, ref, "cat", "/unique")
+        assert (rc, out.strip()) == (0, token), err
+        assert f"Unable to find image '{ref}' locally" in err and "Pull complete" in err
     finally:
         daemon.docker("rmi", "-f", ref)
         reg.stop()
