@@ -101,7 +101,9 @@ pub fn credentials(key: &str) -> Option<(String, String)> {
     let cfg = load_config().ok()?;
     let entry = cfg.get("auths")?.get(key)?;
     let auth = entry.get("auth")?.as_str()?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -159,9 +161,16 @@ pub async fn login(host: Option<&str>, a: LoginArgs) -> Result<i32> {
         }
         if user.is_none() {
             let stored = credentials(&key).map(|c| c.0);
-            let shown = stored.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+            let shown = stored
+                .as_deref()
+                .map(|u| format!(" ({u})"))
+                .unwrap_or_default();
             let u = prompt(&format!("Username{shown}: "))?;
-            user = Some(if u.is_empty() { stored.unwrap_or_default() } else { u });
+            user = Some(if u.is_empty() {
+                stored.unwrap_or_default()
+            } else {
+                u
+            });
         }
         if pass.is_none() {
             pass = Some(prompt_hidden("Password: ")?);
@@ -184,8 +193,12 @@ pub async fn login(host: Option<&str>, a: LoginArgs) -> Result<i32> {
         cfg = json!({});
     }
     let entry = match reply.get("IdentityToken").and_then(Value::as_str) {
-        Some(t) if !t.is_empty() => json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:")), "identitytoken": t}),
-        _ => json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))}),
+        Some(t) if !t.is_empty() => {
+            json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:")), "identitytoken": t})
+        }
+        _ => {
+            json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))})
+        }
     };
     let auths = cfg
         .as_object_mut()

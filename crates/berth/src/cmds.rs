@@ -1,12 +1,12 @@
 //! Command implementations (everything except `run`/attach, see run.rs).
 
+use crate::format::{go_time, headers, labels_column, ListFormat};
 use crate::humanize::{ago, bytes_size, ellipsis, human_size, short_id};
 use crate::{
     jsonfmt, run, template, Cli, Cmd, ContainerCmd, ExitStatus, FormatNames, ImageCmd, ImagesArgs,
     ImportArgs, InspectArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RmiArgs, StartArgs, StopArgs,
     TagArgs,
 };
-use crate::format::{go_time, headers, labels_column, ListFormat};
 use anyhow::{anyhow, bail, Context, Result};
 use berth_client::{Client, ImportOptions, ListContainersOptions, LogsOptions, ReqBody};
 use serde_json::{json, Value};
@@ -38,7 +38,11 @@ pub async fn dispatch(cli: Cli) -> i32 {
     // Context commands and generators need no daemon address.
     match cmd {
         Cmd::Context(c) => {
-            return finish(crate::context::dispatch(c, cli.host.as_deref(), cli.context.as_deref()))
+            return finish(crate::context::dispatch(
+                c,
+                cli.host.as_deref(),
+                cli.context.as_deref(),
+            ))
         }
         Cmd::Gen(g) => return finish(crate::gen::dispatch(g)),
         Cmd::Logout(a) => return finish(crate::auth::logout(a)),
@@ -47,7 +51,11 @@ pub async fn dispatch(cli: Cli) -> i32 {
     let host = match crate::context::resolve_host(cli.host.as_deref(), cli.context.as_deref()) {
         Ok(h) => h,
         Err(e) => {
-            let code = if matches!(cmd, Cmd::Run(_) | Cmd::Create(_)) { 125 } else { 1 };
+            let code = if matches!(cmd, Cmd::Run(_) | Cmd::Create(_)) {
+                125
+            } else {
+                1
+            };
             eprintln!("berth: {e:#}");
             return code;
         }
@@ -66,7 +74,9 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Cmd::Image(ImageCmd::Build(a))
         | Cmd::Build(a)
         | Cmd::Builder(crate::image::BuilderCmd::Build(a)) => crate::image::build(host, a).await,
-        Cmd::Builder(crate::image::BuilderCmd::Prune(a)) => crate::image::builder_prune(host, a).await,
+        Cmd::Builder(crate::image::BuilderCmd::Prune(a)) => {
+            crate::image::builder_prune(host, a).await
+        }
         Cmd::Image(ImageCmd::History(a)) | Cmd::History(a) => crate::image::history(host, a).await,
         Cmd::Image(ImageCmd::Load(a)) | Cmd::Load(a) => crate::image::load(host, a).await,
         Cmd::Image(ImageCmd::Save(a)) | Cmd::Save(a) => crate::image::save(host, a).await,
@@ -565,12 +575,20 @@ async fn images(host: Option<&str>, a: ImagesArgs) -> Result<i32> {
         let digests: Vec<String> = img
             .get("RepoDigests")
             .and_then(Value::as_array)
-            .map(|d| d.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|d| {
+                d.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         if tags.is_empty() {
             // an untagged image with a digest shows its repository, as docker does
             match digests.iter().find(|d| *d != "<none>@<none>") {
-                Some(d) => tags.push((d.split('@').next().unwrap_or("<none>").to_string(), "<none>".into())),
+                Some(d) => tags.push((
+                    d.split('@').next().unwrap_or("<none>").to_string(),
+                    "<none>".into(),
+                )),
                 None => tags.push(("<none>".into(), "<none>".into())),
             }
         }
@@ -800,7 +818,11 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
         let rw = c.get("SizeRw").and_then(Value::as_i64).unwrap_or(0);
         let root = c.get("SizeRootFs").and_then(Value::as_i64).unwrap_or(0);
         let size = if root > 0 {
-            format!("{} (virtual {})", crate::humanize::human_size_prec(rw, 3), crate::humanize::human_size_prec(root, 3))
+            format!(
+                "{} (virtual {})",
+                crate::humanize::human_size_prec(rw, 3),
+                crate::humanize::human_size_prec(root, 3)
+            )
         } else {
             crate::humanize::human_size_prec(rw, 3)
         };
@@ -816,16 +838,23 @@ async fn ps(host: Option<&str>, a: PsArgs) -> Result<i32> {
             .map(|m| {
                 m.iter()
                     .map(|x| {
-                        let n = if s(x, "/Name").is_empty() { s(x, "/Source") } else { s(x, "/Name") };
-                        if a.no_trunc { n.to_string() } else { ellipsis(n, 15) }
+                        let n = if s(x, "/Name").is_empty() {
+                            s(x, "/Source")
+                        } else {
+                            s(x, "/Name")
+                        };
+                        if a.no_trunc {
+                            n.to_string()
+                        } else {
+                            ellipsis(n, 15)
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let local_volumes = c
-            .get("Mounts")
-            .and_then(Value::as_array)
-            .map_or(0, |m| m.iter().filter(|x| s(x, "/Driver") == "local").count());
+        let local_volumes = c.get("Mounts").and_then(Value::as_array).map_or(0, |m| {
+            m.iter().filter(|x| s(x, "/Driver") == "local").count()
+        });
         rows.push(json!({
             "ID": id_shown, "Image": image, "Command": command,
             "CreatedAt": go_time(created), "RunningFor": ago(created),

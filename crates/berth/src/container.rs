@@ -82,8 +82,15 @@ pub async fn exec(host: Option<&str>, a: ExecArgs) -> Result<i32> {
     let keys = crate::tty::detach_keys(a.detach_keys.as_deref())?;
     let client = connect(host).await?;
     let c = client.inspect_container(&container).await?;
-    if !c.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false) {
-        bail!("Error response from daemon: container {} is not running", s(&c, "/Id"));
+    if !c
+        .pointer("/State/Running")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        bail!(
+            "Error response from daemon: container {} is not running",
+            s(&c, "/Id")
+        );
     }
     let opts = ExecOptions {
         cmd: a.args[1..].to_vec(),
@@ -152,14 +159,24 @@ pub struct RestartArgs {
     #[arg(short = 's', long = "signal")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout", allow_negative_numbers = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_negative_numbers = true
+    )]
     pub time: Option<i64>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
 
 /// Apply `action` to each container; print its name; exit 1 if any failed.
-pub async fn each(host: Option<&str>, names: &[String], action: &str, q: Vec<(&'static str, String)>) -> Result<i32> {
+pub async fn each(
+    host: Option<&str>,
+    names: &[String],
+    action: &str,
+    q: Vec<(&'static str, String)>,
+) -> Result<i32> {
     let client = connect(host).await?;
     let mut failed = Vec::new();
     for n in names {
@@ -211,16 +228,28 @@ pub struct TopArgs {
 
 pub async fn top(host: Option<&str>, a: TopArgs) -> Result<i32> {
     let client = connect(host).await?;
-    let ps = if a.ps_args.is_empty() { None } else { Some(a.ps_args.join(" ")) };
+    let ps = if a.ps_args.is_empty() {
+        None
+    } else {
+        Some(a.ps_args.join(" "))
+    };
     let v = client.top(&a.container, ps.as_deref()).await?;
     let mut rows: Vec<Vec<String>> = vec![v["Titles"]
         .as_array()
-        .map(|t| t.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect())
+        .map(|t| {
+            t.iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()];
     for p in v["Processes"].as_array().into_iter().flatten() {
         rows.push(
             p.as_array()
-                .map(|r| r.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect())
+                .map(|r| {
+                    r.iter()
+                        .map(|x| x.as_str().unwrap_or("").to_string())
+                        .collect()
+                })
                 .unwrap_or_default(),
         );
     }
@@ -240,7 +269,11 @@ pub struct PortArgs {
 pub async fn port(host: Option<&str>, a: PortArgs) -> Result<i32> {
     let client = connect(host).await?;
     let c = client.inspect_container(&a.container).await?;
-    let ports = c.pointer("/NetworkSettings/Ports").and_then(Value::as_object).cloned().unwrap_or_default();
+    let ports = c
+        .pointer("/NetworkSettings/Ports")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let mut keys: Vec<&String> = ports.keys().collect();
     keys.sort_by_key(|k| {
         let (p, proto) = k.split_once('/').unwrap_or((k.as_str(), ""));
@@ -248,11 +281,19 @@ pub async fn port(host: Option<&str>, a: PortArgs) -> Result<i32> {
     });
     let fmt_binding = |b: &Value| {
         let ip = s(b, "/HostIp");
-        let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+        let ip = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
         format!("{ip}:{}", s(b, "/HostPort"))
     };
     if let Some(want) = &a.port {
-        let key = if want.contains('/') { want.clone() } else { format!("{want}/tcp") };
+        let key = if want.contains('/') {
+            want.clone()
+        } else {
+            format!("{want}/tcp")
+        };
         if let Some(list) = ports.get(&key).and_then(Value::as_array) {
             if !list.is_empty() {
                 for b in list {
@@ -261,7 +302,10 @@ pub async fn port(host: Option<&str>, a: PortArgs) -> Result<i32> {
                 return Ok(0);
             }
         }
-        bail!("Error: No public port '{key}' published for {}", a.container);
+        bail!(
+            "Error: No public port '{key}' published for {}",
+            a.container
+        );
     }
     for k in keys {
         for b in ports[k].as_array().into_iter().flatten() {
@@ -306,7 +350,9 @@ pub async fn body_to_output(body: berth_client::BodyChunks, output: Option<&str>
     match output {
         Some(f) if f != "-" => {
             let tmp = format!("{f}.berth-tmp");
-            let mut file = tokio::fs::File::create(&tmp).await.with_context(|| format!("failed to create {f}"))?;
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .with_context(|| format!("failed to create {f}"))?;
             berth_client::copy_body(body, &mut file).await?;
             file.sync_all().await?;
             tokio::fs::rename(&tmp, f).await?;
@@ -486,8 +532,13 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let client = connect(host).await?;
-    let v = client.prune("containers", crate::opts::filters(&a.filter)?.as_ref()).await?;
-    let deleted = v["ContainersDeleted"].as_array().cloned().unwrap_or_default();
+    let v = client
+        .prune("containers", crate::opts::filters(&a.filter)?.as_ref())
+        .await?;
+    let deleted = v["ContainersDeleted"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !deleted.is_empty() {
         println!("Deleted Containers:");
         for d in &deleted {
@@ -495,7 +546,10 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
+    println!(
+        "Total reclaimed space: {}",
+        crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0))
+    );
     Ok(0)
 }
 
@@ -542,7 +596,8 @@ pub fn stats_row(container: &str, v: Option<&Value>, no_trunc: bool) -> Value {
             "MemUsage": "-- / --", "MemPerc": "--", "NetIO": "--", "BlockIO": "--", "PIDs": "--"});
     };
     let f = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
-    let cpu_delta = f("/cpu_stats/cpu_usage/total_usage") - f("/precpu_stats/cpu_usage/total_usage");
+    let cpu_delta =
+        f("/cpu_stats/cpu_usage/total_usage") - f("/precpu_stats/cpu_usage/total_usage");
     let sys_delta = f("/cpu_stats/system_cpu_usage") - f("/precpu_stats/system_cpu_usage");
     let mut online = f("/cpu_stats/online_cpus");
     if online == 0.0 {
@@ -558,7 +613,10 @@ pub fn stats_row(container: &str, v: Option<&Value>, no_trunc: bool) -> Value {
     };
     let mut mem = f("/memory_stats/usage");
     // docker subtracts the page cache: inactive_file (cgroup v2) or total_inactive_file (v1)
-    for key in ["/memory_stats/stats/total_inactive_file", "/memory_stats/stats/inactive_file"] {
+    for key in [
+        "/memory_stats/stats/total_inactive_file",
+        "/memory_stats/stats/inactive_file",
+    ] {
         if let Some(x) = v.pointer(key).and_then(Value::as_f64) {
             if x < mem {
                 mem -= x;
@@ -567,7 +625,11 @@ pub fn stats_row(container: &str, v: Option<&Value>, no_trunc: bool) -> Value {
         }
     }
     let limit = f("/memory_stats/limit");
-    let mem_perc = if limit > 0.0 { mem / limit * 100.0 } else { 0.0 };
+    let mem_perc = if limit > 0.0 {
+        mem / limit * 100.0
+    } else {
+        0.0
+    };
     let (mut rx, mut tx) = (0.0, 0.0);
     if let Some(nets) = v.get("networks").and_then(Value::as_object) {
         for n in nets.values() {
@@ -589,7 +651,11 @@ pub fn stats_row(container: &str, v: Option<&Value>, no_trunc: bool) -> Value {
         }
     }
     let id = v.get("id").and_then(Value::as_str).unwrap_or(container);
-    let name = v.get("name").and_then(Value::as_str).unwrap_or("").trim_start_matches('/');
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim_start_matches('/');
     json!({
         "Container": container,
         "ID": if no_trunc { id.to_string() } else { short_id(id) },
@@ -607,7 +673,10 @@ pub async fn stats(host: Option<&str>, a: StatsArgs) -> Result<i32> {
     let client = connect(host).await?;
     let names: Vec<String> = if a.containers.is_empty() {
         let list = client
-            .list_containers(&berth_client::ListContainersOptions { all: a.all, ..Default::default() })
+            .list_containers(&berth_client::ListContainersOptions {
+                all: a.all,
+                ..Default::default()
+            })
             .await?;
         list.iter().map(|c| short_id(s(c, "/Id"))).collect()
     } else {
@@ -619,7 +688,9 @@ pub async fn stats(host: Option<&str>, a: StatsArgs) -> Result<i32> {
         for n in &names {
             let c = client.clone();
             let n = n.clone();
-            tasks.push(tokio::spawn(async move { (n.clone(), c.stats_once(&n).await) }));
+            tasks.push(tokio::spawn(
+                async move { (n.clone(), c.stats_once(&n).await) },
+            ));
         }
         let mut rows = Vec::new();
         let mut code = 0;
@@ -641,17 +712,27 @@ pub async fn stats(host: Option<&str>, a: StatsArgs) -> Result<i32> {
     stream_stats(client, names, fmt, a.no_trunc).await
 }
 
-async fn stream_stats(client: Client, names: Vec<String>, fmt: crate::format::ListFormat, no_trunc: bool) -> Result<i32> {
+async fn stream_stats(
+    client: Client,
+    names: Vec<String>,
+    fmt: crate::format::ListFormat,
+    no_trunc: bool,
+) -> Result<i32> {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
     let latest: Arc<Mutex<BTreeMap<String, Option<Value>>>> = Arc::new(Mutex::new(BTreeMap::new()));
     for n in &names {
-        latest.lock().map_err(|_| anyhow!("lock"))?.insert(n.clone(), None);
+        latest
+            .lock()
+            .map_err(|_| anyhow!("lock"))?
+            .insert(n.clone(), None);
         let c = client.clone();
         let n = n.clone();
         let latest = latest.clone();
         tokio::spawn(async move {
-            let Ok(mut lines) = c.stats_stream(&n).await else { return };
+            let Ok(mut lines) = c.stats_stream(&n).await else {
+                return;
+            };
             while let Ok(Some(v)) = lines.next().await {
                 if let Ok(mut m) = latest.lock() {
                     m.insert(n.clone(), Some(v));
@@ -664,7 +745,10 @@ async fn stream_stats(client: Client, names: Vec<String>, fmt: crate::format::Li
         tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         let rows: Vec<Value> = {
             let m = latest.lock().map_err(|_| anyhow!("lock"))?;
-            names.iter().map(|n| stats_row(n, m.get(n).and_then(Option::as_ref), no_trunc)).collect()
+            names
+                .iter()
+                .map(|n| stats_row(n, m.get(n).and_then(Option::as_ref), no_trunc))
+                .collect()
         };
         let text = fmt.render(&stats_headers(), &rows)?;
         if tty {
@@ -736,7 +820,11 @@ pub async fn cp(host: Option<&str>, a: CpArgs) -> Result<i32> {
 
 async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) -> Result<i32> {
     let client = connect(host).await?;
-    let mut src = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let mut src = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    };
     if a.follow_link {
         if let Some(st) = client.stat_path(container, &src).await? {
             if st.is_symlink() && !st.link_target.is_empty() {
@@ -772,7 +860,11 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
     let (target_dir, rename) = if dest_is_dir {
         (dest.clone(), None)
     } else {
-        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into());
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| ".".into());
         if !parent.is_dir() {
             bail!("destination directory {} does not exist", parent.display());
         }
@@ -791,7 +883,10 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
             let mut e = e?;
             let p = e.path()?.into_owned();
             let mut comps = p.components();
-            let first = comps.next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
+            let first = comps
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
             let rest: std::path::PathBuf = comps.collect();
             let name = match &rename {
                 Some(r) if first == top || top.is_empty() => r.clone(),
@@ -799,7 +894,9 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
             };
             let unsafe_path = name == ".."
                 || name.contains('/')
-                || rest.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+                || rest
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)));
             if unsafe_path {
                 continue;
             }
@@ -815,7 +912,10 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
                 std::fs::create_dir_all(&out)?;
                 if let Ok(mode) = e.header().mode() {
                     use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o7777));
+                    let _ = std::fs::set_permissions(
+                        &out,
+                        std::fs::Permissions::from_mode(mode & 0o7777),
+                    );
                 }
                 continue;
             }
@@ -825,22 +925,36 @@ async fn copy_from(host: Option<&str>, container: &str, path: &str, a: &CpArgs) 
     })
     .await??;
     if !a.quiet && std::io::stderr().is_terminal() {
-        eprintln!("Successfully copied {} to {}", crate::humanize::human_size_prec4(total as i64), a.dest);
+        eprintln!(
+            "Successfully copied {} to {}",
+            crate::humanize::human_size_prec4(total as i64),
+            a.dest
+        );
     }
     Ok(0)
 }
 
 async fn copy_to(host: Option<&str>, container: &str, path: &str, a: &CpArgs) -> Result<i32> {
     let client = connect(host).await?;
-    let dest = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let dest = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    };
     if a.src == "-" {
         // a tar on stdin, extracted into the destination directory as is
-        client.put_archive(container, &dest, a.archive, tokio::io::stdin()).await?;
+        client
+            .put_archive(container, &dest, a.archive, tokio::io::stdin())
+            .await?;
         return Ok(0);
     }
     let src = std::path::PathBuf::from(&a.src);
-    let meta = if a.follow_link { std::fs::metadata(&src) } else { std::fs::symlink_metadata(&src) }
-        .map_err(|_| anyhow!("lstat {}: no such file or directory", a.src))?;
+    let meta = if a.follow_link {
+        std::fs::metadata(&src)
+    } else {
+        std::fs::symlink_metadata(&src)
+    }
+    .map_err(|_| anyhow!("lstat {}: no such file or directory", a.src))?;
     let dstat = client.stat_path(container, &dest).await?;
     let (put_dir, name) = match &dstat {
         Some(st) if st.is_dir() => (dest.clone(), basename(&a.src)),
@@ -860,7 +974,8 @@ async fn copy_to(host: Option<&str>, container: &str, path: &str, a: &CpArgs) ->
         let mut b = tar::Builder::new(w);
         b.follow_symlinks(follow);
         let size = dir_size(&src2);
-        if src2.is_dir() && (follow || !std::fs::symlink_metadata(&src2)?.file_type().is_symlink()) {
+        if src2.is_dir() && (follow || !std::fs::symlink_metadata(&src2)?.file_type().is_symlink())
+        {
             b.append_dir_all(&name, &src2)?;
         } else if follow {
             b.append_path_with_name(&src2, &name)?;
@@ -879,16 +994,23 @@ async fn copy_to(host: Option<&str>, container: &str, path: &str, a: &CpArgs) ->
         b.into_inner()?;
         Ok(size)
     });
-    client.put_archive(container, &put_dir, a.archive, r).await?;
+    client
+        .put_archive(container, &put_dir, a.archive, r)
+        .await?;
     let size = builder.await??;
     if !a.quiet && std::io::stderr().is_terminal() {
-        eprintln!("Successfully copied {} to {container}:{dest}", crate::humanize::human_size_prec4(size as i64));
+        eprintln!(
+            "Successfully copied {} to {container}:{dest}",
+            crate::humanize::human_size_prec4(size as i64)
+        );
     }
     Ok(0)
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(m) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if m.is_dir() {
         std::fs::read_dir(p)
             .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
@@ -904,7 +1026,10 @@ mod tests {
 
     #[test]
     fn cp_argument_forms() {
-        assert_eq!(split_cp("c1:/etc/hosts"), Some(("c1".into(), "/etc/hosts".into())));
+        assert_eq!(
+            split_cp("c1:/etc/hosts"),
+            Some(("c1".into(), "/etc/hosts".into()))
+        );
         assert_eq!(split_cp("/tmp/a:b"), None);
         assert_eq!(split_cp("./x:y"), None);
         assert_eq!(split_cp("-"), None);

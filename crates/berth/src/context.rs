@@ -57,12 +57,20 @@ fn context_tls(name: &str) -> Option<berth_client::TlsOptions> {
     let skip = load_meta(name)
         .ok()
         .flatten()
-        .and_then(|m| m.pointer("/Endpoints/docker/SkipTLSVerify").and_then(Value::as_bool))
+        .and_then(|m| {
+            m.pointer("/Endpoints/docker/SkipTLSVerify")
+                .and_then(Value::as_bool)
+        })
         .unwrap_or(false);
     if ca.is_none() && cert.is_none() && !skip {
         return None;
     }
-    Some(berth_client::TlsOptions { verify: !skip, ca, cert, key })
+    Some(berth_client::TlsOptions {
+        verify: !skip,
+        ca,
+        cert,
+        key,
+    })
 }
 
 /// The TLS options for tcp:// daemons, if TLS is on.
@@ -178,11 +186,17 @@ fn context_hash(name: &str) -> String {
 }
 
 fn meta_dir(name: &str) -> PathBuf {
-    config_dir().join("contexts").join("meta").join(context_hash(name))
+    config_dir()
+        .join("contexts")
+        .join("meta")
+        .join(context_hash(name))
 }
 
 fn tls_dir(name: &str) -> PathBuf {
-    config_dir().join("contexts").join("tls").join(context_hash(name))
+    config_dir()
+        .join("contexts")
+        .join("tls")
+        .join(context_hash(name))
 }
 
 /// A stored context's meta.json.
@@ -338,7 +352,10 @@ pub struct UseArgs {
 
 fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
@@ -363,7 +380,9 @@ fn parse_docker_opt_full(s: &str) -> Result<DockerOpt> {
     let mut o = DockerOpt::default();
     let mut host = None;
     for kv in s.split(',') {
-        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("invalid docker endpoint option {kv:?}"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid docker endpoint option {kv:?}"))?;
         match k {
             "host" => host = Some(v.to_string()),
             "skip-tls-verify" => o.skip_tls_verify = matches!(v, "1" | "true"),
@@ -434,7 +453,11 @@ fn inspect_json(name: &str) -> Result<Value> {
     Ok(m)
 }
 
-pub fn dispatch(cmd: ContextCmd, host_flag: Option<&str>, context_flag: Option<&str>) -> Result<i32> {
+pub fn dispatch(
+    cmd: ContextCmd,
+    host_flag: Option<&str>,
+    context_flag: Option<&str>,
+) -> Result<i32> {
     match cmd {
         ContextCmd::Create(a) => {
             validate_name(&a.name)?;
@@ -544,19 +567,21 @@ pub fn dispatch(cmd: ContextCmd, host_flag: Option<&str>, context_flag: Option<&
                 return Ok(0);
             }
             // The table marks the current context with " *" in the NAME column.
-            let table_rows: Vec<Value> = if a.format.as_deref().is_none_or(|f| f.starts_with("table")) {
-                rows.iter()
-                    .map(|r| {
-                        let mut r = r.clone();
-                        if r["Current"] == json!(true) {
-                            r["Name"] = json!(format!("{} *", r["Name"].as_str().unwrap_or("")));
-                        }
-                        r
-                    })
-                    .collect()
-            } else {
-                rows
-            };
+            let table_rows: Vec<Value> =
+                if a.format.as_deref().is_none_or(|f| f.starts_with("table")) {
+                    rows.iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            if r["Current"] == json!(true) {
+                                r["Name"] =
+                                    json!(format!("{} *", r["Name"].as_str().unwrap_or("")));
+                            }
+                            r
+                        })
+                        .collect()
+                } else {
+                    rows
+                };
             let f = crate::format::ListFormat::parse(
                 a.format.as_deref(),
                 "{{.Name}}\t{{.Description}}\t{{.DockerEndpoint}}\t{{.Error}}",
@@ -647,7 +672,10 @@ mod tests {
         assert!(validate_name("my-ctx.1").is_ok());
         assert!(validate_name("default").is_err());
         assert!(validate_name("-x").is_err());
-        assert_eq!(parse_docker_opt("host=unix:///x.sock").unwrap(), "unix:///x.sock");
+        assert_eq!(
+            parse_docker_opt("host=unix:///x.sock").unwrap(),
+            "unix:///x.sock"
+        );
         assert!(parse_docker_opt("bogus=1").is_err());
     }
 }

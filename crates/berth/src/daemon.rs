@@ -64,7 +64,8 @@ pub async fn start(socket: &Path) -> Result<()> {
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let mut cmd = std::process::Command::new(&berthd);
-    cmd.arg("--host").arg(format!("unix://{}", socket.display()));
+    cmd.arg("--host")
+        .arg(format!("unix://{}", socket.display()));
     if let Ok(extra) = std::env::var("BERTH_DAEMON_ARGS") {
         cmd.args(extra.split_whitespace());
     }

@@ -160,21 +160,33 @@ mod tests {
     #[test]
     fn table_json_and_raw() {
         let h = headers(&[("ID", "CONTAINER ID"), ("Names", "NAMES")]);
-        let rows = vec![json!({"ID": "abc", "Names": "x"}), json!({"ID": "def", "Names": "yy"})];
+        let rows = vec![
+            json!({"ID": "abc", "Names": "x"}),
+            json!({"ID": "def", "Names": "yy"}),
+        ];
         let f = ListFormat::parse(None, "{{.ID}}\t{{.Names}}").unwrap();
         assert_eq!(
             f.render(&h, &rows).unwrap(),
             "CONTAINER ID   NAMES\nabc            x\ndef            yy\n"
         );
         let f = ListFormat::parse(Some("table {{.Names}}\\t{{.ID}}"), "").unwrap();
-        assert_eq!(f.render(&h, &rows).unwrap(), "NAMES     CONTAINER ID\nx         abc\nyy        def\n");
+        assert_eq!(
+            f.render(&h, &rows).unwrap(),
+            "NAMES     CONTAINER ID\nx         abc\nyy        def\n"
+        );
         let f = ListFormat::parse(Some("json"), "").unwrap();
-        assert_eq!(f.render(&h, &rows[..1]).unwrap(), "{\"ID\":\"abc\",\"Names\":\"x\"}\n");
+        assert_eq!(
+            f.render(&h, &rows[..1]).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"x\"}\n"
+        );
         let f = ListFormat::parse(Some("{{.ID}}:{{.Names}}"), "").unwrap();
         assert_eq!(f.render(&h, &rows).unwrap(), "abc:x\ndef:yy\n");
         assert_eq!(labels_column(Some(&json!({"b": "2", "a": "1"}))), "a=1,b=2");
         if go_time(0).ends_with("UTC") {
-            assert_eq!(go_time_rfc3339("2026-11-24T01:46:08.738950700Z"), "2026-11-24 01:46:08.7389507 +0000 UTC");
+            assert_eq!(
+                go_time_rfc3339("2026-11-24T01:46:08.738950700Z"),
+                "2026-11-24 01:46:08.7389507 +0000 UTC"
+            );
         }
     }
 }

@@ -101,7 +101,10 @@ fn write_man(cmd: &clap::Command, name: &str, dir: &Path, count: &mut usize) -> 
     if cmd.is_hide_set() {
         return Ok(());
     }
-    let named = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    let named = cmd
+        .clone()
+        .name(name.to_string())
+        .bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
     clap_mangen::Man::new(named).render(&mut buf)?;
     let path = dir.join(format!("{name}.1"));
@@ -156,18 +159,33 @@ pub fn completion_kind(words: &[String]) -> Option<&'static str> {
         .collect();
     let (group, cmd, npos) = match positional.as_slice() {
         [] => return None,
-        [g @ ("container" | "image" | "network" | "volume" | "context" | "system"), c, rest @ ..] => (*g, *c, rest.len()),
+        [g @ ("container" | "image" | "network" | "volume" | "context" | "system"), c, rest @ ..] => {
+            (*g, *c, rest.len())
+        }
         [g @ ("container" | "image" | "network" | "volume" | "context" | "system")] => (*g, "", 0),
         [c, rest @ ..] => ("", *c, rest.len()),
     };
     let containers = [
-        "attach", "commit", "diff", "exec", "export", "inspect", "kill", "logs", "pause", "port", "rename",
-        "restart", "rm", "start", "stats", "stop", "top", "unpause", "update", "wait", "cp",
+        "attach", "commit", "diff", "exec", "export", "inspect", "kill", "logs", "pause", "port",
+        "rename", "restart", "rm", "start", "stats", "stop", "top", "unpause", "update", "wait",
+        "cp",
     ];
     let images = ["history", "push", "rmi", "save", "tag", "run", "create"];
     match group {
         "" if containers.contains(&cmd) => {
-            if matches!(cmd, "exec" | "rename" | "port" | "top" | "attach" | "diff" | "export" | "logs" | "commit") && npos > 0 {
+            if matches!(
+                cmd,
+                "exec"
+                    | "rename"
+                    | "port"
+                    | "top"
+                    | "attach"
+                    | "diff"
+                    | "export"
+                    | "logs"
+                    | "commit"
+            ) && npos > 0
+            {
                 return None;
             }
             Some("containers")
@@ -178,10 +196,16 @@ pub fn completion_kind(words: &[String]) -> Option<&'static str> {
             }
             Some("images")
         }
-        "container" if containers.contains(&cmd) || cmd == "ls" => (cmd != "ls").then_some("containers"),
-        "image" if matches!(cmd, "rm" | "inspect" | "history" | "push" | "save" | "tag") => Some("images"),
+        "container" if containers.contains(&cmd) || cmd == "ls" => {
+            (cmd != "ls").then_some("containers")
+        }
+        "image" if matches!(cmd, "rm" | "inspect" | "history" | "push" | "save" | "tag") => {
+            Some("images")
+        }
         "network" if matches!(cmd, "rm" | "inspect") => Some("networks"),
-        "network" if matches!(cmd, "connect" | "disconnect") => Some(if npos == 0 { "networks" } else { "containers" }),
+        "network" if matches!(cmd, "connect" | "disconnect") => {
+            Some(if npos == 0 { "networks" } else { "containers" })
+        }
         "volume" if matches!(cmd, "rm" | "inspect") => Some("volumes"),
         "context" if matches!(cmd, "use" | "rm" | "inspect" | "update") => Some("contexts"),
         _ => None,
@@ -190,7 +214,9 @@ pub fn completion_kind(words: &[String]) -> Option<&'static str> {
 
 /// `berth __complete WORDS...`: print matching names, one per line; silent on any error.
 pub async fn complete(host: Option<&str>, a: CompleteArgs) -> i32 {
-    let Some(kind) = completion_kind(&a.words) else { return 0 };
+    let Some(kind) = completion_kind(&a.words) else {
+        return 0;
+    };
     let cur = a.words.last().cloned().unwrap_or_default();
     let names = tokio::time::timeout(std::time::Duration::from_secs(3), names(host, kind))
         .await
@@ -224,10 +250,18 @@ async fn names(host: Option<&str>, kind: &str) -> Result<Vec<String>> {
     match kind {
         "containers" => {
             let list = client
-                .list_containers(&berth_client::ListContainersOptions { all: true, ..Default::default() })
+                .list_containers(&berth_client::ListContainersOptions {
+                    all: true,
+                    ..Default::default()
+                })
                 .await?;
             for c in &list {
-                for n in c["Names"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                for n in c["Names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
                     let n = n.trim_start_matches('/');
                     if !n.contains('/') {
                         out.push(n.to_string());
@@ -237,7 +271,12 @@ async fn names(host: Option<&str>, kind: &str) -> Result<Vec<String>> {
         }
         "images" => {
             for i in client.list_images(false).await? {
-                for t in i["RepoTags"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                for t in i["RepoTags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
                     if t != "<none>:<none>" {
                         out.push(t.to_string());
                     }
@@ -282,7 +321,10 @@ mod tests {
         assert_eq!(completion_kind(&w("run -it ")), Some("images"));
         assert_eq!(completion_kind(&w("run bb ")), None);
         assert_eq!(completion_kind(&w("run --network ")), Some("networks"));
-        assert_eq!(completion_kind(&w("network connect net1 ")), Some("containers"));
+        assert_eq!(
+            completion_kind(&w("network connect net1 ")),
+            Some("containers")
+        );
         assert_eq!(completion_kind(&w("volume rm v")), Some("volumes"));
         assert_eq!(completion_kind(&w("context use ")), Some("contexts"));
         assert_eq!(completion_kind(&w("exec c1 ")), None);

@@ -52,7 +52,9 @@ pub async fn pull(host: Option<&str>, a: PullArgs) -> Result<i32> {
         println!("Using default tag: latest");
     }
     let auth = crate::auth::registry_auth_header(&a.name);
-    let mut lines = client.pull(&repo, &tag, a.platform.as_deref(), &auth).await?;
+    let mut lines = client
+        .pull(&repo, &tag, a.platform.as_deref(), &auth)
+        .await?;
     if a.quiet {
         loop {
             match lines.next().await {
@@ -88,7 +90,11 @@ pub struct PushArgs {
 pub async fn push(host: Option<&str>, a: PushArgs) -> Result<i32> {
     let client = connect(host).await?;
     let (repo, tag) = split_repo_tag(&a.name);
-    let tag = if a.all_tags { None } else { Some(tag.unwrap_or_else(|| "latest".into())) };
+    let tag = if a.all_tags {
+        None
+    } else {
+        Some(tag.unwrap_or_else(|| "latest".into()))
+    };
     if !a.all_tags && split_repo_tag(&a.name).1.is_none() && !a.quiet {
         println!("Using default tag: latest");
     }
@@ -247,7 +253,9 @@ pub async fn load(host: Option<&str>, a: LoadArgs) -> Result<i32> {
     let quiet = a.quiet || !std::io::stdout().is_terminal();
     let mut lines = match &a.input {
         Some(f) => {
-            let file = tokio::fs::File::open(f).await.with_context(|| format!("open {f}"))?;
+            let file = tokio::fs::File::open(f)
+                .await
+                .with_context(|| format!("open {f}"))?;
             client.load(quiet, file).await?
         }
         None => client.load(quiet, tokio::io::stdin()).await?,
@@ -299,9 +307,14 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
     let mut f = a.filter.clone();
     f.push(format!("dangling={}", !a.all));
     let client = connect(host).await?;
-    let v = client.prune("images", crate::opts::filters(&f)?.as_ref()).await?;
+    let v = client
+        .prune("images", crate::opts::filters(&f)?.as_ref())
+        .await?;
     print_images_deleted(&v);
-    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
+    println!(
+        "Total reclaimed space: {}",
+        crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0))
+    );
     Ok(0)
 }
 
@@ -354,7 +367,9 @@ pub async fn builder_prune(host: Option<&str>, a: BuilderPruneArgs) -> Result<i3
     if a.all {
         f.push("all=true".into());
     }
-    let v = client.prune("build", crate::opts::filters(&f)?.as_ref()).await?;
+    let v = client
+        .prune("build", crate::opts::filters(&f)?.as_ref())
+        .await?;
     let deleted = v["CachesDeleted"].as_array().cloned().unwrap_or_default();
     if !deleted.is_empty() {
         println!("Deleted build cache objects:");
@@ -363,7 +378,10 @@ pub async fn builder_prune(host: Option<&str>, a: BuilderPruneArgs) -> Result<i3
         }
         println!();
     }
-    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0)));
+    println!(
+        "Total reclaimed space: {}",
+        crate::humanize::human_size_prec4(v["SpaceReclaimed"].as_i64().unwrap_or(0))
+    );
     Ok(0)
 }
 
@@ -437,7 +455,11 @@ fn add_context<W: std::io::Write>(
     matcher: &berth_dockerfile::Matcher,
     keep: &[String],
 ) -> Result<()> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
@@ -445,12 +467,19 @@ fn add_context<W: std::io::Write>(
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
-        let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         let ft = e.file_type()?;
         let excluded = matcher.excluded(&path) && !keep.contains(&path);
         if ft.is_dir() {
             // an excluded directory may still hold re-included files (`!dir/keep`)
-            let reinclude = matcher.patterns.iter().any(|p| p.exclusion && p.text.starts_with(&format!("{path}/")));
+            let reinclude = matcher
+                .patterns
+                .iter()
+                .any(|p| p.exclusion && p.text.starts_with(&format!("{path}/")));
             if excluded && !reinclude {
                 continue;
             }
@@ -549,7 +578,8 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
                         }
                     }
                     Err(_) => {
-                        let name = format!(".dockerfile.{:012x}", std::process::id() as u64 * 7919 + 17);
+                        let name =
+                            format!(".dockerfile.{:012x}", std::process::id() as u64 * 7919 + 17);
                         opts.dockerfile = Some(name.clone());
                         extra = Some((name, std::fs::read(&abs)?));
                     }
@@ -576,7 +606,11 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
     let sent = builder.await??;
     if !a.quiet {
         // what the docker CLI prints once the context is sent (its progress line's ending)
-        let end = if crate::progress::stdout_is_tty() { "\n" } else { "\r\r\n" };
+        let end = if crate::progress::stdout_is_tty() {
+            "\n"
+        } else {
+            "\r\r\n"
+        };
         print!(
             "Sending build context to Docker daemon  {}{end}",
             crate::humanize::human_size_prec4(sent as i64)
@@ -619,7 +653,10 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
         // output; the plain (piped) output is exactly the classic builder's stream.
         if color && text.starts_with("Step ") {
             if in_step {
-                println!("\x1b[2m ---> done in {:.1}s\x1b[0m", step_started.elapsed().as_secs_f64());
+                println!(
+                    "\x1b[2m ---> done in {:.1}s\x1b[0m",
+                    step_started.elapsed().as_secs_f64()
+                );
             }
             in_step = true;
             step_started = std::time::Instant::now();
@@ -633,7 +670,10 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
         std::io::stdout().flush()?;
     }
     if color && in_step {
-        println!("\x1b[2mBuild finished in {:.1}s\x1b[0m", started.elapsed().as_secs_f64());
+        println!(
+            "\x1b[2mBuild finished in {:.1}s\x1b[0m",
+            started.elapsed().as_secs_f64()
+        );
     }
     if a.quiet {
         println!("{image_id}");
@@ -650,8 +690,14 @@ mod tests {
 
     #[test]
     fn pull_references() {
-        assert_eq!(split_pull_ref("alpine:3.19"), ("docker.io/library/alpine".into(), "3.19".into()));
-        assert_eq!(split_pull_ref("busybox"), ("docker.io/library/busybox".into(), "latest".into()));
+        assert_eq!(
+            split_pull_ref("alpine:3.19"),
+            ("docker.io/library/alpine".into(), "3.19".into())
+        );
+        assert_eq!(
+            split_pull_ref("busybox"),
+            ("docker.io/library/busybox".into(), "latest".into())
+        );
         assert_eq!(
             split_pull_ref("127.0.0.1:5000/x/y@sha256:abc"),
             ("127.0.0.1:5000/x/y".into(), "sha256:abc".into())
@@ -663,15 +709,28 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
         std::fs::write(root.join("Dockerfile"), "FROM x\n").unwrap();
-        std::fs::write(root.join(".dockerignore"), "*.log\nsecret/\n!secret/keep\nDockerfile\n").unwrap();
+        std::fs::write(
+            root.join(".dockerignore"),
+            "*.log\nsecret/\n!secret/keep\nDockerfile\n",
+        )
+        .unwrap();
         std::fs::write(root.join("a.txt"), "a").unwrap();
         std::fs::write(root.join("b.log"), "b").unwrap();
         std::fs::create_dir(root.join("secret")).unwrap();
         std::fs::write(root.join("secret/key"), "k").unwrap();
         std::fs::write(root.join("secret/keep"), "k").unwrap();
-        let m = berth_dockerfile::Matcher::parse(&std::fs::read_to_string(root.join(".dockerignore")).unwrap());
+        let m = berth_dockerfile::Matcher::parse(
+            &std::fs::read_to_string(root.join(".dockerignore")).unwrap(),
+        );
         let mut b = tar::Builder::new(Vec::new());
-        add_context(&mut b, root, "", &m, &[".dockerignore".into(), "Dockerfile".into()]).unwrap();
+        add_context(
+            &mut b,
+            root,
+            "",
+            &m,
+            &[".dockerignore".into(), "Dockerfile".into()],
+        )
+        .unwrap();
         let data = b.into_inner().unwrap();
         let mut ar = tar::Archive::new(&data[..]);
         let mut names: Vec<String> = ar
@@ -680,6 +739,9 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, vec![".dockerignore", "Dockerfile", "a.txt", "secret/keep"]);
+        assert_eq!(
+            names,
+            vec![".dockerignore", "Dockerfile", "a.txt", "secret/keep"]
+        );
     }
 }

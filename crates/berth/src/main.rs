@@ -42,13 +42,29 @@ impl std::error::Error for ExitStatus {}
 )]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path); defaults to $DOCKER_HOST, the current context, or unix:///run/berth/berth.sock
-    #[arg(short = 'H', long = "host", global = true, id = "global_host", value_name = "HOST")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        global = true,
+        id = "global_host",
+        value_name = "HOST"
+    )]
     pub host: Option<String>,
     /// Name of the context to use (overrides DOCKER_HOST and `berth context use`)
-    #[arg(long = "context", global = true, id = "global_context", value_name = "CONTEXT")]
+    #[arg(
+        long = "context",
+        global = true,
+        id = "global_context",
+        value_name = "CONTEXT"
+    )]
     pub context: Option<String>,
     /// Location of client config files (default ~/.docker, or $DOCKER_CONFIG)
-    #[arg(long = "config", global = true, id = "global_config", value_name = "DIR")]
+    #[arg(
+        long = "config",
+        global = true,
+        id = "global_config",
+        value_name = "DIR"
+    )]
     pub config: Option<String>,
     /// Use TLS for a tcp:// daemon; implied by --tlsverify
     #[arg(long = "tls", global = true)]
@@ -534,7 +550,11 @@ mod tests {
                     if a.is_hide_set() || a.get_id() == "help" {
                         continue;
                     }
-                    assert!(a.get_help().is_some() || a.is_positional(), "no help for {p} --{}", a.get_id());
+                    assert!(
+                        a.get_help().is_some() || a.is_positional(),
+                        "no help for {p} --{}",
+                        a.get_id()
+                    );
                 }
                 walk(sub, &p);
             }

@@ -205,25 +205,43 @@ pub async fn dispatch(host: Option<&str>, cmd: NetworkCmd) -> Result<i32> {
     let client = connect(host).await?;
     match cmd {
         NetworkCmd::Create(a) => {
-            let v = client.create_network(&create_body(&a, client.api_version())).await?;
-            if let Some(w) = v.get("Warning").and_then(Value::as_str).filter(|w| !w.is_empty()) {
+            let v = client
+                .create_network(&create_body(&a, client.api_version()))
+                .await?;
+            if let Some(w) = v
+                .get("Warning")
+                .and_then(Value::as_str)
+                .filter(|w| !w.is_empty())
+            {
                 eprintln!("{w}");
             }
             println!("{}", v["Id"].as_str().unwrap_or(""));
             Ok(0)
         }
         NetworkCmd::Ls(a) => {
-            let mut list = client.list_networks(crate::opts::filters(&a.filter)?.as_ref()).await?;
+            let mut list = client
+                .list_networks(crate::opts::filters(&a.filter)?.as_ref())
+                .await?;
             list.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
             if a.quiet {
                 for n in &list {
                     let id = n["Id"].as_str().unwrap_or("");
-                    println!("{}", if a.no_trunc { id.to_string() } else { short_id(id) });
+                    println!(
+                        "{}",
+                        if a.no_trunc {
+                            id.to_string()
+                        } else {
+                            short_id(id)
+                        }
+                    );
                 }
                 return Ok(0);
             }
             let rows: Vec<Value> = list.iter().map(|n| network_row(n, !a.no_trunc)).collect();
-            let f = ListFormat::parse(a.format.as_deref(), "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}")?;
+            let f = ListFormat::parse(
+                a.format.as_deref(),
+                "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            )?;
             f.print(
                 &headers(&[
                     ("ID", "NETWORK ID"),
@@ -244,7 +262,11 @@ pub async fn dispatch(host: Option<&str>, cmd: NetworkCmd) -> Result<i32> {
             let mut found = Vec::new();
             let mut code = 0;
             for n in &a.names {
-                let path = format!("/networks/{}{}", berth_client::path_segment(n), if a.verbose { "?verbose=true" } else { "" });
+                let path = format!(
+                    "/networks/{}{}",
+                    berth_client::path_segment(n),
+                    if a.verbose { "?verbose=true" } else { "" }
+                );
                 match crate::cmds::get_raw(&client, &path).await? {
                     Some(raw) => found.push(raw),
                     None => {
@@ -274,7 +296,9 @@ pub async fn dispatch(host: Option<&str>, cmd: NetworkCmd) -> Result<i32> {
             if !a.force && !crate::opts::confirm("WARNING! This will remove all custom networks not used by at least one container.") {
                 return Ok(0);
             }
-            let v = client.prune("networks", crate::opts::filters(&a.filter)?.as_ref()).await?;
+            let v = client
+                .prune("networks", crate::opts::filters(&a.filter)?.as_ref())
+                .await?;
             print_networks_deleted(&v);
             Ok(0)
         }
@@ -303,7 +327,11 @@ pub async fn dispatch(host: Option<&str>, cmd: NetworkCmd) -> Result<i32> {
         }
         NetworkCmd::Disconnect(a) => {
             client
-                .network_op(&a.network, "disconnect", &json!({"Container": a.container, "Force": a.force}))
+                .network_op(
+                    &a.network,
+                    "disconnect",
+                    &json!({"Container": a.container, "Force": a.force}),
+                )
                 .await?;
             Ok(0)
         }
@@ -334,10 +362,24 @@ mod tests {
 
     #[test]
     fn create_body_matches_the_docker_cli() {
-        let t = T::try_parse_from(["x", "--label", "k=v", "--subnet", "10.231.0.0/24", "--gateway", "10.231.0.1", "--internal", "n1"]).unwrap();
+        let t = T::try_parse_from([
+            "x",
+            "--label",
+            "k=v",
+            "--subnet",
+            "10.231.0.0/24",
+            "--gateway",
+            "10.231.0.1",
+            "--internal",
+            "n1",
+        ])
+        .unwrap();
         let b = create_body(&t.a, "1.41");
         assert_eq!(b["Driver"], "bridge");
-        assert_eq!(b["IPAM"]["Config"], json!([{"Subnet": "10.231.0.0/24", "Gateway": "10.231.0.1"}]));
+        assert_eq!(
+            b["IPAM"]["Config"],
+            json!([{"Subnet": "10.231.0.0/24", "Gateway": "10.231.0.1"}])
+        );
         assert_eq!(b["Labels"], json!({"k": "v"}));
         assert_eq!(b["Internal"], true);
         assert_eq!(b["CheckDuplicate"], true);

@@ -11,9 +11,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (n, unit) = t.split_at(num_end);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| anyhow!("invalid size: '{s}'"))?;
+    let n: f64 = n.parse().map_err(|_| anyhow!("invalid size: '{s}'"))?;
     let mult: f64 = match unit.trim_end_matches(['b', 'i']) {
         "" => 1.0,
         "k" => 1024.0,
@@ -54,7 +52,10 @@ pub fn ulimit(s: &str) -> Result<Value> {
         Some((a, b)) => (a, b),
         None => (v, v),
     };
-    let p = |x: &str| -> Result<i64> { x.parse().map_err(|_| anyhow!("invalid ulimit argument: {s}")) };
+    let p = |x: &str| -> Result<i64> {
+        x.parse()
+            .map_err(|_| anyhow!("invalid ulimit argument: {s}"))
+    };
     Ok(json!({"Name": name, "Hard": p(hard)?, "Soft": p(soft)?}))
 }
 
@@ -63,8 +64,9 @@ pub fn restart_policy(s: &str) -> Result<Value> {
     let (name, count) = match s.split_once(':') {
         Some((n, c)) => (
             n,
-            c.parse::<i64>()
-                .map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+            c.parse::<i64>().map_err(|_| {
+                anyhow!("invalid restart policy format: maximum retry count must be an integer")
+            })?,
         ),
         None => (s, 0),
     };
@@ -73,7 +75,9 @@ pub fn restart_policy(s: &str) -> Result<Value> {
         _ => bail!("invalid restart policy format: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
     }
     if count != 0 && name != "on-failure" {
-        bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'");
+        bail!(
+            "invalid restart policy format: maximum retry count can only be used with 'on-failure'"
+        );
     }
     Ok(json!({"Name": if name.is_empty() { "no" } else { name }, "MaximumRetryCount": count}))
 }
@@ -132,7 +136,8 @@ pub fn mount(s: &str) -> Result<Value> {
                 tmpfs.insert("SizeBytes".into(), json!(ram_in_bytes(&v)?));
             }
             "tmpfs-mode" => {
-                let mode = u32::from_str_radix(&v, 8).map_err(|_| anyhow!("invalid value for tmpfs-mode: {v}"))?;
+                let mode = u32::from_str_radix(&v, 8)
+                    .map_err(|_| anyhow!("invalid value for tmpfs-mode: {v}"))?;
                 tmpfs.insert("Mode".into(), json!(mode));
             }
             "" => {}
@@ -189,7 +194,9 @@ pub fn filters(items: &[String]) -> Result<Option<Value>> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
-        let e = m.entry(k.trim().to_ascii_lowercase()).or_insert_with(|| json!({}));
+        let e = m
+            .entry(k.trim().to_ascii_lowercase())
+            .or_insert_with(|| json!({}));
         e[v] = json!(true);
     }
     Ok(Some(Value::Object(m)))
@@ -239,7 +246,9 @@ mod tests {
             json!({"PathOnHost":"/dev/fuse","PathInContainer":"/dev/fuse","CgroupPermissions":"rwm"})
         );
         assert_eq!(
-            filters(&["label=a=b".into(), "dangling=true".into()]).unwrap().unwrap(),
+            filters(&["label=a=b".into(), "dangling=true".into()])
+                .unwrap()
+                .unwrap(),
             json!({"label":{"a=b":true},"dangling":{"true":true}})
         );
     }

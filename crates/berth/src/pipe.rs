@@ -22,7 +22,13 @@ pub struct ChanReader {
 /// A bounded pipe (a few 64 KiB chunks in flight).
 pub fn pipe() -> (ChanWriter, ChanReader) {
     let (tx, rx) = mpsc::channel(8);
-    (ChanWriter { tx }, ChanReader { rx, cur: Bytes::new() })
+    (
+        ChanWriter { tx },
+        ChanReader {
+            rx,
+            cur: Bytes::new(),
+        },
+    )
 }
 
 impl std::io::Write for ChanWriter {
@@ -33,7 +39,9 @@ impl std::io::Write for ChanWriter {
         let n = buf.len().min(64 * 1024);
         self.tx
             .blocking_send(Bytes::copy_from_slice(&buf[..n]))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "request body closed"))?;
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "request body closed")
+            })?;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -88,7 +96,10 @@ impl BodyReader {
                 }
             }
         });
-        BodyReader { rx, cur: Bytes::new() }
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
     }
 }
 

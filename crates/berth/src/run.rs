@@ -5,8 +5,8 @@ use crate::cmds::connect;
 use anyhow::{bail, Result};
 use berth_client::Client;
 use clap::{ArgAction, Args};
-use std::io::IsTerminal;
 use serde_json::{json, Map, Value};
+use std::io::IsTerminal;
 
 #[derive(Args, Debug, Clone, Default)]
 #[command(disable_help_flag = true)]
@@ -278,14 +278,22 @@ pub async fn create(host: Option<&str>, a: RunArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("berth: {}\n\nRun 'berth create --help' for more information", e.msg);
+            eprintln!(
+                "berth: {}\n\nRun 'berth create --help' for more information",
+                e.msg
+            );
             e.code
         }
     }
 }
 
 /// Pull `image` printing the progress to stderr (as `run`/`create` do); errors as daemon errors.
-async fn pull_for_run(client: &Client, image: &str, platform: Option<&str>, quiet: bool) -> Result<(), RunError> {
+async fn pull_for_run(
+    client: &Client,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+) -> Result<(), RunError> {
     let (repo, tag) = crate::image::split_pull_ref(image);
     let auth = crate::auth::registry_auth_header(image);
     let mut lines = client
@@ -320,7 +328,11 @@ async fn pull_for_run(client: &Client, image: &str, platform: Option<&str>, quie
 /// (`--pull missing`, the default), like the docker CLI.
 async fn create_pulling(client: &Client, a: &RunArgs, body: &Value) -> Result<String, RunError> {
     let image = a.args.first().cloned().unwrap_or_default();
-    let policy = if a.pull.is_empty() { "missing" } else { a.pull.as_str() };
+    let policy = if a.pull.is_empty() {
+        "missing"
+    } else {
+        a.pull.as_str()
+    };
     if !matches!(policy, "missing" | "always" | "never") {
         return Err(rerr(format!("invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\""), 125));
     }
@@ -335,7 +347,10 @@ async fn create_pulling(client: &Client, a: &RunArgs, body: &Value) -> Result<St
                 && e.api_message()
                     .is_some_and(|m| m.to_lowercase().contains("no such image")) =>
         {
-            eprintln!("Unable to find image '{}' locally", with_default_tag(&image));
+            eprintln!(
+                "Unable to find image '{}' locally",
+                with_default_tag(&image)
+            );
             pull_for_run(client, &image, a.platform.as_deref(), a.quiet).await?;
             client
                 .create_container(a.name.as_deref(), body)
@@ -348,7 +363,12 @@ async fn create_pulling(client: &Client, a: &RunArgs, body: &Value) -> Result<St
         eprintln!("WARNING: {w}");
     }
     if let Some(f) = &a.cidfile {
-        std::fs::write(f, &created.id).map_err(|e| rerr(format!("failed to write the container ID to the file: {e}"), 125))?;
+        std::fs::write(f, &created.id).map_err(|e| {
+            rerr(
+                format!("failed to write the container ID to the file: {e}"),
+                125,
+            )
+        })?;
     }
     Ok(created.id)
 }
@@ -561,15 +581,30 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
     if a.rm && restart["Name"] != "no" {
         bail!("conflicting options: cannot specify both --restart and --rm");
     }
-    let mem = a.memory.as_deref().map(crate::opts::ram_in_bytes).transpose()?.unwrap_or(0);
-    let swap = a.memory_swap.as_deref().map(crate::opts::swap_bytes).transpose()?.unwrap_or(0);
+    let mem = a
+        .memory
+        .as_deref()
+        .map(crate::opts::ram_in_bytes)
+        .transpose()?
+        .unwrap_or(0);
+    let swap = a
+        .memory_swap
+        .as_deref()
+        .map(crate::opts::swap_bytes)
+        .transpose()?
+        .unwrap_or(0);
     let mem_res = a
         .memory_reservation
         .as_deref()
         .map(crate::opts::ram_in_bytes)
         .transpose()?
         .unwrap_or(0);
-    let shm = a.shm_size.as_deref().map(crate::opts::ram_in_bytes).transpose()?.unwrap_or(0);
+    let shm = a
+        .shm_size
+        .as_deref()
+        .map(crate::opts::ram_in_bytes)
+        .transpose()?
+        .unwrap_or(0);
     let nano_cpus = a.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0);
     let log_config = json!({
         "Type": a.log_driver.clone().unwrap_or_default(),
@@ -706,7 +741,8 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
             return Err(rerr(format!("container ID file found, make sure the other container isn't running or delete {f}"), 125));
         }
     }
-    let detach_keys = crate::tty::detach_keys(a.detach_keys.as_deref()).map_err(|e| rerr(e, 125))?;
+    let detach_keys =
+        crate::tty::detach_keys(a.detach_keys.as_deref()).map_err(|e| rerr(e, 125))?;
     let body = create_body(a).map_err(|e| rerr(format!("{e:#}"), 125))?;
     let client = connect(host).await.map_err(|e| rerr(e, 125))?;
     let id = create_pulling(&client, a, &body).await?;
@@ -731,7 +767,13 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
         .then(|| crate::tty::detach_keys_spec(a.detach_keys.as_deref()));
     let streams = attach_streams(a).map_err(|e| rerr(e, 125))?;
     let (attach, wait) = tokio::join!(
-        client.attach_container_keys(&id, a.interactive || streams.0, streams.1, streams.2, spec.as_deref()),
+        client.attach_container_keys(
+            &id,
+            a.interactive || streams.0,
+            streams.1,
+            streams.2,
+            spec.as_deref()
+        ),
         client.wait_container(&id, Some(condition)),
     );
     let stream = attach.map_err(|e| rerr(e, 125))?;
@@ -810,7 +852,16 @@ pub async fn start_attached(
     let resizer = tty
         .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
         .flatten();
-    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys, forward_keys: crate::tty::daemon_detaches(&client) }).await;
+    let end = crate::tty::pump(
+        stream,
+        crate::tty::PumpOpts {
+            tty,
+            stdin,
+            detach_keys: keys,
+            forward_keys: crate::tty::daemon_detaches(&client),
+        },
+    )
+    .await;
     if let Some(r) = resizer {
         r.abort();
     }
@@ -827,16 +878,32 @@ pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Res
     let keys = crate::tty::detach_keys(a.detach_keys.as_deref())?;
     let client: Client = connect(host).await?;
     let c = client.inspect_container(&a.container).await?;
-    let id = c.get("Id").and_then(Value::as_str).unwrap_or(&a.container).to_string();
-    let running = c.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+    let id = c
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or(&a.container)
+        .to_string();
+    let running = c
+        .pointer("/State/Running")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if !running {
         anyhow::bail!("You cannot attach to a stopped container, start it first");
     }
-    if c.pointer("/State/Paused").and_then(Value::as_bool).unwrap_or(false) {
+    if c.pointer("/State/Paused")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
         anyhow::bail!("You cannot attach to a paused container, unpause it first");
     }
-    let tty = c.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false);
-    let open_stdin = c.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false);
+    let tty = c
+        .pointer("/Config/Tty")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let open_stdin = c
+        .pointer("/Config/OpenStdin")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let stdin = open_stdin && !a.no_stdin;
     let wait = client.wait_container(&id, None).await?;
     let spec = stdin.then(|| crate::tty::detach_keys_spec(a.detach_keys.as_deref()));
@@ -847,7 +914,16 @@ pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Res
     let resizer = tty
         .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
         .flatten();
-    let end = crate::tty::pump(stream, crate::tty::PumpOpts { tty, stdin, detach_keys: keys, forward_keys: crate::tty::daemon_detaches(&client) }).await;
+    let end = crate::tty::pump(
+        stream,
+        crate::tty::PumpOpts {
+            tty,
+            stdin,
+            detach_keys: keys,
+            forward_keys: crate::tty::daemon_detaches(&client),
+        },
+    )
+    .await;
     if let Some(r) = resizer {
         r.abort();
     }

@@ -110,8 +110,14 @@ pub fn df_rows(v: &Value) -> Vec<Value> {
     let volumes = arr("Volumes");
     let (mut v_size, mut v_reclaim, mut v_active) = (0, 0, 0);
     for vol in &volumes {
-        let size = vol.pointer("/UsageData/Size").and_then(Value::as_i64).unwrap_or(-1);
-        let refs = vol.pointer("/UsageData/RefCount").and_then(Value::as_i64).unwrap_or(0);
+        let size = vol
+            .pointer("/UsageData/Size")
+            .and_then(Value::as_i64)
+            .unwrap_or(-1);
+        let refs = vol
+            .pointer("/UsageData/RefCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if size > 0 {
             v_size += size;
         }
@@ -154,7 +160,10 @@ pub async fn df(host: Option<&str>, a: DfArgs) -> Result<i32> {
     if a.verbose && a.format.is_none() {
         return df_verbose(&v);
     }
-    let f = ListFormat::parse(a.format.as_deref(), "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}")?;
+    let f = ListFormat::parse(
+        a.format.as_deref(),
+        "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )?;
     f.print(
         &headers(&[
             ("Type", "TYPE"),
@@ -171,18 +180,36 @@ pub async fn df(host: Option<&str>, a: DfArgs) -> Result<i32> {
 fn df_verbose(v: &Value) -> Result<i32> {
     use crate::humanize::table;
     let mut out = String::from("Images space usage:\n\n");
-    let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
+    let mut rows = vec![[
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "SHARED SIZE",
+        "UNIQUE SIZE",
+        "CONTAINERS",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
     for i in v["Images"].as_array().into_iter().flatten() {
         let size = i["Size"].as_i64().unwrap_or(0);
         let shared = i["SharedSize"].as_i64().unwrap_or(0);
         let tags: Vec<String> = i["RepoTags"]
             .as_array()
-            .map(|t| t.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|t| {
+                t.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
-        let tags = if tags.is_empty() { vec!["<none>:<none>".to_string()] } else { tags };
+        let tags = if tags.is_empty() {
+            vec!["<none>:<none>".to_string()]
+        } else {
+            tags
+        };
         for t in tags {
             let (r, tag) = crate::cmds::split_repo_tag(&t);
             rows.push(vec![
@@ -199,20 +226,40 @@ fn df_verbose(v: &Value) -> Result<i32> {
     }
     out.push_str(&table(&rows));
     out.push_str("\nContainers space usage:\n\n");
-    let mut rows = vec![["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
+    let mut rows = vec![[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "LOCAL VOLUMES",
+        "SIZE",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
     for c in v["Containers"].as_array().into_iter().flatten() {
         let names: Vec<&str> = c["Names"]
             .as_array()
-            .map(|n| n.iter().filter_map(Value::as_str).map(|n| n.trim_start_matches('/')).collect())
+            .map(|n| {
+                n.iter()
+                    .filter_map(Value::as_str)
+                    .map(|n| n.trim_start_matches('/'))
+                    .collect()
+            })
             .unwrap_or_default();
         rows.push(vec![
             short_id(c["Id"].as_str().unwrap_or("")),
             c["Image"].as_str().unwrap_or("").to_string(),
-            format!("\"{}\"", crate::humanize::ellipsis(c["Command"].as_str().unwrap_or(""), 20)),
-            c["Mounts"].as_array().map_or(0, |m| m.iter().filter(|m| m["Type"] == "volume").count()).to_string(),
+            format!(
+                "\"{}\"",
+                crate::humanize::ellipsis(c["Command"].as_str().unwrap_or(""), 20)
+            ),
+            c["Mounts"]
+                .as_array()
+                .map_or(0, |m| m.iter().filter(|m| m["Type"] == "volume").count())
+                .to_string(),
             human_size(c["SizeRw"].as_i64().unwrap_or(0)),
             ago(c["Created"].as_i64().unwrap_or(0)),
             c["Status"].as_str().unwrap_or("").to_string(),
@@ -221,23 +268,47 @@ fn df_verbose(v: &Value) -> Result<i32> {
     }
     out.push_str(&table(&rows));
     out.push_str("\nLocal Volumes space usage:\n\n");
-    let mut rows = vec![vec!["VOLUME NAME".to_string(), "LINKS".into(), "SIZE".into()]];
+    let mut rows = vec![vec![
+        "VOLUME NAME".to_string(),
+        "LINKS".into(),
+        "SIZE".into(),
+    ]];
     for vol in v["Volumes"].as_array().into_iter().flatten() {
         rows.push(vec![
             vol["Name"].as_str().unwrap_or("").to_string(),
-            vol.pointer("/UsageData/RefCount").and_then(Value::as_i64).unwrap_or(0).to_string(),
-            human_size(vol.pointer("/UsageData/Size").and_then(Value::as_i64).unwrap_or(0)),
+            vol.pointer("/UsageData/RefCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .to_string(),
+            human_size(
+                vol.pointer("/UsageData/Size")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+            ),
         ]);
     }
     out.push_str(&table(&rows));
     out.push_str("\nBuild cache usage: ");
-    let total: i64 = v["BuildCache"].as_array().into_iter().flatten().map(|b| b["Size"].as_i64().unwrap_or(0)).sum();
+    let total: i64 = v["BuildCache"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| b["Size"].as_i64().unwrap_or(0))
+        .sum();
     out.push_str(&human_size(total));
     out.push_str("\n\n");
-    let mut rows = vec![["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
+    let mut rows = vec![[
+        "CACHE ID",
+        "CACHE TYPE",
+        "SIZE",
+        "CREATED",
+        "LAST USED",
+        "USAGE",
+        "SHARED",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
     for b in v["BuildCache"].as_array().into_iter().flatten() {
         rows.push(vec![
             b["ID"].as_str().unwrap_or("").chars().take(12).collect(),
@@ -273,7 +344,10 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
     let filters = crate::opts::filters(&a.filter)?;
     let mut total = 0i64;
     let v = client.prune("containers", filters.as_ref()).await?;
-    let deleted = v["ContainersDeleted"].as_array().cloned().unwrap_or_default();
+    let deleted = v["ContainersDeleted"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !deleted.is_empty() {
         println!("Deleted Containers:");
         for d in &deleted {
@@ -298,14 +372,19 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
     }
     let mut imgf = a.filter.clone();
     imgf.push(format!("dangling={}", !a.all));
-    let v = client.prune("images", crate::opts::filters(&imgf)?.as_ref()).await?;
+    let v = client
+        .prune("images", crate::opts::filters(&imgf)?.as_ref())
+        .await?;
     crate::image::print_images_deleted(&v);
     total += v["SpaceReclaimed"].as_i64().unwrap_or(0);
     let mut bf = a.filter.clone();
     if a.all {
         bf.push("all=true".into());
     }
-    if let Ok(v) = client.prune("build", crate::opts::filters(&bf)?.as_ref()).await {
+    if let Ok(v) = client
+        .prune("build", crate::opts::filters(&bf)?.as_ref())
+        .await
+    {
         let deleted = v["CachesDeleted"].as_array().cloned().unwrap_or_default();
         if !deleted.is_empty() {
             println!("Deleted build cache objects:");
@@ -316,14 +395,19 @@ pub async fn prune(host: Option<&str>, a: PruneArgs) -> Result<i32> {
         }
         total += v["SpaceReclaimed"].as_i64().unwrap_or(0);
     }
-    println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(total));
+    println!(
+        "Total reclaimed space: {}",
+        crate::humanize::human_size_prec4(total)
+    );
     Ok(0)
 }
 
 /// One event in docker's default line format.
 pub fn event_line(e: &Value) -> String {
     use chrono::TimeZone;
-    let nanos = e["timeNano"].as_i64().unwrap_or_else(|| e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let nanos = e["timeNano"]
+        .as_i64()
+        .unwrap_or_else(|| e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
     let t = chrono::Local
         .timestamp_nanos(nanos)
         .format("%Y-%m-%dT%H:%M:%S%.9f%:z")
@@ -349,10 +433,22 @@ pub fn event_line(e: &Value) -> String {
 
 pub async fn events(host: Option<&str>, a: EventsArgs) -> Result<i32> {
     let client = connect(host).await?;
-    let since = a.since.as_deref().map(crate::cmds::parse_timestamp).transpose()?;
-    let until = a.until.as_deref().map(crate::cmds::parse_timestamp).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(crate::cmds::parse_timestamp)
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(crate::cmds::parse_timestamp)
+        .transpose()?;
     let mut lines = client
-        .events(since.as_deref(), until.as_deref(), crate::opts::filters(&a.filter)?.as_ref())
+        .events(
+            since.as_deref(),
+            until.as_deref(),
+            crate::opts::filters(&a.filter)?.as_ref(),
+        )
         .await?;
     let tpl = match a.format.as_deref() {
         None | Some("") => None,
@@ -399,6 +495,9 @@ mod tests {
         let e = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"name": "x", "image": "bb"}},
                        "time": 0, "timeNano": 5});
         let l = event_line(&e);
-        assert!(l.ends_with(" container start abc (image=bb, name=x)"), "{l}");
+        assert!(
+            l.ends_with(" container start abc (image=bb, name=x)"),
+            "{l}"
+        );
     }
 }

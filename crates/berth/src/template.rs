@@ -28,8 +28,8 @@ type R<T> = Result<T, TemplateError>;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Operand {
-    Dot(Vec<String>),  // . or .A.B
-    Root(Vec<String>), // $ or $.A.B
+    Dot(Vec<String>),         // . or .A.B
+    Root(Vec<String>),        // $ or $.A.B
     Var(String, Vec<String>), // $name or $name.A.B
     Str(String),
     Num(f64),
@@ -46,7 +46,13 @@ enum Node {
     Text(String),
     Action(Pipeline),
     If(Pipeline, Vec<Node>, Vec<Node>),
-    Range(Pipeline, Vec<Node>, Vec<Node>, Option<String>, Option<String>),
+    Range(
+        Pipeline,
+        Vec<Node>,
+        Vec<Node>,
+        Option<String>,
+        Option<String>,
+    ),
     Assign(String, Pipeline),
     With(Pipeline, Vec<Node>, Vec<Node>),
 }
@@ -233,10 +239,19 @@ fn split_decl(s: &str) -> (Vec<String>, &str) {
         return (Vec::new(), s);
     };
     let names: Vec<&str> = left.split(',').map(str::trim).collect();
-    if names.is_empty() || !names.iter().all(|n| n.len() > 1 && n.starts_with('$') && n[1..].chars().all(|c| c.is_alphanumeric() || c == '_')) {
+    if names.is_empty()
+        || !names.iter().all(|n| {
+            n.len() > 1
+                && n.starts_with('$')
+                && n[1..].chars().all(|c| c.is_alphanumeric() || c == '_')
+        })
+    {
         return (Vec::new(), s);
     }
-    (names.iter().map(|n| n[1..].to_string()).collect(), rest.trim())
+    (
+        names.iter().map(|n| n[1..].to_string()).collect(),
+        rest.trim(),
+    )
 }
 
 enum Stop {
@@ -529,7 +544,11 @@ fn eval_command(cmd: &Command, dot: &Value, root: &Scope, prev: Option<Val>) -> 
                 )),
                 Val::Json(Value::String(st)) => Val::Json(Value::String(
                     st.split(',')
-                        .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
+                        .find_map(|kv| {
+                            kv.split_once('=')
+                                .filter(|(k, _)| *k == key)
+                                .map(|(_, v)| v.to_string())
+                        })
                         .unwrap_or_default(),
                 )),
                 _ => Val::Json(Value::String(String::new())),
@@ -890,26 +909,58 @@ mod tests {
     #[test]
     fn docker_added_functions() {
         let d = data();
-        assert_eq!(render("{{.Label \"b\"}}", &json!({"Labels": "a=1,b=2"})).unwrap(), "2");
+        assert_eq!(
+            render("{{.Label \"b\"}}", &json!({"Labels": "a=1,b=2"})).unwrap(),
+            "2"
+        );
         assert_eq!(render("{{.Config.Label \"k\"}}", &d).unwrap(), "v");
-        assert_eq!(render("[{{.Label \"zz\"}}]", &json!({"Labels": "a=1"})).unwrap(), "[]");
+        assert_eq!(
+            render("[{{.Label \"zz\"}}]", &json!({"Labels": "a=1"})).unwrap(),
+            "[]"
+        );
         assert_eq!(render("{{truncate .Id 3}}", &d).unwrap(), "abc");
         assert_eq!(render("[{{pad .Id 1 2}}]", &d).unwrap(), "[ abc123  ]");
-        assert_eq!(render("{{split \"a,b\" \",\" | json}}", &d).unwrap(), r#"["a","b"]"#);
-        assert_eq!(render("{{title \"hello world\"}}", &d).unwrap(), "Hello World");
-        assert_eq!(render("{{json .}}", &json!({"a": "<none>"})).unwrap(), r#"{"a":"<none>"}"#);
-        assert_eq!(go_json(&json!({"a": "<none>"})), r#"{"a":"\u003cnone\u003e"}"#);
+        assert_eq!(
+            render("{{split \"a,b\" \",\" | json}}", &d).unwrap(),
+            r#"["a","b"]"#
+        );
+        assert_eq!(
+            render("{{title \"hello world\"}}", &d).unwrap(),
+            "Hello World"
+        );
+        assert_eq!(
+            render("{{json .}}", &json!({"a": "<none>"})).unwrap(),
+            r#"{"a":"<none>"}"#
+        );
+        assert_eq!(
+            go_json(&json!({"a": "<none>"})),
+            r#"{"a":"\u003cnone\u003e"}"#
+        );
     }
 
     #[test]
     fn variables() {
         let d = data();
         assert_eq!(
-            render("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}", &d).unwrap(),
+            render(
+                "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+                &d
+            )
+            .unwrap(),
             "a=b;k=v;"
         );
-        assert_eq!(render("{{range $i, $m := .Mounts}}{{$i}}:{{$m.Destination}} {{end}}", &d).unwrap(), "0:/data 1:/logs ");
-        assert_eq!(render("{{$n := .Name}}{{range .Mounts}}{{$n}}{{end}}", &d).unwrap(), "/web/web");
+        assert_eq!(
+            render(
+                "{{range $i, $m := .Mounts}}{{$i}}:{{$m.Destination}} {{end}}",
+                &d
+            )
+            .unwrap(),
+            "0:/data 1:/logs "
+        );
+        assert_eq!(
+            render("{{$n := .Name}}{{range .Mounts}}{{$n}}{{end}}", &d).unwrap(),
+            "/web/web"
+        );
         assert!(render("{{$nope}}", &d).is_err());
     }
 

@@ -235,7 +235,11 @@ pub async fn pump(stream: Hijacked, o: PumpOpts) -> Result<PumpEnd> {
     if o.stdin {
         let watch = std::io::stdin().is_terminal();
         let keys = o.detach_keys.clone();
-        let keys_sent = if o.forward_keys { o.detach_keys.clone() } else { Vec::new() };
+        let keys_sent = if o.forward_keys {
+            o.detach_keys.clone()
+        } else {
+            Vec::new()
+        };
         let tty = o.tty;
         tokio::spawn(async move {
             let mut input = tokio::io::stdin();

@@ -105,7 +105,9 @@ fn filters_json(items: &[String]) -> String {
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -126,7 +128,11 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
             Ok(0)
         }
         VolumeCmd::Ls(a) => {
-            let q = if a.filter.is_empty() { String::new() } else { format!("?filters={}", enc(&filters_json(&a.filter))) };
+            let q = if a.filter.is_empty() {
+                String::new()
+            } else {
+                format!("?filters={}", enc(&filters_json(&a.filter)))
+            };
             let v: Value = client.get_json(&format!("/volumes{q}")).await?;
             let vols = v["Volumes"].as_array().cloned().unwrap_or_default();
             if a.quiet {
@@ -143,7 +149,10 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
             } else {
                 let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
                 for x in &vols {
-                    rows.push(vec![x["Driver"].as_str().unwrap_or("").into(), x["Name"].as_str().unwrap_or("").into()]);
+                    rows.push(vec![
+                        x["Driver"].as_str().unwrap_or("").into(),
+                        x["Name"].as_str().unwrap_or("").into(),
+                    ]);
                 }
                 print!("{}", table(&rows));
             }
@@ -155,12 +164,21 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
             for n in &a.names {
                 let path = format!("/volumes/{}", enc(n));
                 let r = client
-                    .request(berth_client::Method::GET, &path, None, berth_client::ReqBody::empty())
+                    .request(
+                        berth_client::Method::GET,
+                        &path,
+                        None,
+                        berth_client::ReqBody::empty(),
+                    )
                     .await;
                 match r {
                     Ok(resp) => out.push(berth_client::read_body(resp, &path).await?.to_vec()),
                     Err(e) => {
-                        eprintln!("Error response from daemon: {}", e.to_string().trim_start_matches("Error response from daemon: "));
+                        eprintln!(
+                            "Error response from daemon: {}",
+                            e.to_string()
+                                .trim_start_matches("Error response from daemon: ")
+                        );
                         code = 1;
                     }
                 }
@@ -187,8 +205,14 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
             if a.all {
                 f.push("all=true".into());
             }
-            let q = if f.is_empty() { String::new() } else { format!("?filters={}", enc(&filters_json(&f))) };
-            let v: Value = client.post_json(&format!("/volumes/prune{q}"), &json!({})).await?;
+            let q = if f.is_empty() {
+                String::new()
+            } else {
+                format!("?filters={}", enc(&filters_json(&f)))
+            };
+            let v: Value = client
+                .post_json(&format!("/volumes/prune{q}"), &json!({}))
+                .await?;
             let deleted = v["VolumesDeleted"].as_array().cloned().unwrap_or_default();
             if !deleted.is_empty() {
                 println!("Deleted Volumes:");
@@ -198,7 +222,10 @@ pub async fn dispatch(host: Option<&str>, cmd: VolumeCmd) -> Result<i32> {
                 println!();
             }
             let bytes = v["SpaceReclaimed"].as_u64().unwrap_or(0);
-            println!("Total reclaimed space: {}", crate::humanize::human_size_prec4(bytes as i64));
+            println!(
+                "Total reclaimed space: {}",
+                crate::humanize::human_size_prec4(bytes as i64)
+            );
             Ok(0)
         }
     }

@@ -567,12 +567,27 @@ fn start_attach_kill_and_rm_force() {
 fn volume_commands_match_docker() {
     let Some(h) = host() else { return };
     let name = unique("clivol");
-    assert_eq!(out(&ok(berth(&h, &["volume", "create", "--label", "t=cli", &name]))).trim(), name);
+    assert_eq!(
+        out(&ok(berth(
+            &h,
+            &["volume", "create", "--label", "t=cli", &name]
+        )))
+        .trim(),
+        name
+    );
     let docker = |args: &[&str]| {
-        Command::new("docker").arg("-H").arg(&h).args(args).env_remove("DOCKER_HOST").output().expect("docker")
+        Command::new("docker")
+            .arg("-H")
+            .arg(&h)
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("docker")
     };
     let ours = out(&ok(berth(&h, &["volume", "ls", "--filter", "label=t=cli"])));
-    let theirs = String::from_utf8_lossy(&docker(&["volume", "ls", "--filter", "label=t=cli"]).stdout).to_string();
+    let theirs =
+        String::from_utf8_lossy(&docker(&["volume", "ls", "--filter", "label=t=cli"]).stdout)
+            .to_string();
     assert_eq!(ours, theirs);
     let f = "{{.Name}} {{.Driver}} {{.Scope}}";
     assert_eq!(
@@ -618,7 +633,19 @@ fn listings_and_formats_match_docker() {
     let name = unique("berth-cli-cmp");
     ok(berth(
         &h,
-        &["run", "-d", "--network", "none", "--name", &name, "-l", "cmp=1", &img, "sleep", "300"],
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "-l",
+            "cmp=1",
+            &img,
+            "sleep",
+            "300",
+        ],
     ));
     let docker = |args: &[&str]| {
         let o = Command::new("docker")
@@ -637,15 +664,43 @@ fn listings_and_formats_match_docker() {
         vec!["ps", "--filter", &filter],
         vec!["ps", "-a", "--no-trunc", "--filter", &filter],
         vec!["ps", "--filter", &filter, "--format", "json"],
-        vec!["ps", "--filter", &filter, "--format", "table {{.Names}}\t{{.Labels}}\t{{.Command}}"],
-        vec!["ps", "--filter", &filter, "--format", "{{.ID}} {{upper .State}} {{json .Names}}"],
+        vec![
+            "ps",
+            "--filter",
+            &filter,
+            "--format",
+            "table {{.Names}}\t{{.Labels}}\t{{.Command}}",
+        ],
+        vec![
+            "ps",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.ID}} {{upper .State}} {{json .Names}}",
+        ],
         vec!["images", &repo],
         vec!["images", "--format", "json", &repo],
-        vec!["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}", &repo],
+        vec![
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.Size}}",
+            &repo,
+        ],
         vec!["history", &img],
-        vec!["history", "--no-trunc", "--format", "table {{.ID}}\t{{.CreatedBy}}", &img],
+        vec![
+            "history",
+            "--no-trunc",
+            "--format",
+            "table {{.ID}}\t{{.CreatedBy}}",
+            &img,
+        ],
         vec!["inspect", &name],
-        vec!["inspect", "-f", "{{.Name}} {{json .Config.Labels}} {{.State.Status}}", &name],
+        vec![
+            "inspect",
+            "-f",
+            "{{.Name}} {{json .Config.Labels}} {{.State.Status}}",
+            &name,
+        ],
         vec!["image", "inspect", &img],
         vec!["volume", "ls"],
         vec!["top", &name, "-o", "pid,args"],
@@ -656,11 +711,22 @@ fn listings_and_formats_match_docker() {
         assert_eq!(normalise(&ours), normalise(&theirs), "berth {args:?}");
     }
     // networks: berthd may not serve them yet
-    let n = Command::new("docker").arg("-H").arg(&h).args(["network", "ls"]).output().expect("docker");
+    let n = Command::new("docker")
+        .arg("-H")
+        .arg(&h)
+        .args(["network", "ls"])
+        .output()
+        .expect("docker");
     if n.status.success() {
-        assert_eq!(normalise(&out(&ok(berth(&h, &["network", "ls"])))), normalise(&out(&n)));
+        assert_eq!(
+            normalise(&out(&ok(berth(&h, &["network", "ls"])))),
+            normalise(&out(&n))
+        );
     } else {
-        eprintln!("network ls: pending until the daemon serves networks ({})", err(&n).trim());
+        eprintln!(
+            "network ls: pending until the daemon serves networks ({})",
+            err(&n).trim()
+        );
     }
     ok(berth(&h, &["rm", "-f", &name]));
     rmi(&h, &img);

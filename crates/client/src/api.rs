@@ -204,7 +204,8 @@ impl Client {
         stdout: bool,
         stderr: bool,
     ) -> Result<crate::Hijacked> {
-        self.attach_container_keys(id, stdin, stdout, stderr, None).await
+        self.attach_container_keys(id, stdin, stdout, stderr, None)
+            .await
     }
 
     /// Attach with `detachKeys=` (the daemon ends the stream when it reads them).

@@ -98,7 +98,10 @@ impl Client {
             "WorkingDir": o.workdir, "Cmd": o.cmd,
         });
         let v: Value = self
-            .post_json(&format!("/containers/{}/exec", path_segment(container)), &body)
+            .post_json(
+                &format!("/containers/{}/exec", path_segment(container)),
+                &body,
+            )
             .await?;
         Ok(v["Id"].as_str().unwrap_or("").to_string())
     }
@@ -117,14 +120,20 @@ impl Client {
         let path = format!("/exec/{}/start", path_segment(id));
         let body = serde_json::to_vec(&json!({"Detach": true, "Tty": tty})).unwrap_or_default();
         let resp = self
-            .request(Method::POST, &path, Some("application/json"), ReqBody::full(body))
+            .request(
+                Method::POST,
+                &path,
+                Some("application/json"),
+                ReqBody::full(body),
+            )
             .await?;
         read_body(resp, &path).await.map(|_| ())
     }
 
     /// `GET /exec/{id}/json`.
     pub async fn exec_inspect(&self, id: &str) -> Result<Value> {
-        self.get_json(&format!("/exec/{}/json", path_segment(id))).await
+        self.get_json(&format!("/exec/{}/json", path_segment(id)))
+            .await
     }
 
     /// `POST /exec/{id}/resize?h=&w=`.
@@ -141,7 +150,12 @@ impl Client {
 
     /// `POST /containers/{id}/{action}` with optional query pairs (restart, pause, unpause,
     /// rename).
-    pub async fn container_action(&self, id: &str, action: &str, q: &[(&str, String)]) -> Result<()> {
+    pub async fn container_action(
+        &self,
+        id: &str,
+        action: &str,
+        q: &[(&str, String)],
+    ) -> Result<()> {
         self.post_ok(&format!(
             "/containers/{}/{action}{}",
             path_segment(id),
@@ -156,7 +170,8 @@ impl Client {
             Some(a) => query_string(&[("ps_args", a)]),
             None => String::new(),
         };
-        self.get_json(&format!("/containers/{}/top{q}", path_segment(id))).await
+        self.get_json(&format!("/containers/{}/top{q}", path_segment(id)))
+            .await
     }
 
     /// `GET /containers/{id}/stats?stream=0` (one sample).
@@ -168,19 +183,24 @@ impl Client {
     /// `GET /containers/{id}/stats?stream=1` as JSON lines.
     pub async fn stats_stream(&self, id: &str) -> Result<JsonLines> {
         let path = format!("/containers/{}/stats?stream=1", path_segment(id));
-        let resp = self.request(Method::GET, &path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, &path, None, ReqBody::empty())
+            .await?;
         Ok(JsonLines::new(resp.into_body()))
     }
 
     /// `GET /containers/{id}/changes`.
     pub async fn changes(&self, id: &str) -> Result<Value> {
-        self.get_json(&format!("/containers/{}/changes", path_segment(id))).await
+        self.get_json(&format!("/containers/{}/changes", path_segment(id)))
+            .await
     }
 
     /// `GET /containers/{id}/export` (a tar stream).
     pub async fn export(&self, id: &str) -> Result<BodyChunks> {
         let path = format!("/containers/{}/export", path_segment(id));
-        let resp = self.request(Method::GET, &path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, &path, None, ReqBody::empty())
+            .await?;
         Ok(BodyChunks::new(resp.into_body()))
     }
 
@@ -192,7 +212,9 @@ impl Client {
 
     /// `POST /commit?...` -> image id.
     pub async fn commit(&self, q: &[(&str, String)], config: &Value) -> Result<String> {
-        let v: Value = self.post_json(&format!("/commit{}", query_string(q)), config).await?;
+        let v: Value = self
+            .post_json(&format!("/commit{}", query_string(q)), config)
+            .await?;
         Ok(v["Id"].as_str().unwrap_or("").to_string())
     }
 
@@ -204,7 +226,9 @@ impl Client {
             query_string(&[("path", path)])
         );
         let full = self.versioned(&p);
-        let resp = self.raw(Method::HEAD, &full, None, ReqBody::empty()).await?;
+        let resp = self
+            .raw(Method::HEAD, &full, None, ReqBody::empty())
+            .await?;
         if resp.status() == hyper::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -213,7 +237,11 @@ impl Client {
             let message = if status == 404 {
                 format!("Could not find the file {path} in container {id}")
             } else {
-                format!("{} {}", status, resp.status().canonical_reason().unwrap_or(""))
+                format!(
+                    "{} {}",
+                    status,
+                    resp.status().canonical_reason().unwrap_or("")
+                )
             };
             return Err(Error::Api { status, message });
         }
@@ -227,23 +255,43 @@ impl Client {
             path_segment(id),
             query_string(&[("path", path)])
         );
-        let resp = self.request(Method::GET, &p, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, &p, None, ReqBody::empty())
+            .await?;
         let st = decode_stat(resp.headers()).unwrap_or_default();
         Ok((st, BodyChunks::new(resp.into_body())))
     }
 
     /// `PUT /containers/{id}/archive?noOverwriteDirNonDir=true&path=` with a streamed tar.
-    pub async fn put_archive<R>(&self, id: &str, path: &str, copy_uid_gid: bool, tar: R) -> Result<()>
+    pub async fn put_archive<R>(
+        &self,
+        id: &str,
+        path: &str,
+        copy_uid_gid: bool,
+        tar: R,
+    ) -> Result<()>
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
-        let mut q = vec![("noOverwriteDirNonDir", "true".to_string()), ("path", path.to_string())];
+        let mut q = vec![
+            ("noOverwriteDirNonDir", "true".to_string()),
+            ("path", path.to_string()),
+        ];
         if copy_uid_gid {
             q.insert(0, ("copyUIDGID", "true".to_string()));
         }
-        let p = format!("/containers/{}/archive{}", path_segment(id), query_string(&q));
+        let p = format!(
+            "/containers/{}/archive{}",
+            path_segment(id),
+            query_string(&q)
+        );
         let resp = self
-            .request(Method::PUT, &p, Some("text/plain"), ReqBody::from_reader(tar))
+            .request(
+                Method::PUT,
+                &p,
+                Some("text/plain"),
+                ReqBody::from_reader(tar),
+            )
             .await?;
         read_body(resp, &p).await.map(|_| ())
     }
@@ -252,14 +300,21 @@ impl Client {
     pub async fn prune(&self, kind: &str, filters: Option<&Value>) -> Result<Value> {
         let q = encode_filters(filters);
         let path = format!("/{kind}/prune{}", query_string(&q));
-        let resp = self.request(Method::POST, &path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::POST, &path, None, ReqBody::empty())
+            .await?;
         crate::decode(resp, &path).await
     }
 
     // ----- images ----------------------------------------------------------------------
 
     /// `GET /images/json` with options.
-    pub async fn list_images_filtered(&self, all: bool, digests: bool, filters: Option<&Value>) -> Result<Vec<Value>> {
+    pub async fn list_images_filtered(
+        &self,
+        all: bool,
+        digests: bool,
+        filters: Option<&Value>,
+    ) -> Result<Vec<Value>> {
         let mut q: Vec<(&str, String)> = Vec::new();
         if all {
             q.push(("all", "1".into()));
@@ -268,19 +323,23 @@ impl Client {
             q.push(("digests", "1".into()));
         }
         q.extend(encode_filters(filters));
-        self.get_json(&format!("/images/json{}", query_string(&q))).await
+        self.get_json(&format!("/images/json{}", query_string(&q)))
+            .await
     }
 
     /// `GET /images/{name}/history`.
     pub async fn history(&self, name: &str) -> Result<Vec<Value>> {
-        self.get_json(&format!("/images/{}/history", path_segment(name))).await
+        self.get_json(&format!("/images/{}/history", path_segment(name)))
+            .await
     }
 
     /// `GET /images/get?names=...` (a tar stream).
     pub async fn save(&self, names: &[String]) -> Result<BodyChunks> {
         let q: Vec<(&str, &str)> = names.iter().map(|n| ("names", n.as_str())).collect();
         let path = format!("/images/get{}", query_string(&q));
-        let resp = self.request(Method::GET, &path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, &path, None, ReqBody::empty())
+            .await?;
         Ok(BodyChunks::new(resp.into_body()))
     }
 
@@ -291,13 +350,24 @@ impl Client {
     {
         let path = format!("/images/load?quiet={}", if quiet { "1" } else { "0" });
         let resp = self
-            .request(Method::POST, &path, Some("application/x-tar"), ReqBody::from_reader(tar))
+            .request(
+                Method::POST,
+                &path,
+                Some("application/x-tar"),
+                ReqBody::from_reader(tar),
+            )
             .await?;
         Ok(JsonLines::new(resp.into_body()))
     }
 
     /// `POST /images/create?fromImage=&tag=[&platform=]` with `X-Registry-Auth`.
-    pub async fn pull(&self, image: &str, tag: &str, platform: Option<&str>, auth: &str) -> Result<JsonLines> {
+    pub async fn pull(
+        &self,
+        image: &str,
+        tag: &str,
+        platform: Option<&str>,
+        auth: &str,
+    ) -> Result<JsonLines> {
         let mut q = vec![("fromImage", image.to_string())];
         if let Some(p) = platform.filter(|p| !p.is_empty()) {
             q.push(("platform", p.to_string()));
@@ -305,7 +375,13 @@ impl Client {
         q.push(("tag", tag.to_string()));
         let path = format!("/images/create{}", query_string(&q));
         let resp = self
-            .request_with_headers(Method::POST, &path, None, &[("X-Registry-Auth", auth.to_string())], ReqBody::empty())
+            .request_with_headers(
+                Method::POST,
+                &path,
+                None,
+                &[("X-Registry-Auth", auth.to_string())],
+                ReqBody::empty(),
+            )
             .await?;
         Ok(JsonLines::new(resp.into_body()))
     }
@@ -318,13 +394,24 @@ impl Client {
         };
         let path = format!("/images/{}/push{q}", path_segment(repo));
         let resp = self
-            .request_with_headers(Method::POST, &path, None, &[("X-Registry-Auth", auth.to_string())], ReqBody::empty())
+            .request_with_headers(
+                Method::POST,
+                &path,
+                None,
+                &[("X-Registry-Auth", auth.to_string())],
+                ReqBody::empty(),
+            )
             .await?;
         Ok(JsonLines::new(resp.into_body()))
     }
 
     /// `POST /build?...&version=1` with the context tar streamed.
-    pub async fn build_image<R>(&self, o: &BuildOptions, registry_config: &str, context: R) -> Result<JsonLines>
+    pub async fn build_image<R>(
+        &self,
+        o: &BuildOptions,
+        registry_config: &str,
+        context: R,
+    ) -> Result<JsonLines>
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
@@ -387,12 +474,14 @@ impl Client {
     /// `GET /networks[?filters=]`.
     pub async fn list_networks(&self, filters: Option<&Value>) -> Result<Vec<Value>> {
         let q = encode_filters(filters);
-        self.get_json(&format!("/networks{}", query_string(&q))).await
+        self.get_json(&format!("/networks{}", query_string(&q)))
+            .await
     }
 
     /// `GET /networks/{id}`.
     pub async fn inspect_network(&self, id: &str) -> Result<Value> {
-        self.get_json(&format!("/networks/{}", path_segment(id))).await
+        self.get_json(&format!("/networks/{}", path_segment(id)))
+            .await
     }
 
     /// `POST /networks/create`.
@@ -402,7 +491,9 @@ impl Client {
 
     /// `DELETE /networks/{id}`.
     pub async fn remove_network(&self, id: &str) -> Result<()> {
-        self.delete(&format!("/networks/{}", path_segment(id))).await.map(|_| ())
+        self.delete(&format!("/networks/{}", path_segment(id)))
+            .await
+            .map(|_| ())
     }
 
     /// `POST /networks/{id}/connect` or `/disconnect`.
@@ -410,7 +501,12 @@ impl Client {
         let path = format!("/networks/{}/{op}", path_segment(id));
         let data = serde_json::to_vec(body).unwrap_or_default();
         let resp = self
-            .request(Method::POST, &path, Some("application/json"), ReqBody::full(data))
+            .request(
+                Method::POST,
+                &path,
+                Some("application/json"),
+                ReqBody::full(data),
+            )
             .await?;
         read_body(resp, &path).await.map(|_| ())
     }
@@ -418,7 +514,12 @@ impl Client {
     // ----- system ----------------------------------------------------------------------
 
     /// `GET /events?since=&until=&filters=` as JSON lines.
-    pub async fn events(&self, since: Option<&str>, until: Option<&str>, filters: Option<&Value>) -> Result<JsonLines> {
+    pub async fn events(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        filters: Option<&Value>,
+    ) -> Result<JsonLines> {
         let mut q: Vec<(&str, String)> = encode_filters(filters);
         if let Some(s) = since {
             q.push(("since", s.to_string()));
@@ -427,7 +528,9 @@ impl Client {
             q.push(("until", u.to_string()));
         }
         let path = format!("/events{}", query_string(&q));
-        let resp = self.request(Method::GET, &path, None, ReqBody::empty()).await?;
+        let resp = self
+            .request(Method::GET, &path, None, ReqBody::empty())
+            .await?;
         Ok(JsonLines::new(resp.into_body()))
     }
 

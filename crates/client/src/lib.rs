@@ -234,7 +234,9 @@ impl Client {
 
     /// Ping the daemon (unversioned path). Any status carrying `Api-Version` counts as alive.
     pub async fn ping(&self) -> Result<PingInfo> {
-        let first = self.raw(Method::HEAD, "/_ping", None, ReqBody::empty()).await;
+        let first = self
+            .raw(Method::HEAD, "/_ping", None, ReqBody::empty())
+            .await;
         let mut resp = match (first, &self.tcp) {
             // With TLS 1.3 a refused client certificate shows up on the first request, not in
             // the handshake: report it as the connection failure it is.

@@ -48,7 +48,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -56,7 +61,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -70,10 +80,12 @@ pub fn client_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>> {
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err("TLS setup", e))?;
     let builder = if o.verify {
-        let ca = o
-            .ca
-            .as_ref()
-            .ok_or_else(|| tls_err("TLS setup", "--tlsverify needs a CA certificate (--tlscacert or DOCKER_CERT_PATH/ca.pem)"))?;
+        let ca = o.ca.as_ref().ok_or_else(|| {
+            tls_err(
+                "TLS setup",
+                "--tlsverify needs a CA certificate (--tlscacert or DOCKER_CERT_PATH/ca.pem)",
+            )
+        })?;
         let mut roots = rustls::RootCertStore::empty();
         let iter = CertificateDer::pem_file_iter(ca)
             .map_err(|e| tls_err(format!("reading {}", ca.display()), e))?;
