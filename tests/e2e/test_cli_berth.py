@@ -231,6 +231,11 @@ def test_build_matches_docker(daemon, sh_image, workdir):
         # the second build hits the cache
         rc, out, _ = run_berth(daemon.host, "build", "--label", label, "-t", tag, str(ctx))
         assert rc == 0 and "Using cache" in out
+        # BuildKit's plain style: one vertex per step, cache hits, DONE with times
+        rc, out, err = run_berth(daemon.host, "build", "--progress", "plain", "--label", label, "-t", tag, str(ctx))
+        assert rc == 0, err
+        assert all(l.startswith("#") for l in out.splitlines()), out
+        assert "#2 [2/5] COPY keep.txt /keep.txt\n#2 CACHED" in out and f"naming to {tag} done" in out
         # .dockerignore kept secret.log out of the context
         (ctx / "Dockerfile").write_text(f"FROM {sh_image}\nCOPY . /ctx/\nRUN ls /ctx\n")
         rc, out, err = run_berth(daemon.host, "build", "--no-cache", "-q", "--label", label, "-t", tag, str(ctx))

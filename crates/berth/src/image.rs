@@ -428,6 +428,10 @@ pub struct BuildArgs {
     /// Set the target build stage to build
     #[arg(long = "target")]
     pub target: Option<String>,
+    /// Set type of progress output ("auto", "plain", "tty"): plain is BuildKit's plain
+    /// style, auto is the classic builder's output off a terminal
+    #[arg(long = "progress")]
+    pub progress: Option<String>,
     /// PATH | -
     pub context: String,
 }
@@ -604,7 +608,13 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
         .build_image(&opts, &crate::auth::registry_config_header(), r)
         .await?;
     let sent = builder.await??;
-    if !a.quiet {
+    let style = crate::buildout::Style::pick(a.progress.as_deref(), crate::progress::stdout_is_tty());
+    if !a.quiet && style == crate::buildout::Style::Plain {
+        println!(
+            "#0 [internal] load build context\n#0 transferring context: {} done\n#0 DONE",
+            crate::humanize::human_size_prec4(sent as i64)
+        );
+    } else if !a.quiet {
         // what the docker CLI prints once the context is sent (its progress line's ending)
         let end = if crate::progress::stdout_is_tty() {
             "\n"
@@ -617,15 +627,15 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
         );
     }
     let mut image_id = String::new();
-    let color = crate::progress::color_enabled();
-    let started = std::time::Instant::now();
-    let mut step_started = std::time::Instant::now();
-    let mut in_step = false;
+    let mut render = crate::buildout::Renderer::new(style, crate::progress::color_enabled());
+    use std::io::Write;
     loop {
         let v = match lines.next().await {
             Ok(Some(v)) => v,
             Ok(None) => break,
             Err(berth_client::Error::Stream { message, code }) => {
+                print!("{}", render.finish());
+                std::io::stdout().flush()?;
                 eprintln!("{message}");
                 return Ok(code.map(|c| c as i32).filter(|c| *c != 0).unwrap_or(1));
             }
@@ -649,31 +659,11 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
             }
             continue;
         }
-        // On a terminal: step headers in bold and each step's time, like BuildKit's tty
-        // output; the plain (piped) output is exactly the classic builder's stream.
-        if color && text.starts_with("Step ") {
-            if in_step {
-                println!(
-                    "\x1b[2m ---> done in {:.1}s\x1b[0m",
-                    step_started.elapsed().as_secs_f64()
-                );
-            }
-            in_step = true;
-            step_started = std::time::Instant::now();
-            print!("\x1b[1m{text}\x1b[0m");
-        } else if color && text.contains("---> Using cache") {
-            print!("\x1b[36m{text}\x1b[0m");
-        } else {
-            print!("{text}");
-        }
-        use std::io::Write;
+        print!("{}", render.feed(text));
         std::io::stdout().flush()?;
     }
-    if color && in_step {
-        println!(
-            "\x1b[2mBuild finished in {:.1}s\x1b[0m",
-            started.elapsed().as_secs_f64()
-        );
+    if !a.quiet {
+        print!("{}", render.finish());
     }
     if a.quiet {
         println!("{image_id}");

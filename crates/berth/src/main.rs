@@ -2,6 +2,7 @@
 #![recursion_limit = "512"]
 
 mod auth;
+mod buildout;
 mod cmds;
 mod container;
 mod context;
@@ -493,6 +494,9 @@ pub struct TagArgs {
 }
 
 fn main() {
+    // Default signal dispositions: like the docker CLI, a closed pipe (`berth ps | head`) ends
+    // berth quietly instead of a write error.
+    let _ = berth_sys::reset_signals();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
