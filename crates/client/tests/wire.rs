@@ -376,3 +376,89 @@ async fn early_error_reply_during_upload_is_reported() {
     assert_eq!(e.api_message(), Some("--change is not supported yet"));
     server.await.unwrap();
 }
+
+/// What the exec, pull and build wrappers put on the wire: the docker CLI's exec-create body
+/// (recorded sample), `X-Registry-Auth`, and the classic build query with a chunked tar.
+#[tokio::test]
+async fn exec_pull_and_build_requests_match_the_docker_cli() {
+    let (_d, host, task) = serve(3, |req, mut s| async move {
+        if req.line().contains("/exec") {
+            reply(
+                &mut s,
+                "201 Created",
+                "Content-Type: application/json\r\n",
+                "{\"Id\":\"e1\"}",
+            )
+            .await;
+        } else {
+            reply(
+                &mut s,
+                "200 OK",
+                "Content-Type: application/json\r\n",
+                "{\"stream\":\"ok\\n\"}\n",
+            )
+            .await;
+        }
+        req
+    });
+    let mut c = Client::new(Some(&host)).unwrap();
+    c.set_api_version("1.41");
+    let opts = berth_client::ExecOptions {
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $X; pwd; echo e >&2; exit 3".into(),
+        ],
+        user: "0".into(),
+        env: vec!["X=1".into()],
+        workdir: "/bin".into(),
+        ..Default::default()
+    };
+    assert_eq!(c.exec_create("t1", &opts).await.unwrap(), "e1");
+    let mut lines = c
+        .pull("docker.io/library/busybox", "1.36", None, "e30=")
+        .await
+        .unwrap();
+    while lines.next().await.unwrap().is_some() {}
+    let bo = berth_client::BuildOptions {
+        tags: vec!["built:v1".into()],
+        no_cache: true,
+        rm: true,
+        ..Default::default()
+    };
+    let mut lines = c.build_image(&bo, "e30=", &b"tar-bytes"[..]).await.unwrap();
+    while lines.next().await.unwrap().is_some() {}
+    let seen = task.await.unwrap();
+    assert_eq!(seen[0].line(), "POST /v1.41/containers/t1/exec HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("/work/shared/reference/docker-engine-api/samples/exec-create.request.json")
+            .unwrap_or_else(|_| {
+                r#"{"User":"0","Privileged":false,"Tty":false,"AttachStdin":false,"AttachStderr":true,
+                   "AttachStdout":true,"Detach":false,"DetachKeys":"","Env":["X=1"],"WorkingDir":"/bin",
+                   "Cmd":["sh","-c","echo $X; pwd; echo e >&2; exit 3"]}"#
+                    .to_string()
+            }),
+    )
+    .unwrap();
+    assert_eq!(body, sample);
+    assert_eq!(
+        seen[1].line(),
+        "POST /v1.41/images/create?fromImage=docker.io%2Flibrary%2Fbusybox&tag=1.36 HTTP/1.1"
+    );
+    assert_eq!(seen[1].header("x-registry-auth").as_deref(), Some("e30="));
+    assert_eq!(
+        seen[2].line(),
+        "POST /v1.41/build?nocache=1&rm=1&t=built%3Av1&version=1 HTTP/1.1"
+    );
+    assert_eq!(
+        seen[2].header("content-type").as_deref(),
+        Some("application/x-tar")
+    );
+    assert_eq!(
+        seen[2].header("transfer-encoding").as_deref(),
+        Some("chunked")
+    );
+    assert_eq!(seen[2].header("x-registry-config").as_deref(), Some("e30="));
+    assert_eq!(seen[2].body, b"tar-bytes");
+}
