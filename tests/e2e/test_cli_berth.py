@@ -551,3 +551,21 @@ def test_fish_completion_asks_the_daemon(daemon, containers, tmp_path):
     p = subprocess.run(["fish", "-c", f"source {script}; complete -C 'berth stop cli-run'"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert run_name in p.stdout.split(), p.stdout + p.stderr
+
+
+def test_signals_are_proxied_to_the_container(daemon, sh_image, names):
+    import signal
+
+    n = names("sigproxy")
+    exe = str(berth_binary())
+    script = 'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.1; done'
+    p = subprocess.Popen([exe, "-H", daemon.host, "run", "--rm", *daemon.net_args, "--name", n, sh_image, "sh", "-c", script],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert (p.returncode, out.strip()) == (7, "got-term")

@@ -88,7 +88,10 @@ impl Renderer {
             Style::Plain if self.cached => String::new(),
             Style::Plain => format!("#{} DONE {secs:.1}s\n", self.step),
             _ if self.cached => String::new(),
-            _ => format!("{}\n", self.paint("2", &format!(" ---> done in {secs:.1}s"))),
+            _ => format!(
+                "{}\n",
+                self.paint("2", &format!(" ---> done in {secs:.1}s"))
+            ),
         }
     }
 
@@ -102,7 +105,10 @@ impl Renderer {
             self.step_started = Some(Instant::now());
             self.cached = false;
             match self.style {
-                Style::Plain => out.push_str(&format!("#{} [{}/{}] {instr}\n", self.step, self.step, self.steps)),
+                Style::Plain => out.push_str(&format!(
+                    "#{} [{}/{}] {instr}\n",
+                    self.step, self.step, self.steps
+                )),
                 _ => out.push_str(&format!("{}\n", self.paint("1", l))),
             }
             return out;
@@ -120,7 +126,9 @@ impl Renderer {
             match self.style {
                 Style::Plain => {
                     let n = self.steps + 1;
-                    out.push_str(&format!("#{n} exporting to image\n#{n} writing image {b} done\n"));
+                    out.push_str(&format!(
+                        "#{n} exporting to image\n#{n} writing image {b} done\n"
+                    ));
                 }
                 _ => {
                     out.push_str(l);
@@ -160,7 +168,13 @@ impl Renderer {
             Style::Plain if self.steps > 0 => out.push_str(&format!("#{} DONE\n", self.steps + 1)),
             Style::Tty if self.steps > 0 => out.push_str(&format!(
                 "{}\n",
-                self.paint("2", &format!("Build finished in {:.1}s", self.started.elapsed().as_secs_f64()))
+                self.paint(
+                    "2",
+                    &format!(
+                        "Build finished in {:.1}s",
+                        self.started.elapsed().as_secs_f64()
+                    )
+                )
             )),
             _ => {}
         }
@@ -209,7 +223,15 @@ mod tests {
             .lines()
             .map(|l| {
                 l.split(' ')
-                    .map(|w| if w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok() { "T" } else if w.parse::<f64>().is_ok() { "T" } else { w })
+                    .map(|w| {
+                        if w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok() {
+                            "T"
+                        } else if w.parse::<f64>().is_ok() {
+                            "T"
+                        } else {
+                            w
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             })

@@ -608,7 +608,8 @@ pub async fn build(host: Option<&str>, a: BuildArgs) -> Result<i32> {
         .build_image(&opts, &crate::auth::registry_config_header(), r)
         .await?;
     let sent = builder.await??;
-    let style = crate::buildout::Style::pick(a.progress.as_deref(), crate::progress::stdout_is_tty());
+    let style =
+        crate::buildout::Style::pick(a.progress.as_deref(), crate::progress::stdout_is_tty());
     if !a.quiet && style == crate::buildout::Style::Plain {
         println!(
             "#0 [internal] load build context\n#0 transferring context: {} done\n#0 DONE",

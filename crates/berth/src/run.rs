@@ -789,6 +789,7 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     } else {
         None
     };
+    let proxy = (a.sig_proxy && !a.tty).then(|| crate::tty::proxy_signals(&client, &id));
     let end = crate::tty::pump(
         stream,
         crate::tty::PumpOpts {
@@ -801,6 +802,9 @@ async fn run_inner(host: Option<&str>, a: &RunArgs) -> Result<i32, RunError> {
     .await;
     if let Some(r) = resizer {
         r.abort();
+    }
+    if let Some(p) = proxy {
+        p.abort();
     }
     drop(guard);
     match end.map_err(|e| rerr(format!("{e:#}"), 125))? {
@@ -821,6 +825,7 @@ pub async fn start_attached(
     interactive: bool,
     detach_keys: Option<&str>,
 ) -> Result<i32> {
+    let sig_proxy = true;
     let keys = crate::tty::detach_keys(detach_keys)?;
     let client: Client = connect(host).await?;
     let c = client.inspect_container(name).await?;
@@ -852,6 +857,7 @@ pub async fn start_attached(
     let resizer = tty
         .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
         .flatten();
+    let proxy = (!tty && sig_proxy).then(|| crate::tty::proxy_signals(&client, &id));
     let end = crate::tty::pump(
         stream,
         crate::tty::PumpOpts {
@@ -865,6 +871,9 @@ pub async fn start_attached(
     if let Some(r) = resizer {
         r.abort();
     }
+    if let Some(p) = proxy {
+        p.abort();
+    }
     drop(guard);
     if end? == crate::tty::PumpEnd::Detached {
         return Ok(0);
@@ -875,6 +884,7 @@ pub async fn start_attached(
 
 /// `berth attach C`: wait, inspect, attach, stream; exit code from the wait result.
 pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Result<i32> {
+    let sig_proxy = a.sig_proxy;
     let keys = crate::tty::detach_keys(a.detach_keys.as_deref())?;
     let client: Client = connect(host).await?;
     let c = client.inspect_container(&a.container).await?;
@@ -914,6 +924,7 @@ pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Res
     let resizer = tty
         .then(|| crate::tty::monitor_size(&client, crate::tty::ResizeTarget::Container(id.clone())))
         .flatten();
+    let proxy = (!tty && sig_proxy).then(|| crate::tty::proxy_signals(&client, &id));
     let end = crate::tty::pump(
         stream,
         crate::tty::PumpOpts {
@@ -926,6 +937,9 @@ pub async fn attach(host: Option<&str>, a: &crate::container::AttachArgs) -> Res
     .await;
     if let Some(r) = resizer {
         r.abort();
+    }
+    if let Some(p) = proxy {
+        p.abort();
     }
     drop(guard);
     if end? == crate::tty::PumpEnd::Detached {

@@ -104,6 +104,40 @@ pub fn monitor_size(client: &Client, target: ResizeTarget) -> Option<tokio::task
     }))
 }
 
+/// `--sig-proxy`: forward the signals berth receives to the container (docker does this for
+/// attached containers without a TTY). Returns the task to abort when the session ends.
+pub fn proxy_signals(client: &Client, id: &str) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let client = client.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let kinds = [
+            (SignalKind::interrupt(), "SIGINT"),
+            (SignalKind::terminate(), "SIGTERM"),
+            (SignalKind::hangup(), "SIGHUP"),
+            (SignalKind::quit(), "SIGQUIT"),
+            (SignalKind::user_defined1(), "SIGUSR1"),
+            (SignalKind::user_defined2(), "SIGUSR2"),
+        ];
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
+        for (kind, name) in kinds {
+            let Ok(mut sig) = signal(kind) else { continue };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while sig.recv().await.is_some() {
+                    if tx.send(name).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some(name) = rx.recv().await {
+            let _ = client.kill_container(&id, Some(name)).await;
+        }
+    })
+}
+
 /// Parse docker's `--detach-keys` syntax: comma-separated `ctrl-<key>` or single characters
 /// (`ctrl-p,ctrl-q`, `ctrl-@`, `a`).
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
