@@ -107,3 +107,22 @@ def test_device_mapping(daemon, image):
     assert out.split() == ["a", "e5", "character", "special", "file"], out
     rc, _, err = daemon.docker(*daemon.run_args("--rm", "--device", "/dev/nosuch-e2e", image, "true"))
     assert rc != 0 and "/dev/nosuch-e2e" in err
+
+
+def test_blkio_throttles(daemon, image, names):
+    """--blkio-weight-device and the --device-*-bps/iops throttles reach the blkio cgroup by
+    the device's major:minor; a path that is not a block device is refused at start."""
+    n = names("blk")
+    daemon.ok(*daemon.run_args("-d", "--name", n, "--device-read-bps", "/dev/vda:1mb",
+                               "--device-write-iops", "/dev/vda:300", image, "sleep", "100"))
+    out = daemon.ok("exec", n, "cat", f"{CG}/blkio/blkio.throttle.read_bps_device",
+                    f"{CG}/blkio/blkio.throttle.write_iops_device").split()
+    assert out == ["254:0", "1048576", "254:0", "300"]
+    c = daemon.inspect(n, "container")["HostConfig"]
+    assert c["BlkioDeviceReadBps"] == [{"Path": "/dev/vda", "Rate": 1048576}]
+    rc, _, err = daemon.docker(*daemon.run_args("--rm", "--device-read-bps", "/dev/null:1mb",
+                                                image, "true"))
+    # dockerd passes the char device's numbers on and runc's write fails ("no such device");
+    # berthd refuses it by name before anything starts.
+    want = "not a block device" if daemon.target == "berth" else "no such device"
+    assert rc != 0 and want in err, err

@@ -86,7 +86,10 @@ impl Policy {
             if r.matches(peer, method, path) {
                 return match r.action {
                     Action::Allow => Ok(()),
-                    Action::Deny => Err(r.message.clone().unwrap_or_else(|| "denied by policy".into())),
+                    Action::Deny => Err(r
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| "denied by policy".into())),
                 };
             }
         }
@@ -100,10 +103,15 @@ impl Policy {
 impl Rule {
     fn matches(&self, peer: &Peer, method: &str, path: &str) -> bool {
         let uid_ok = self.uids.is_empty() || peer.uid.is_some_and(|u| self.uids.contains(&u));
-        let user_ok =
-            self.users.is_empty() || peer.user.as_deref().is_some_and(|u| self.users.iter().any(|x| x == u));
-        let method_ok = self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method));
-        let path_ok = self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p.as_str()));
+        let user_ok = self.users.is_empty()
+            || peer
+                .user
+                .as_deref()
+                .is_some_and(|u| self.users.iter().any(|x| x == u));
+        let method_ok =
+            self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method));
+        let path_ok =
+            self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p.as_str()));
         uid_ok && user_ok && method_ok && path_ok
     }
 }
@@ -113,7 +121,11 @@ mod tests {
     use super::*;
 
     fn unix(uid: u32) -> Peer {
-        Peer { uid: Some(uid), transport: "unix".into(), ..Default::default() }
+        Peer {
+            uid: Some(uid),
+            transport: "unix".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -126,7 +138,10 @@ mod tests {
         )
         .unwrap();
         assert!(p.check(&unix(0), "POST", "/containers/create").is_ok());
-        assert_eq!(p.check(&unix(1000), "POST", "/containers/create"), Err("no".to_string()));
+        assert_eq!(
+            p.check(&unix(1000), "POST", "/containers/create"),
+            Err("no".to_string())
+        );
         assert!(p.check(&unix(1000), "GET", "/containers/json").is_ok());
         assert!(p.check(&unix(1000), "DELETE", "/images/x").is_ok());
     }
@@ -137,7 +152,10 @@ mod tests {
             r#"{"default":"deny","rules":[{"action":"allow","users":["ci"],"paths":["/_ping","/version"]}]}"#,
         )
         .unwrap();
-        let ci = Peer { user: Some("ci".into()), ..Default::default() };
+        let ci = Peer {
+            user: Some("ci".into()),
+            ..Default::default()
+        };
         assert!(p.check(&ci, "GET", "/version").is_ok());
         assert!(p.check(&ci, "GET", "/containers/json").is_err());
         assert!(p.check(&unix(0), "GET", "/version").is_err());
@@ -145,7 +163,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        assert!(serde_json::from_str::<Policy>(r#"{"rules":[{"action":"deny","uid":[1]}]}"#).is_err());
+        assert!(
+            serde_json::from_str::<Policy>(r#"{"rules":[{"action":"deny","uid":[1]}]}"#).is_err()
+        );
         assert!(serde_json::from_str::<Policy>(r#"{"rules":[{"action":"maybe"}]}"#).is_err());
     }
 }

@@ -39,15 +39,21 @@ pub struct DaemonJson {
 pub fn load(path: &Path, explicit: bool) -> anyhow::Result<DaemonJson> {
     match std::fs::read(path) {
         Ok(b) => {
-            let text = String::from_utf8(b).with_context(|| format!("{} is not UTF-8", path.display()))?;
+            let text =
+                String::from_utf8(b).with_context(|| format!("{} is not UTF-8", path.display()))?;
             if text.trim().is_empty() {
                 return Ok(DaemonJson::default());
             }
             serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("unable to configure the Berth daemon with file {}: {e}", path.display())
+                anyhow::anyhow!(
+                    "unable to configure the Berth daemon with file {}: {e}",
+                    path.display()
+                )
             })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(DaemonJson::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok(DaemonJson::default())
+        }
         Err(e) => bail!("unable to read {}: {e}", path.display()),
     }
 }

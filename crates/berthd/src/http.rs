@@ -44,7 +44,9 @@ pub fn empty_body() -> Body {
 /// A chunked body fed by a channel.
 pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     BoxBody::new(StreamBody::new(stream))
 }
@@ -64,7 +66,10 @@ pub fn ok_json<T: serde::Serialize>(v: &T) -> Reply {
 }
 
 pub fn status_only(status: StatusCode) -> Reply {
-    Response::builder().status(status).body(empty_body()).expect("static response parts")
+    Response::builder()
+        .status(status)
+        .body(empty_body())
+        .expect("static response parts")
 }
 
 pub fn error_reply(e: &Error) -> Reply {
@@ -121,12 +126,15 @@ impl Query {
         let v: serde_json::Value = serde_json::from_str(raw)
             .map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
         let mut out = BTreeMap::new();
-        let obj = v.as_object().ok_or_else(|| Error::invalid("invalid filter: not an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid("invalid filter: not an object"))?;
         for (k, val) in obj {
             let vals: Vec<String> = match val {
-                serde_json::Value::Array(a) => {
-                    a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
-                }
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
                 serde_json::Value::Object(m) => m
                     .iter()
                     .filter(|(_, b)| b.as_bool().unwrap_or(true))
@@ -166,8 +174,14 @@ mod tests {
 
     #[test]
     fn version_prefix() {
-        assert_eq!(split_version("/v1.41/containers/json"), (Some("1.41"), "/containers/json"));
-        assert_eq!(split_version("/containers/json"), (None, "/containers/json"));
+        assert_eq!(
+            split_version("/v1.41/containers/json"),
+            (Some("1.41"), "/containers/json")
+        );
+        assert_eq!(
+            split_version("/containers/json"),
+            (None, "/containers/json")
+        );
         assert_eq!(split_version("/version"), (None, "/version"));
         assert_eq!(split_version("/volumes/x"), (None, "/volumes/x"));
         assert_eq!(version_cmp("1.9", "1.41"), std::cmp::Ordering::Less);
@@ -179,7 +193,10 @@ mod tests {
         let q = Query::parse(Some("filters=%7B%22label%22%3A%7B%22k%3Dv%22%3Atrue%7D%7D"));
         assert_eq!(q.filters().unwrap()["label"], vec!["k=v".to_string()]);
         let q = Query::parse(Some("filters=%7B%22label%22%3A%5B%22a%22%2C%22b%22%5D%7D"));
-        assert_eq!(q.filters().unwrap()["label"], vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            q.filters().unwrap()["label"],
+            vec!["a".to_string(), "b".to_string()]
+        );
         assert!(Query::parse(Some("filters=nope")).filters().is_err());
     }
 
@@ -194,6 +211,9 @@ mod tests {
     fn every_kind_has_a_status() {
         assert_eq!(status_for(ErrorKind::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(status_for(ErrorKind::Conflict), StatusCode::CONFLICT);
-        assert_eq!(status_for(ErrorKind::InvalidArgument), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_for(ErrorKind::InvalidArgument),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -19,11 +19,19 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "berthd", version, about = "Berth container engine daemon (Docker Engine API)")]
+#[command(
+    name = "berthd",
+    version,
+    about = "Berth container engine daemon (Docker Engine API)"
+)]
 struct Args {
     /// Where to listen: unix:///path (or a plain path) or tcp://ADDR:PORT; repeatable.
     /// TCP requires --tlsverify unless --insecure-tcp is given.
-    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
     host: Vec<String>,
     /// Require TLS with client certificates signed by --tlscacert on TCP listeners.
     #[arg(long)]
@@ -86,10 +94,15 @@ struct Args {
 
 /// daemon.json under the flags: lists add up, a flag given on the command line wins.
 fn merge_config(args: &mut Args, f: config::DaemonJson) {
-    let given = |flag: &str| std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let given =
+        |flag: &str| std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
     args.insecure_registry.extend(f.insecure_registries);
     for (k, v) in f.log_opts {
-        if !args.log_opts.iter().any(|o| o.split_once('=').is_some_and(|(ok, _)| ok == k)) {
+        if !args
+            .log_opts
+            .iter()
+            .any(|o| o.split_once('=').is_some_and(|(ok, _)| ok == k))
+        {
             args.log_opts.push(format!("{k}={v}"));
         }
     }
@@ -139,10 +152,15 @@ fn listeners(args: &Args) -> anyhow::Result<Vec<server::Listen>> {
     let mut out = Vec::new();
     for h in &args.host {
         match parse_host(h)? {
-            Host::Unix(path) => out.push(server::Listen::Unix { path, group: Some(args.group.clone()) }),
+            Host::Unix(path) => out.push(server::Listen::Unix {
+                path,
+                group: Some(args.group.clone()),
+            }),
             Host::Tcp(addr) => {
                 let tls = if args.tlsverify {
-                    let (Some(ca), Some(cert), Some(key)) = (&args.tlscacert, &args.tlscert, &args.tlskey) else {
+                    let (Some(ca), Some(cert), Some(key)) =
+                        (&args.tlscacert, &args.tlscert, &args.tlskey)
+                    else {
                         bail!("--tlsverify needs --tlscacert, --tlscert and --tlskey");
                     };
                     Some(server::tls_acceptor(&server::TlsFiles { ca, cert, key })?)
@@ -169,10 +187,15 @@ fn listeners(args: &Args) -> anyhow::Result<Vec<server::Listen>> {
 
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
-    let explicit_config = std::env::args().any(|a| a == "--config-file" || a.starts_with("--config-file="));
+    let explicit_config =
+        std::env::args().any(|a| a == "--config-file" || a.starts_with("--config-file="));
     let file = config::load(&args.config_file, explicit_config)?;
     merge_config(&mut args, file);
-    let level = if args.debug { "debug" } else { args.log_level.as_str() };
+    let level = if args.debug {
+        "debug"
+    } else {
+        args.log_level.as_str()
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -202,7 +225,10 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.exec_root.display()))?;
     std::fs::create_dir_all(&args.data_root)
         .with_context(|| format!("creating {}", args.data_root.display()))?;
-    let pidfile = args.pidfile.clone().unwrap_or_else(|| args.exec_root.join("berthd.pid"));
+    let pidfile = args
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| args.exec_root.join("berthd.pid"));
     system::claim_pidfile(&pidfile)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -211,9 +237,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let res = rt.block_on(async {
         let mut cfg = berth_engine::Config::new(&args.data_root, &args.exec_root);
-        cfg.log_opts = berth_engine::logs::daemon_log_opts(&args.log_opts).map_err(anyhow::Error::msg)?;
+        cfg.log_opts =
+            berth_engine::logs::daemon_log_opts(&args.log_opts).map_err(anyhow::Error::msg)?;
         cfg.insecure_registries = args.insecure_registry.clone();
-        let engine = berth_engine::Engine::open(cfg).await.map_err(anyhow::Error::msg)?;
+        let engine = berth_engine::Engine::open(cfg)
+            .await
+            .map_err(anyhow::Error::msg)?;
         server::serve(engine, listens, policy).await
     });
     let _ = std::fs::remove_file(&pidfile);

@@ -28,7 +28,9 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Reply {
         if version_cmp(v, API_VERSION) == std::cmp::Ordering::Greater {
             return with_headers(message_reply(
                 StatusCode::BAD_REQUEST,
-                &format!("client version {v} is too new. Maximum supported API version is {API_VERSION}"),
+                &format!(
+                    "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+                ),
             ));
         }
         if version_cmp(v, MIN_API_VERSION) == std::cmp::Ordering::Less {
@@ -81,7 +83,11 @@ fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
-    if let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    if let Some(ct) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         let base = ct.split(';').next().unwrap_or("").trim();
         if !base.is_empty() && base != "application/json" {
             return Err(Error::invalid(format!(
@@ -97,7 +103,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
     serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
 }
 
-async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<Incoming>) -> Result<Reply, Error> {
+async fn route(
+    engine: &Arc<Engine>,
+    method: Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     let q = Query::parse(req.uri().query());
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (&method, segs.as_slice()) {
@@ -113,7 +124,9 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
                 r = r.header("Content-Length", "2");
                 return Ok(r.body(full("OK")).expect("static"));
             }
-            Ok(r.header("Content-Length", "0").body(empty_body()).expect("static"))
+            Ok(r.header("Content-Length", "0")
+                .body(empty_body())
+                .expect("static"))
         }
         (&Method::GET, ["version"]) => Ok(ok_json(&system::version())),
         (&Method::GET, ["info"]) => Ok(ok_json(&system::info(engine))),
@@ -138,43 +151,63 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(ok_json(&engine.image_history_chain(&rest.join("/"))?))
         }
         (&Method::POST, ["images", rest @ .., "tag"]) if !rest.is_empty() => {
-            engine.tag_image(&rest.join("/"), q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?;
+            engine.tag_image(
+                &rest.join("/"),
+                q.get("repo").unwrap_or(""),
+                q.get("tag").unwrap_or(""),
+            )?;
             Ok(status_only(StatusCode::CREATED))
         }
-        (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => {
-            Ok(ok_json(&engine.remove_image(&rest.join("/"), q.bool("force"), q.bool("noprune"))?))
-        }
+        (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => Ok(ok_json(
+            &engine.remove_image(&rest.join("/"), q.bool("force"), q.bool("noprune"))?,
+        )),
 
         // ---- containers
         (&Method::POST, ["containers", "create"]) => {
             let name = q.get("name").map(str::to_string);
             let body: berth_api_types::ContainerCreateRequest = read_json(req).await?;
             let (id, warnings) = engine.create_container(name.as_deref(), body).await?;
-            Ok(json_reply(StatusCode::CREATED, &json!({"Id": id, "Warnings": warnings})))
+            Ok(json_reply(
+                StatusCode::CREATED,
+                &json!({"Id": id, "Warnings": warnings}),
+            ))
         }
         (&Method::GET, ["containers", "json"]) => {
             let limit = q.int("limit")?;
-            Ok(ok_json(&engine.list_containers(q.bool("all"), limit, &q.filters()?, q.bool("size"))?))
+            Ok(ok_json(&engine.list_containers(
+                q.bool("all"),
+                limit,
+                &q.filters()?,
+                q.bool("size"),
+            )?))
         }
         (&Method::GET, ["containers", id, "json"]) => {
             Ok(ok_json(&engine.inspect_container(id, q.bool("size"))?))
         }
-        (&Method::POST, ["containers", id, "start"]) => {
-            match engine.start_container(id).await {
-                Ok(()) => Ok(status_only(StatusCode::NO_CONTENT)),
-                Err(e) if e.kind == berth_engine::ErrorKind::NotModified => Ok(status_only(StatusCode::NOT_MODIFIED)),
-                Err(e) => Err(e),
+        (&Method::POST, ["containers", id, "start"]) => match engine.start_container(id).await {
+            Ok(()) => Ok(status_only(StatusCode::NO_CONTENT)),
+            Err(e) if e.kind == berth_engine::ErrorKind::NotModified => {
+                Ok(status_only(StatusCode::NOT_MODIFIED))
             }
-        }
+            Err(e) => Err(e),
+        },
         (&Method::POST, ["containers", id, "stop"]) => {
-            match engine.stop_container(id, q.int("t")?, q.get("signal")).await {
+            match engine
+                .stop_container(id, q.int("t")?, q.get("signal"))
+                .await
+            {
                 Ok(()) => Ok(status_only(StatusCode::NO_CONTENT)),
-                Err(e) if e.kind == berth_engine::ErrorKind::NotModified => Ok(status_only(StatusCode::NOT_MODIFIED)),
+                Err(e) if e.kind == berth_engine::ErrorKind::NotModified => {
+                    Ok(status_only(StatusCode::NOT_MODIFIED))
+                }
                 Err(e) => Err(e),
             }
         }
         (&Method::POST, ["containers", id, "restart"]) => {
-            match engine.stop_container(id, q.int("t")?, q.get("signal")).await {
+            match engine
+                .stop_container(id, q.int("t")?, q.get("signal"))
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.kind == berth_engine::ErrorKind::NotModified => {}
                 Err(e) => return Err(e),
@@ -208,7 +241,9 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
                 .expect("static"))
         }
         (&Method::DELETE, ["containers", id]) => {
-            engine.remove_container(id, q.bool("force"), q.bool("v")).await?;
+            engine
+                .remove_container(id, q.bool("force"), q.bool("v"))
+                .await?;
             Ok(status_only(StatusCode::NO_CONTENT))
         }
         (&Method::POST, ["containers", id, "resize"]) => {
@@ -219,7 +254,9 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         }
         (&Method::POST, ["containers", id, "attach"]) => attach(engine, id, q, req).await,
         (&Method::POST, ["containers", id, "rename"]) => {
-            engine.rename_container(id, q.get("name").unwrap_or("")).await?;
+            engine
+                .rename_container(id, q.get("name").unwrap_or(""))
+                .await?;
             Ok(status_only(StatusCode::NO_CONTENT))
         }
         (&Method::POST, ["containers", id, "pause"]) => {
@@ -233,7 +270,11 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
         (&Method::GET, ["containers", id, "stats"]) => {
             // `stream` defaults to true; docker-py sends `stream=0`, the CLI `stream=0|1`.
             let stream = q.get("stream").map(|_| q.bool("stream")).unwrap_or(true);
-            Ok(json_lines_reply(engine.container_stats(id, stream, q.bool("one-shot")).await?))
+            Ok(json_lines_reply(
+                engine
+                    .container_stats(id, stream, q.bool("one-shot"))
+                    .await?,
+            ))
         }
         (&Method::GET, ["containers", id, "top"]) => {
             Ok(ok_json(&engine.top_container(id, q.get("ps_args")).await?))
@@ -256,21 +297,39 @@ async fn route(engine: &Arc<Engine>, method: Method, path: &str, req: Request<In
             Ok(status_only(StatusCode::OK))
         }
         (&Method::GET, ["containers", id, "logs"]) => logs(engine, id, q).await,
-        (&Method::POST, ["containers", "prune"]) => Ok(ok_json(&engine.prune_containers(&q.filters()?).await?)),
+        (&Method::POST, ["containers", "prune"]) => {
+            Ok(ok_json(&engine.prune_containers(&q.filters()?).await?))
+        }
         // No user-defined networks and no build cache exist yet: nothing to delete (the
         // truthful answer `docker system prune` needs).
-        (&Method::POST, ["networks", "prune"]) => Ok(ok_json(&serde_json::json!({"NetworksDeleted": null}))),
-        (&Method::POST, ["build", "prune"]) => Ok(ok_json(&serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}))),
-        (m, s) if crate::routes_volumes::handles(m, s) => crate::routes_volumes::route(engine, method.clone(), s, q, req).await,
-        (m, s) if crate::routes_archive::handles(m, s) => crate::routes_archive::route(engine, method.clone(), s, q, req).await,
-        (m, s) if crate::routes_images::handles(m, s) => crate::routes_images::route(engine, method.clone(), s, q, req).await,
-        (m, s) if crate::routes_registry::handles(m, s) => crate::routes_registry::route(engine, s, q, req).await,
+        (&Method::POST, ["networks", "prune"]) => {
+            Ok(ok_json(&serde_json::json!({"NetworksDeleted": null})))
+        }
+        (&Method::POST, ["build", "prune"]) => Ok(ok_json(
+            &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+        )),
+        (m, s) if crate::routes_volumes::handles(m, s) => {
+            crate::routes_volumes::route(engine, method.clone(), s, q, req).await
+        }
+        (m, s) if crate::routes_archive::handles(m, s) => {
+            crate::routes_archive::route(engine, method.clone(), s, q, req).await
+        }
+        (m, s) if crate::routes_images::handles(m, s) => {
+            crate::routes_images::route(engine, method.clone(), s, q, req).await
+        }
+        (m, s) if crate::routes_registry::handles(m, s) => {
+            crate::routes_registry::route(engine, s, q, req).await
+        }
         _ => Err(not_found()),
     }
 }
 
 /// `POST /images/create`: import (`fromSrc`) or pull (`fromImage`, not available yet).
-async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+async fn images_create(
+    engine: &Arc<Engine>,
+    q: Query,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     if let Some(image) = q.get("fromImage") {
         return crate::routes_registry::pull(engine, &image.to_string(), &q, req).await;
     }
@@ -301,7 +360,9 @@ async fn images_create(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -
     let reader = tokio_util::io::StreamReader::new(stream);
     let id = engine.import_image(Box::new(reader), import).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let _ = tx.send(Bytes::from(format!("{}\n", json!({"status": id})))).await;
+    let _ = tx
+        .send(Bytes::from(format!("{}\n", json!({"status": id}))))
+        .await;
     drop(tx);
     Ok(Response::builder()
         .status(StatusCode::OK)
@@ -357,7 +418,12 @@ fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
 }
 
 /// `POST /containers/{id}/attach`: hijack the connection (101), then stream.
-async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+async fn attach(
+    engine: &Arc<Engine>,
+    id: &str,
+    q: Query,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     let (container, mut att) = engine.attach_container(id)?;
     let want_stdin = q.bool("stdin");
     let want_stdout = q.bool("stdout");
@@ -389,7 +455,11 @@ async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>
         let (mut rd, mut wr) = tokio::io::split(io);
         if let Some(mut replay) = replay {
             while let Some(e) = replay.recv().await {
-                let bytes = if tty { e.data.into_bytes() } else { frame(e.stream, e.data.as_bytes()) };
+                let bytes = if tty {
+                    e.data.into_bytes()
+                } else {
+                    frame(e.stream, e.data.as_bytes())
+                };
                 if wr.write_all(&bytes).await.is_err() {
                     return;
                 }
@@ -442,13 +512,19 @@ async fn attach(engine: &Arc<Engine>, id: &str, q: Query, req: Request<Incoming>
     } else {
         // Without Upgrade, hyper cannot hand us the connection; dockerd then answers 200 and
         // streams. Clients that matter (docker CLI, docker-py) always ask for the upgrade.
-        Err(Error::invalid("attach requires a connection upgrade (Upgrade: tcp)"))
+        Err(Error::invalid(
+            "attach requires a connection upgrade (Upgrade: tcp)",
+        ))
     }
 }
 
 /// `POST /exec/{id}/start`: detached (200, empty) or hijacked (101) with the process's
 /// stdout/stderr framed as in attach.
-async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> Result<Reply, Error> {
+async fn exec_start(
+    engine: &Arc<Engine>,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     let upgrade = req.headers().get(UPGRADE).is_some();
     let (parts, body) = req.into_parts();
     let bytes = http_body_util::Limited::new(body, MAX_JSON_BODY)
@@ -461,7 +537,10 @@ async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> R
     } else {
         serde_json::from_slice(&bytes).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
     };
-    let detach = start.get("Detach").and_then(|v| v.as_bool()).unwrap_or(false);
+    let detach = start
+        .get("Detach")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let mut io = engine.exec_start(id).await?;
     if detach {
         tokio::spawn(async move {
@@ -483,7 +562,9 @@ async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> R
         return Ok(status_only(StatusCode::OK));
     }
     if !upgrade {
-        return Err(Error::invalid("exec start requires a connection upgrade (Upgrade: tcp)"));
+        return Err(Error::invalid(
+            "exec start requires a connection upgrade (Upgrade: tcp)",
+        ));
     }
     let req = Request::from_parts(parts, http_body_util::Empty::<Bytes>::new());
     let tty = io.tty;
@@ -509,7 +590,11 @@ async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> R
                     match src.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            let bytes = if tty { buf[..n].to_vec() } else { frame(stream, &buf[..n]) };
+                            let bytes = if tty {
+                                buf[..n].to_vec()
+                            } else {
+                                frame(stream, &buf[..n])
+                            };
                             if wr.lock().await.write_all(&bytes).await.is_err() {
                                 break;
                             }
@@ -525,7 +610,11 @@ async fn exec_start(engine: &Arc<Engine>, id: &str, req: Request<Incoming>) -> R
         let (_, failure) = io.wait().await;
         let mut w = wr.lock().await;
         if let Some(msg) = failure {
-            let bytes = if tty { msg.into_bytes() } else { frame(1, msg.as_bytes()) };
+            let bytes = if tty {
+                msg.into_bytes()
+            } else {
+                frame(1, msg.as_bytes())
+            };
             let _ = w.write_all(&bytes).await;
         }
         let _ = w.flush().await;
@@ -539,7 +628,9 @@ async fn logs(engine: &Arc<Engine>, id: &str, q: Query) -> Result<Reply, Error> 
     let stdout = q.bool("stdout");
     let stderr = q.bool("stderr");
     if !stdout && !stderr {
-        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+        return Err(Error::invalid(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let tail = match q.get("tail") {
         None | Some("") | Some("all") => None,

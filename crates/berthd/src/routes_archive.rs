@@ -19,7 +19,10 @@ const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 pub fn handles(method: &Method, segs: &[&str]) -> bool {
     matches!(
         (method, segs),
-        (&Method::HEAD | &Method::GET | &Method::PUT, ["containers", _, "archive"]) | (&Method::GET, ["system", "df"])
+        (
+            &Method::HEAD | &Method::GET | &Method::PUT,
+            ["containers", _, "archive"]
+        ) | (&Method::GET, ["system", "df"])
     )
 }
 
@@ -61,9 +64,14 @@ pub async fn route(
                         no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
                         chown: None,
                     };
-                    let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
+                    let stream = req
+                        .into_body()
+                        .into_data_stream()
+                        .map_err(std::io::Error::other);
                     let reader = tokio_util::io::StreamReader::new(stream);
-                    engine.archive_put(id, &path, opts, q.bool("copyUIDGID"), Box::new(reader)).await?;
+                    engine
+                        .archive_put(id, &path, opts, q.bool("copyUIDGID"), Box::new(reader))
+                        .await?;
                     Ok(status_only(StatusCode::OK))
                 }
             }

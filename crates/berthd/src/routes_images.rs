@@ -64,20 +64,30 @@ pub async fn route(
             let id = engine.commit_container(creq).await?;
             Ok(json_reply(StatusCode::CREATED, &json!({"Id": id})))
         }
-        (&Method::GET, ["containers", id, "changes"]) => Ok(ok_json(&engine.container_changes(id)?)),
-        (&Method::GET, ["containers", id, "export"]) => {
-            Ok(stream_reply("application/octet-stream", engine.export_container(id)?))
+        (&Method::GET, ["containers", id, "changes"]) => {
+            Ok(ok_json(&engine.container_changes(id)?))
         }
-        (&Method::GET, ["images", "get"]) => {
-            Ok(stream_reply("application/x-tar", engine.save_images(&q.all("names"))?))
-        }
-        (&Method::GET, ["images", name, "get"]) => {
-            Ok(stream_reply("application/x-tar", engine.save_images(&[name.to_string()])?))
-        }
+        (&Method::GET, ["containers", id, "export"]) => Ok(stream_reply(
+            "application/octet-stream",
+            engine.export_container(id)?,
+        )),
+        (&Method::GET, ["images", "get"]) => Ok(stream_reply(
+            "application/x-tar",
+            engine.save_images(&q.all("names"))?,
+        )),
+        (&Method::GET, ["images", name, "get"]) => Ok(stream_reply(
+            "application/x-tar",
+            engine.save_images(&[name.to_string()])?,
+        )),
         (&Method::POST, ["images", "load"]) => {
-            let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
+            let stream = req
+                .into_body()
+                .into_data_stream()
+                .map_err(std::io::Error::other);
             let reader = tokio_util::io::StreamReader::new(stream);
-            let lines = engine.load_images(Box::new(reader), q.bool("quiet")).await?;
+            let lines = engine
+                .load_images(Box::new(reader), q.bool("quiet"))
+                .await?;
             let (tx, rx) = mpsc::channel::<Bytes>(lines.len().max(1));
             for l in lines {
                 let _ = tx.send(Bytes::from(format!("{l}\n"))).await;

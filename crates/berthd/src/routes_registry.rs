@@ -17,11 +17,17 @@ use crate::http::*;
 /// Whether this module serves `method path` (other than pull, which `images_create` hands over).
 pub fn handles(method: &Method, segs: &[&str]) -> bool {
     matches!((method, segs), (&Method::POST, ["auth"]))
-        || (method == Method::POST && segs.len() >= 3 && segs[0] == "images" && segs[segs.len() - 1] == "push")
+        || (method == Method::POST
+            && segs.len() >= 3
+            && segs[0] == "images"
+            && segs[segs.len() - 1] == "push")
 }
 
 fn registry_auth(req: &Request<Incoming>) -> Option<String> {
-    req.headers().get("X-Registry-Auth").and_then(|v| v.to_str().ok()).map(str::to_string)
+    req.headers()
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Forwards progress objects as JSON lines.
@@ -44,19 +50,34 @@ fn progress_reply() -> (mpsc::Sender<Value>, Reply) {
 }
 
 /// `POST /images/create?fromImage=...&tag=...&platform=...`.
-pub async fn pull(engine: &Arc<Engine>, image: &str, q: &Query, req: Request<Incoming>) -> Result<Reply, Error> {
+pub async fn pull(
+    engine: &Arc<Engine>,
+    image: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     let auth = registry_auth(&req);
     let mut body = req.into_body();
     while let Some(Ok(_)) = body.frame().await {}
     let plan = engine
-        .pull_prepare(image, q.get("tag").unwrap_or(""), q.get("platform").unwrap_or(""), auth.as_deref())
+        .pull_prepare(
+            image,
+            q.get("tag").unwrap_or(""),
+            q.get("platform").unwrap_or(""),
+            auth.as_deref(),
+        )
         .await?;
     let (tx, reply) = progress_reply();
     tokio::spawn(plan.run(tx));
     Ok(reply)
 }
 
-pub async fn route(engine: &Arc<Engine>, segs: &[&str], q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+pub async fn route(
+    engine: &Arc<Engine>,
+    segs: &[&str],
+    q: Query,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     if segs == ["auth"] {
         let body = http_body_util::Limited::new(req.into_body(), 1 << 20)
             .collect()
@@ -64,7 +85,9 @@ pub async fn route(engine: &Arc<Engine>, segs: &[&str], q: Query, req: Request<I
             .map_err(|e| Error::invalid(format!("error reading request body: {e}")))?
             .to_bytes();
         return match engine.registry_login(&body).await {
-            Ok(()) => Ok(ok_json(&json!({"IdentityToken": "", "Status": "Login Succeeded"}))),
+            Ok(()) => Ok(ok_json(
+                &json!({"IdentityToken": "", "Status": "Login Succeeded"}),
+            )),
             Err((code, m)) => Ok(message_reply(
                 StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 &m,

@@ -18,7 +18,13 @@ pub fn handles(_method: &Method, segs: &[&str]) -> bool {
     segs.first() == Some(&"volumes")
 }
 
-pub async fn route(engine: &Arc<Engine>, method: Method, segs: &[&str], q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+pub async fn route(
+    engine: &Arc<Engine>,
+    method: Method,
+    segs: &[&str],
+    q: Query,
+    req: Request<Incoming>,
+) -> Result<Reply, Error> {
     match (&method, segs) {
         (&Method::GET, ["volumes"]) => Ok(ok_json(&engine.volume_list(&q.filters()?)?)),
         (&Method::POST, ["volumes", "create"]) => {
@@ -30,7 +36,8 @@ pub async fn route(engine: &Arc<Engine>, method: Method, segs: &[&str], q: Query
             let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
                 Value::Object(Default::default())
             } else {
-                serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
+                serde_json::from_slice(&body)
+                    .map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
             };
             Ok(json_reply(StatusCode::CREATED, &engine.volume_create(&v)?))
         }
@@ -38,7 +45,9 @@ pub async fn route(engine: &Arc<Engine>, method: Method, segs: &[&str], q: Query
             let mut f = q.filters()?;
             // Before API 1.42 prune took every unused volume, named ones included.
             let (ver, _) = split_version(req.uri().path());
-            if ver.is_some_and(|v| version_cmp(v, "1.42") == std::cmp::Ordering::Less) && !f.contains_key("all") {
+            if ver.is_some_and(|v| version_cmp(v, "1.42") == std::cmp::Ordering::Less)
+                && !f.contains_key("all")
+            {
                 f.insert("all".into(), vec!["true".into()]);
             }
             Ok(ok_json(&engine.volume_prune(&f)?))

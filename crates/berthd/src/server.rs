@@ -28,8 +28,14 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Where berthd listens.
 pub enum Listen {
-    Unix { path: PathBuf, group: Option<String> },
-    Tcp { addr: SocketAddr, tls: Option<TlsAcceptor> },
+    Unix {
+        path: PathBuf,
+        group: Option<String>,
+    },
+    Tcp {
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+    },
 }
 
 /// TLS material for TCP listeners (`--tlsverify --tlscacert --tlscert --tlskey`).
@@ -45,17 +51,23 @@ pub fn tls_acceptor(f: &TlsFiles<'_>) -> anyhow::Result<TlsAcceptor> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(f.ca).with_context(|| format!("reading {}", f.ca.display()))? {
+    for c in CertificateDer::pem_file_iter(f.ca)
+        .with_context(|| format!("reading {}", f.ca.display()))?
+    {
         roots.add(c.with_context(|| format!("parsing {}", f.ca.display()))?)?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .context("building the client certificate verifier")?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .context("building the client certificate verifier")?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(f.cert)
         .with_context(|| format!("reading {}", f.cert.display()))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing {}", f.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(f.key).with_context(|| format!("reading {}", f.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(f.key)
+        .with_context(|| format!("reading {}", f.key.display()))?;
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -75,7 +87,8 @@ fn bind_unix(sock: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
         }
         std::fs::remove_file(sock).with_context(|| format!("removing stale {}", sock.display()))?;
     }
-    let listener = UnixListener::bind(sock).with_context(|| format!("listening on {}", sock.display()))?;
+    let listener =
+        UnixListener::bind(sock).with_context(|| format!("listening on {}", sock.display()))?;
     // root:<group> 0660 like dockerd's docker group; without the group, only root gets in.
     let gid = match group {
         Some(g) => match nix::unistd::Group::from_name(g)? {
@@ -88,28 +101,51 @@ fn bind_unix(sock: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
         None => None,
     };
     std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o660))?;
-    nix::unistd::chown(sock, Some(nix::unistd::Uid::from_raw(0)), Some(gid.unwrap_or(nix::unistd::Gid::from_raw(0))))?;
+    nix::unistd::chown(
+        sock,
+        Some(nix::unistd::Uid::from_raw(0)),
+        Some(gid.unwrap_or(nix::unistd::Gid::from_raw(0))),
+    )?;
     Ok(listener)
 }
 
 fn unix_peer(stream: &tokio::net::UnixStream) -> Peer {
-    let mut p = Peer { transport: "unix".into(), ..Default::default() };
+    let mut p = Peer {
+        transport: "unix".into(),
+        ..Default::default()
+    };
     if let Ok(c) = stream.peer_cred() {
         p.uid = Some(c.uid());
         p.gid = Some(c.gid());
         p.pid = c.pid();
-        p.user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(c.uid())).ok().flatten().map(|u| u.name);
+        p.user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(c.uid()))
+            .ok()
+            .flatten()
+            .map(|u| u.name);
     }
     p
 }
 
 fn tls_peer(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {
-    let cn = conn.peer_certificates().and_then(|certs| certs.first()).and_then(|der| {
-        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-        let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
-        Some(cn)
-    });
-    Peer { user: cn, transport: format!("tcp {addr}"), ..Default::default() }
+    let cn = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+            let cn = cert
+                .subject()
+                .iter_common_name()
+                .next()?
+                .as_str()
+                .ok()?
+                .to_string();
+            Some(cn)
+        });
+    Peer {
+        user: cn,
+        transport: format!("tcp {addr}"),
+        ..Default::default()
+    }
 }
 
 fn spawn_conn<I>(engine: Arc<Engine>, policy: Option<Arc<Policy>>, io: I, peer: Peer)
@@ -157,7 +193,11 @@ where
     });
 }
 
-pub async fn serve(engine: Arc<Engine>, listens: Vec<Listen>, policy: Option<Policy>) -> anyhow::Result<()> {
+pub async fn serve(
+    engine: Arc<Engine>,
+    listens: Vec<Listen>,
+    policy: Option<Policy>,
+) -> anyhow::Result<()> {
     let policy = policy.map(Arc::new);
     let mut unix_paths = Vec::new();
     let mut tasks = Vec::new();
@@ -181,7 +221,9 @@ pub async fn serve(engine: Arc<Engine>, listens: Vec<Listen>, policy: Option<Pol
                 }));
             }
             Listen::Tcp { addr, tls } => {
-                let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on tcp://{addr}"))?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on tcp://{addr}"))?;
                 tracing::info!(address = %addr, tls = tls.is_some(), "berthd is listening on TCP");
                 let (engine, policy) = (engine.clone(), policy.clone());
                 tasks.push(tokio::spawn(async move {

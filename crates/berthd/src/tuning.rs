@@ -42,11 +42,25 @@ pub fn favor_dynmods() -> anyhow::Result<()> {
         tracing::info!(mount = %mp.display(), "cgroup2 already has favordynmods");
         return Ok(());
     }
-    let mut opts: Vec<&str> = supers.split(',').filter(|o| *o != "rw" && *o != "ro").collect();
+    let mut opts: Vec<&str> = supers
+        .split(',')
+        .filter(|o| *o != "rw" && *o != "ro")
+        .collect();
     opts.push("favordynmods");
     let data = opts.join(",");
-    mount(Some("none"), &mp, Some("cgroup2"), MsFlags::MS_REMOUNT, Some(data.as_str()))
-        .with_context(|| format!("remounting {} with favordynmods (needs Linux 6.0+)", mp.display()))?;
+    mount(
+        Some("none"),
+        &mp,
+        Some("cgroup2"),
+        MsFlags::MS_REMOUNT,
+        Some(data.as_str()),
+    )
+    .with_context(|| {
+        format!(
+            "remounting {} with favordynmods (needs Linux 6.0+)",
+            mp.display()
+        )
+    })?;
     tracing::warn!(
         mount = %mp.display(),
         "cgroup2 remounted with favordynmods for the whole host: faster container starts, slightly slower fork/exit"

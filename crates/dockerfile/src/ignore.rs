@@ -31,7 +31,11 @@ fn clean(p: &str) -> String {
             s => out.push(s),
         }
     }
-    if out.is_empty() { ".".into() } else { out.join("/") }
+    if out.is_empty() {
+        ".".into()
+    } else {
+        out.join("/")
+    }
 }
 
 impl Matcher {
@@ -131,12 +135,16 @@ fn glob_at(p: &[u8], s: &[u8], pi: usize, si: usize, memo: &mut Vec<Option<bool>
                     false
                 } else {
                     match class(&pp[1..], ss[0]) {
-                        Some((matched, used)) => matched && glob_at(p, s, pi + 1 + used, si + 1, memo),
+                        Some((matched, used)) => {
+                            matched && glob_at(p, s, pi + 1 + used, si + 1, memo)
+                        }
                         None => false,
                     }
                 }
             }
-            b'\\' if pp.len() > 1 => !ss.is_empty() && ss[0] == pp[1] && glob_at(p, s, pi + 2, si + 1, memo),
+            b'\\' if pp.len() > 1 => {
+                !ss.is_empty() && ss[0] == pp[1] && glob_at(p, s, pi + 2, si + 1, memo)
+            }
             c => !ss.is_empty() && ss[0] == c && glob_at(p, s, pi + 1, si + 1, memo),
         }
     };
@@ -183,7 +191,8 @@ mod tests {
 
     #[test]
     fn docker_rules() {
-        let m = Matcher::parse("# comment\n*.md\n!README.md\n/temp?\n**/*.log\nbuild/\n./docs/*.txt\n");
+        let m =
+            Matcher::parse("# comment\n*.md\n!README.md\n/temp?\n**/*.log\nbuild/\n./docs/*.txt\n");
         assert!(m.excluded("a.md"));
         assert!(!m.excluded("README.md"));
         assert!(m.excluded("temp1"));

@@ -56,8 +56,24 @@ pub struct Dockerfile {
 }
 
 pub const INSTRUCTIONS: &[&str] = &[
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 /// Instructions whose leading `--flags` are parsed out of the arguments.
@@ -67,12 +83,18 @@ const TAKES_FLAGS: &[&str] = &["ADD", "COPY", "FROM", "RUN", "HEALTHCHECK"];
 const TAKES_HEREDOCS: &[&str] = &["RUN", "COPY", "ADD"];
 
 fn err(line: usize, message: impl Into<String>) -> ParseError {
-    ParseError { line, message: message.into() }
+    ParseError {
+        line,
+        message: message.into(),
+    }
 }
 
 /// Parses a whole Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let mut escape = '\\';
     let mut syntax = None;
     let mut i = 0;
@@ -80,8 +102,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let mut seen = std::collections::BTreeSet::new();
     while i < lines.len() {
         let t = lines[i].trim();
-        let Some(rest) = t.strip_prefix('#') else { break };
-        let Some((k, v)) = rest.split_once('=') else { break };
+        let Some(rest) = t.strip_prefix('#') else {
+            break;
+        };
+        let Some((k, v)) = rest.split_once('=') else {
+            break;
+        };
         let key = k.trim().to_ascii_lowercase();
         if key.is_empty() || key.contains(char::is_whitespace) {
             break;
@@ -89,13 +115,21 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         match key.as_str() {
             "escape" | "syntax" => {
                 if !seen.insert(key.clone()) {
-                    return Err(err(i + 1, format!("only one {key} parser directive can be used")));
+                    return Err(err(
+                        i + 1,
+                        format!("only one {key} parser directive can be used"),
+                    ));
                 }
                 if key == "escape" {
                     escape = match v.trim() {
                         "\\" => '\\',
                         "`" => '`',
-                        other => return Err(err(i + 1, format!("invalid ESCAPE '{other}'. Must be ` or \\"))),
+                        other => {
+                            return Err(err(
+                                i + 1,
+                                format!("invalid ESCAPE '{other}'. Must be ` or \\"),
+                            ))
+                        }
                     };
                 } else {
                     syntax = Some(v.trim().to_string());
@@ -153,19 +187,31 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         };
         let cmd = word.to_ascii_uppercase();
         if !INSTRUCTIONS.contains(&cmd.as_str()) {
-            return Err(err(start, format!("unknown instruction: {}", word.to_ascii_uppercase())));
+            return Err(err(
+                start,
+                format!("unknown instruction: {}", word.to_ascii_uppercase()),
+            ));
         }
-        let (flags, rest) = if TAKES_FLAGS.contains(&cmd.as_str()) { split_flags(rest) } else { (Vec::new(), rest.to_string()) };
+        let (flags, rest) = if TAKES_FLAGS.contains(&cmd.as_str()) {
+            split_flags(rest)
+        } else {
+            (Vec::new(), rest.to_string())
+        };
         // Heredocs: `<<EOF`, `<<-EOF`, `<<"EOF"` words in the arguments; their bodies follow.
         let mut heredocs = Vec::new();
         if TAKES_HEREDOCS.contains(&cmd.as_str()) {
             for w in rest.split_whitespace() {
-                let Some(h) = w.strip_prefix("<<") else { continue };
+                let Some(h) = w.strip_prefix("<<") else {
+                    continue;
+                };
                 let (chomp, h) = match h.strip_prefix('-') {
                     Some(x) => (true, x),
                     None => (false, h),
                 };
-                let (expand, name) = if (h.starts_with('"') && h.ends_with('"') || h.starts_with('\'') && h.ends_with('\'')) && h.len() >= 2 {
+                let (expand, name) = if (h.starts_with('"') && h.ends_with('"')
+                    || h.starts_with('\'') && h.ends_with('\''))
+                    && h.len() >= 2
+                {
                     (false, &h[1..h.len() - 1])
                 } else {
                     (true, h)
@@ -189,7 +235,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
                 if !closed {
                     return Err(err(start, format!("unterminated heredoc {name}")));
                 }
-                heredocs.push(Heredoc { name: name.to_string(), content, chomp, expand });
+                heredocs.push(Heredoc {
+                    name: name.to_string(),
+                    content,
+                    chomp,
+                    expand,
+                });
             }
         }
         let args = match parse_json_array(&rest) {
@@ -197,9 +248,20 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             None => Args::Shell(rest.clone()),
         };
         validate(&cmd, &args, start)?;
-        out.push(Instruction { cmd, flags, args, heredocs, line: start, original: joined.clone() });
+        out.push(Instruction {
+            cmd,
+            flags,
+            args,
+            heredocs,
+            line: start,
+            original: joined.clone(),
+        });
     }
-    Ok(Dockerfile { escape, syntax, instructions: out })
+    Ok(Dockerfile {
+        escape,
+        syntax,
+        instructions: out,
+    })
 }
 
 /// `--name=value` and `--name` words at the start of the arguments.
@@ -244,7 +306,11 @@ fn validate(cmd: &str, args: &Args, line: usize) -> Result<(), ParseError> {
 
 /// `KEY=value KEY2="v 2"` (ENV, LABEL, ARG) or the legacy `ENV key value` form. Values keep
 /// their quotes removed; expansion happens later (crate::shell).
-pub fn parse_key_values(cmd: &str, s: &str, line: usize) -> Result<Vec<(String, Option<String>)>, ParseError> {
+pub fn parse_key_values(
+    cmd: &str,
+    s: &str,
+    line: usize,
+) -> Result<Vec<(String, Option<String>)>, ParseError> {
     let words = split_words_keep_quotes(s);
     if words.is_empty() {
         return Err(err(line, format!("{cmd} requires at least one argument")));
@@ -268,7 +334,14 @@ pub fn parse_key_values(cmd: &str, s: &str, line: usize) -> Result<Vec<(String, 
                 out.push((k.to_string(), Some(unquote(v))));
             }
             None if cmd == "ARG" => out.push((w.clone(), None)),
-            None => return Err(err(line, format!("Syntax error - can't find = in \"{w}\". Must be of the form: name=value"))),
+            None => {
+                return Err(err(
+                    line,
+                    format!(
+                        "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
+                    ),
+                ))
+            }
         }
     }
     Ok(out)

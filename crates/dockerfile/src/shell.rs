@@ -16,16 +16,29 @@ pub enum ExpandError {
 
 /// Expands one word; quotes are removed. `env` maps names to values (unset names expand to
 /// the empty string).
-pub fn process_word(word: &str, env: &BTreeMap<String, String>, escape: char) -> Result<String, ExpandError> {
+pub fn process_word(
+    word: &str,
+    env: &BTreeMap<String, String>,
+    escape: char,
+) -> Result<String, ExpandError> {
     Ok(process(word, env, escape, false)?.join(""))
 }
 
 /// Expands and splits on unquoted whitespace (EXPOSE, VOLUME in shell form, ...).
-pub fn process_words(word: &str, env: &BTreeMap<String, String>, escape: char) -> Result<Vec<String>, ExpandError> {
+pub fn process_words(
+    word: &str,
+    env: &BTreeMap<String, String>,
+    escape: char,
+) -> Result<Vec<String>, ExpandError> {
     process(word, env, escape, true)
 }
 
-fn process(word: &str, env: &BTreeMap<String, String>, escape: char, split: bool) -> Result<Vec<String>, ExpandError> {
+fn process(
+    word: &str,
+    env: &BTreeMap<String, String>,
+    escape: char,
+    split: bool,
+) -> Result<Vec<String>, ExpandError> {
     let chars: Vec<char> = word.chars().collect();
     let mut words = Vec::new();
     let mut cur = String::new();
@@ -67,7 +80,9 @@ fn process(word: &str, env: &BTreeMap<String, String>, escape: char, split: bool
                         i += 1;
                         break;
                     }
-                    if d == escape && i + 1 < chars.len() && matches!(chars[i + 1], '"' | '$') || (d == escape && i + 1 < chars.len() && chars[i + 1] == escape) {
+                    if d == escape && i + 1 < chars.len() && matches!(chars[i + 1], '"' | '$')
+                        || (d == escape && i + 1 < chars.len() && chars[i + 1] == escape)
+                    {
                         cur.push(chars[i + 1]);
                         i += 2;
                         continue;
@@ -128,7 +143,12 @@ fn process(word: &str, env: &BTreeMap<String, String>, escape: char, split: bool
 
 /// `$name`, `${name}`, `${name:-word}`, `${name:+word}` at `chars[i] == '$'`; returns the value
 /// and the index after it. A `$` not followed by a name is literal.
-fn variable(chars: &[char], i: usize, env: &BTreeMap<String, String>, escape: char) -> Result<(String, usize), ExpandError> {
+fn variable(
+    chars: &[char],
+    i: usize,
+    env: &BTreeMap<String, String>,
+    escape: char,
+) -> Result<(String, usize), ExpandError> {
     let mut j = i + 1;
     if j >= chars.len() {
         return Ok(("$".into(), j));
@@ -205,7 +225,10 @@ mod tests {
     use super::*;
 
     fn env() -> BTreeMap<String, String> {
-        [("a", "1"), ("b", "two words"), ("e", "")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        [("a", "1"), ("b", "two words"), ("e", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -225,15 +248,27 @@ mod tests {
         assert_eq!(p("\\$a"), "$a");
         assert_eq!(p("cost $"), "cost $");
         assert_eq!(p("${nope:-${a}}"), "1");
-        assert!(matches!(process_word("${a", &e, '\\'), Err(ExpandError::MissingBrace)));
-        assert!(matches!(process_word("${a:?x}", &e, '\\'), Err(ExpandError::BadModifier('?'))));
-        assert!(matches!(process_word("'abc", &e, '\\'), Err(ExpandError::Unterminated('\''))));
+        assert!(matches!(
+            process_word("${a", &e, '\\'),
+            Err(ExpandError::MissingBrace)
+        ));
+        assert!(matches!(
+            process_word("${a:?x}", &e, '\\'),
+            Err(ExpandError::BadModifier('?'))
+        ));
+        assert!(matches!(
+            process_word("'abc", &e, '\\'),
+            Err(ExpandError::Unterminated('\''))
+        ));
     }
 
     #[test]
     fn words_split_like_docker() {
         let e = env();
-        assert_eq!(process_words("80/tcp $a  \"x y\"", &e, '\\').unwrap(), ["80/tcp", "1", "x y"]);
+        assert_eq!(
+            process_words("80/tcp $a  \"x y\"", &e, '\\').unwrap(),
+            ["80/tcp", "1", "x y"]
+        );
         assert_eq!(process_words("$b", &e, '\\').unwrap(), ["two", "words"]);
         assert_eq!(process_words("`$a", &e, '`').unwrap(), ["$a"]);
     }

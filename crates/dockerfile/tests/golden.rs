@@ -9,7 +9,10 @@ fn golden_cases() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let bless = std::env::var("BERTH_BLESS").is_ok();
     let mut n = 0;
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     for dir in dirs {
         let text = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
@@ -22,13 +25,18 @@ fn golden_cases() {
                 if bless && !err_path.exists() {
                     std::fs::write(&ok_path, &json).unwrap();
                 }
-                let want = std::fs::read_to_string(&ok_path)
-                    .unwrap_or_else(|_| panic!("{}: parsed, but there is no expected.json", dir.display()));
+                let want = std::fs::read_to_string(&ok_path).unwrap_or_else(|_| {
+                    panic!("{}: parsed, but there is no expected.json", dir.display())
+                });
                 assert_eq!(json, want, "{}", dir.display());
             }
             Err(e) => {
-                let want = std::fs::read_to_string(&err_path)
-                    .unwrap_or_else(|_| panic!("{}: failed with {e}, but there is no expected-error.txt", dir.display()));
+                let want = std::fs::read_to_string(&err_path).unwrap_or_else(|_| {
+                    panic!(
+                        "{}: failed with {e}, but there is no expected-error.txt",
+                        dir.display()
+                    )
+                });
                 assert_eq!(e.to_string(), want.trim_end(), "{}", dir.display());
             }
         }

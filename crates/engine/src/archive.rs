@@ -46,11 +46,21 @@ fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -60,12 +70,12 @@ pub fn go_mode(st_mode: u32) -> u32 {
     let mut m = st_mode & 0o777;
     let fmt = st_mode & libc_s_ifmt();
     m |= match fmt {
-        0o040000 => 1 << 31,                 // ModeDir
-        0o120000 => 1 << 27,                 // ModeSymlink
-        0o010000 => 1 << 25,                 // ModeNamedPipe
-        0o140000 => 1 << 24,                 // ModeSocket
-        0o020000 => (1 << 26) | (1 << 21),   // ModeDevice | ModeCharDevice
-        0o060000 => 1 << 26,                 // ModeDevice
+        0o040000 => 1 << 31,               // ModeDir
+        0o120000 => 1 << 27,               // ModeSymlink
+        0o010000 => 1 << 25,               // ModeNamedPipe
+        0o140000 => 1 << 24,               // ModeSocket
+        0o020000 => (1 << 26) | (1 << 21), // ModeDevice | ModeCharDevice
+        0o060000 => 1 << 26,               // ModeDevice
         _ => 0,
     };
     if st_mode & 0o4000 != 0 {
@@ -86,7 +96,8 @@ const fn libc_s_ifmt() -> u32 {
 
 /// Go's `time.Time` JSON: RFC 3339 with the fraction's trailing zeros removed.
 pub fn go_time(secs: i64, nanos: i64) -> String {
-    let t = DateTime::<Utc>::from_timestamp(secs, nanos.clamp(0, 999_999_999) as u32).unwrap_or_default();
+    let t = DateTime::<Utc>::from_timestamp(secs, nanos.clamp(0, 999_999_999) as u32)
+        .unwrap_or_default();
     let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
     if nanos == 0 {
         return base + "Z";
@@ -165,12 +176,20 @@ impl Root {
             .read(true)
             .custom_flags_dir()
             .open(format!("/proc/{pid}/root"))?;
-        Ok(Root { fd: OwnedFd::from(f), mnt: None })
+        Ok(Root {
+            fd: OwnedFd::from(f),
+            mnt: None,
+        })
     }
 
     /// Mounts the overlay at a temporary point, opens it, and detaches the mount at once: the
     /// fd keeps the (now invisible) mount alive until it is closed.
-    pub fn of_stopped(lowers: &[PathBuf], cdir: &Path, tmp: &Path, binds: &[BindSpec]) -> Result<Root> {
+    pub fn of_stopped(
+        lowers: &[PathBuf],
+        cdir: &Path,
+        tmp: &Path,
+        binds: &[BindSpec],
+    ) -> Result<Root> {
         std::fs::create_dir_all(tmp)?;
         let mut mnt = None;
         for i in 0..1000 {
@@ -185,23 +204,39 @@ impl Root {
             crate::images::mount_rootfs(lowers, cdir, &mnt)?;
             // The container's binds and volumes, as it would see them (dockerd mounts them for
             // a stopped container's cp too). Mount points are made inside the root by fd.
-            let rootfd = std::fs::OpenOptions::new().read(true).custom_flags_dir().open(&mnt);
+            let rootfd = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags_dir()
+                .open(&mnt);
             if let Ok(rootfd) = &rootfd {
                 for b in binds {
                     if let Err(e) = bind_into(rootfd.as_fd(), b) {
-                        tracing::warn!("cp: cannot mount {} at {}: {e}", b.source.display(), b.target);
+                        tracing::warn!(
+                            "cp: cannot mount {} at {}: {e}",
+                            b.source.display(),
+                            b.target
+                        );
                     }
                 }
             }
             drop(rootfd);
-            let f = std::fs::OpenOptions::new().read(true).custom_flags_dir().open(&mnt);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags_dir()
+                .open(&mnt);
             if binds.is_empty() {
                 // Nothing below it: detach now; the fd alone keeps the mount alive.
                 let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
-                return Ok::<_, Error>(Root { fd: OwnedFd::from(f?), mnt: None });
+                return Ok::<_, Error>(Root {
+                    fd: OwnedFd::from(f?),
+                    mnt: None,
+                });
             }
             match f {
-                Ok(f) => Ok(Root { fd: OwnedFd::from(f), mnt: Some(mnt.clone()) }),
+                Ok(f) => Ok(Root {
+                    fd: OwnedFd::from(f),
+                    mnt: Some(mnt.clone()),
+                }),
                 Err(e) => {
                     let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
                     Err(e.into())
@@ -233,9 +268,19 @@ pub fn bind_specs(rec: &crate::record::Record, data_root: &Path) -> Vec<BindSpec
         if parts.len() < 2 {
             continue;
         }
-        let ro = parts.get(2).is_some_and(|o| o.split(',').any(|x| x == "ro"));
-        let source = if parts[0].starts_with('/') { PathBuf::from(parts[0]) } else { vol(parts[0]) };
-        out.push(BindSpec { source, target: parts[1].to_string(), read_only: ro });
+        let ro = parts
+            .get(2)
+            .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+        let source = if parts[0].starts_with('/') {
+            PathBuf::from(parts[0])
+        } else {
+            vol(parts[0])
+        };
+        out.push(BindSpec {
+            source,
+            target: parts[1].to_string(),
+            read_only: ro,
+        });
     }
     for m in rec.host_config.mounts.clone().unwrap_or_default() {
         let source = match m.r#type.as_str() {
@@ -243,7 +288,11 @@ pub fn bind_specs(rec: &crate::record::Record, data_root: &Path) -> Vec<BindSpec
             "volume" if !m.source.is_empty() => vol(&m.source),
             _ => continue,
         };
-        out.push(BindSpec { source, target: m.target.clone(), read_only: m.read_only });
+        out.push(BindSpec {
+            source,
+            target: m.target.clone(),
+            read_only: m.read_only,
+        });
     }
     out.retain(|b| b.source.exists());
     // Parents before children.
@@ -262,7 +311,14 @@ fn bind_into(root: BorrowedFd<'_>, b: &BindSpec) -> io::Result<()> {
     };
     // Through /proc/self/fd: the mount lands on what was opened, whatever the path says now.
     let at = berth_sys::proc_fd_path(target.as_fd());
-    mount(Some(&b.source), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(nix_io)?;
+    mount(
+        Some(&b.source),
+        &at,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(nix_io)?;
     if b.read_only {
         let at2 = berth_sys::proc_fd_path(target.as_fd());
         let _ = mount(
@@ -291,18 +347,29 @@ const fn libc_o_directory() -> i32 {
 
 /// Opens the directory `path` (every symlink followed, inside the root).
 fn open_dir(root: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
-    berth_sys::open_in_root(root, Path::new(path), (OFlag::O_RDONLY | OFlag::O_DIRECTORY).bits(), 0)
+    berth_sys::open_in_root(
+        root,
+        Path::new(path),
+        (OFlag::O_RDONLY | OFlag::O_DIRECTORY).bits(),
+        0,
+    )
 }
 
 /// Opens a child of `dir` without following a symlink in its place.
 fn open_child(dir: BorrowedFd<'_>, name: &str, flags: OFlag, mode: u32) -> io::Result<OwnedFd> {
     debug_assert!(!name.contains('/'));
-    berth_sys::open_in_root(dir, Path::new(name), (flags | OFlag::O_NOFOLLOW).bits(), mode)
+    berth_sys::open_in_root(
+        dir,
+        Path::new(name),
+        (flags | OFlag::O_NOFOLLOW).bits(),
+        mode,
+    )
 }
 
 fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<FileStat> {
     let name = if name.is_empty() { "." } else { name };
-    nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(nix_io)
+    nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(nix_io)
 }
 
 /// A resolved target: the directory holding it, its base name ("." for the directory itself).
@@ -314,7 +381,9 @@ struct Target {
 }
 
 fn not_found(path: &str, container: &str) -> Error {
-    Error::not_found(format!("Could not find the file {path} in container {container}"))
+    Error::not_found(format!(
+        "Could not find the file {path} in container {container}"
+    ))
 }
 
 fn resolve(root: &Root, path: &str, container: &str) -> Result<Target> {
@@ -337,7 +406,12 @@ fn resolve(root: &Root, path: &str, container: &str) -> Result<Target> {
         // "file/" names a directory that is not there.
         return Err(Error::internal(format!("lstat {abs}: not a directory")));
     }
-    Ok(Target { dir: dirfd, base: base.to_string(), abs, st })
+    Ok(Target {
+        dir: dirfd,
+        base: base.to_string(),
+        abs,
+        st,
+    })
 }
 
 fn stat_of(root: &Root, t: &Target) -> PathStat {
@@ -376,7 +450,9 @@ impl Write for ChanWriter {
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             let b = Bytes::from(std::mem::take(&mut self.buf));
-            self.tx.blocking_send(b).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+            self.tx
+                .blocking_send(b)
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
         }
         Ok(())
     }
@@ -395,7 +471,12 @@ fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
 
 /// Appends an entry under exactly `name` (the tar crate would drop a leading `./`, which
 /// dockerd keeps for `dir/.`).
-fn append_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, data: impl Read) -> io::Result<()> {
+fn append_named<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+    data: impl Read,
+) -> io::Result<()> {
     if (name.starts_with("./") || name.starts_with('/')) && name.len() < 100 {
         let old = h.as_old_mut();
         old.name = [0; 100];
@@ -407,7 +488,12 @@ fn append_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: 
     tar.append_data(h, name.trim_start_matches('/'), data)
 }
 
-fn append_link_named<W: Write>(tar: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, target: &Path) -> io::Result<()> {
+fn append_link_named<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+    target: &Path,
+) -> io::Result<()> {
     if (name.starts_with("./") || name.starts_with('/')) && name.len() < 100 {
         if h.set_link_name(target).is_ok() {
             return append_named(tar, h, name, io::empty());
@@ -428,12 +514,21 @@ impl<W: Write> Walker<W> {
         match st.st_mode & 0o170000 {
             0o040000 => {
                 let d = if name == "." {
-                    berth_sys::open_in_root(dir, Path::new("."), (OFlag::O_RDONLY | OFlag::O_DIRECTORY).bits(), 0)?
+                    berth_sys::open_in_root(
+                        dir,
+                        Path::new("."),
+                        (OFlag::O_RDONLY | OFlag::O_DIRECTORY).bits(),
+                        0,
+                    )?
                 } else {
                     open_child(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)?
                 };
                 let mut h = header_for(&st, tar::EntryType::Directory);
-                let dname = if arc == "/" { "/".to_string() } else { format!("{}/", arc.trim_end_matches('/')) };
+                let dname = if arc == "/" {
+                    "/".to_string()
+                } else {
+                    format!("{}/", arc.trim_end_matches('/'))
+                };
                 append_named(&mut self.tar, &mut h, &dname, io::empty())?;
                 if is_pseudo_fs(d.as_fd()) {
                     // /proc, /sys, cgroups, devpts, mqueue of a running container: their mount
@@ -519,9 +614,16 @@ fn is_pseudo_fs(dir: BorrowedFd<'_>) -> bool {
 /// Writes the tar dockerd sends for `GET /archive`: the target, renamed to the base of the
 /// requested path (`.` for `dir/.`).
 fn write_archive<W: Write>(root: &Root, t: &Target, w: W) -> io::Result<W> {
-    let mut walker = Walker { tar: tar::Builder::new(w), links: Default::default() };
+    let mut walker = Walker {
+        tar: tar::Builder::new(w),
+        links: Default::default(),
+    };
     walker.tar.follow_symlinks(false);
-    let arc = if t.abs.ends_with("/.") { ".".to_string() } else { go_base(&t.abs) };
+    let arc = if t.abs.ends_with("/.") {
+        ".".to_string()
+    } else {
+        go_base(&t.abs)
+    };
     let _ = root;
     walker.add(t.dir.as_fd(), &t.base, &arc)?;
     walker.tar.into_inner()
@@ -552,7 +654,8 @@ fn remove_all_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
         }
         nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::RemoveDir).map_err(nix_io)
     } else {
-        nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir).map_err(nix_io)
+        nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)
+            .map_err(nix_io)
     }
 }
 
@@ -588,16 +691,23 @@ fn extract_inner<R: Read>(root: &Root, dest_abs: &str, r: &mut R, opts: &PutOpti
     let mut dir_times: Vec<(String, i64)> = Vec::new();
     for entry in ar.entries().map_err(|e| Error::invalid(e.to_string()))? {
         let mut entry = entry.map_err(|e| Error::invalid(e.to_string()))?;
-        let path = entry.path().map_err(|e| Error::invalid(e.to_string()))?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| Error::invalid(e.to_string()))?
+            .into_owned();
         let comps = entry_components(&path);
-        let Some((name, parents)) = comps.split_last() else { continue };
+        let Some((name, parents)) = comps.split_last() else {
+            continue;
+        };
         let parent_abs = format!("{}/{}", dest_abs.trim_end_matches('/'), parents.join("/"));
         let parent = berth_sys::mkdir_all_in_root(root.fd(), Path::new(&parent_abs), 0o755)?;
         let pfd = parent.as_fd();
         let h = entry.header().clone();
         let kind = h.entry_type();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = opts.chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
+        let (uid, gid) = opts
+            .chown
+            .unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
         let existing = lstat_at(pfd, name).ok();
         let is_dir = |st: &FileStat| st.st_mode & 0o170000 == 0o040000;
         let full = format!("{}/{}", parent_abs.trim_end_matches('/'), name);
@@ -624,23 +734,50 @@ fn extract_inner<R: Read>(root: &Root, dest_abs: &str, r: &mut R, opts: &PutOpti
         match kind {
             tar::EntryType::Directory => {
                 if existing.as_ref().is_none_or(|st| !is_dir(st)) {
-                    nix::sys::stat::mkdirat(Some(raw), name.as_str(), Mode::from_bits_truncate(0o700)).map_err(nix_io)?;
+                    nix::sys::stat::mkdirat(
+                        Some(raw),
+                        name.as_str(),
+                        Mode::from_bits_truncate(0o700),
+                    )
+                    .map_err(nix_io)?;
                 }
                 let d = open_child(pfd, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)?;
-                nix::unistd::fchown(d.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(nix_io)?;
-                nix::sys::stat::fchmod(d.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(nix_io)?;
+                nix::unistd::fchown(
+                    d.as_raw_fd(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                )
+                .map_err(nix_io)?;
+                nix::sys::stat::fchmod(d.as_raw_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(nix_io)?;
                 dir_times.push((full.clone(), h.mtime().unwrap_or(0) as i64));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let fd = open_child(pfd, name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600)?;
+                let fd = open_child(
+                    pfd,
+                    name,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+                    0o600,
+                )?;
                 let mut f = File::from(fd);
                 io::copy(&mut entry, &mut f)?;
-                nix::unistd::fchown(f.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(nix_io)?;
-                nix::sys::stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(nix_io)?;
+                nix::unistd::fchown(
+                    f.as_raw_fd(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                )
+                .map_err(nix_io)?;
+                nix::sys::stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(nix_io)?;
                 set_mtime(pfd, name, h.mtime().unwrap_or(0) as i64);
             }
             tar::EntryType::Symlink => {
-                let target = h.link_name().ok().flatten().map(|p| p.into_owned()).unwrap_or_default();
+                let target = h
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|p| p.into_owned())
+                    .unwrap_or_default();
                 nix::unistd::symlinkat(&target, Some(raw), name.as_str()).map_err(nix_io)?;
                 let _ = nix::unistd::fchownat(
                     Some(raw),
@@ -652,13 +789,26 @@ fn extract_inner<R: Read>(root: &Root, dest_abs: &str, r: &mut R, opts: &PutOpti
                 set_mtime(pfd, name, h.mtime().unwrap_or(0) as i64);
             }
             tar::EntryType::Link => {
-                let target = h.link_name().ok().flatten().map(|p| p.into_owned()).unwrap_or_default();
+                let target = h
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|p| p.into_owned())
+                    .unwrap_or_default();
                 let tc = entry_components(&target);
-                let Some((tname, tparents)) = tc.split_last() else { continue };
+                let Some((tname, tparents)) = tc.split_last() else {
+                    continue;
+                };
                 let tdir_abs = format!("{}/{}", dest_abs.trim_end_matches('/'), tparents.join("/"));
                 let tdir = open_dir(root.fd(), &tdir_abs)?;
-                nix::unistd::linkat(Some(tdir.as_raw_fd()), tname.as_str(), Some(raw), name.as_str(), AtFlags::empty())
-                    .map_err(nix_io)?;
+                nix::unistd::linkat(
+                    Some(tdir.as_raw_fd()),
+                    tname.as_str(),
+                    Some(raw),
+                    name.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(nix_io)?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let k = match kind {
@@ -670,8 +820,21 @@ fn extract_inner<R: Read>(root: &Root, dest_abs: &str, r: &mut R, opts: &PutOpti
                     h.device_major().ok().flatten().unwrap_or(0) as u64,
                     h.device_minor().ok().flatten().unwrap_or(0) as u64,
                 );
-                nix::sys::stat::mknodat(Some(raw), name.as_str(), k, Mode::from_bits_truncate(mode), dev).map_err(nix_io)?;
-                let _ = nix::unistd::fchownat(Some(raw), name.as_str(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::AT_SYMLINK_NOFOLLOW);
+                nix::sys::stat::mknodat(
+                    Some(raw),
+                    name.as_str(),
+                    k,
+                    Mode::from_bits_truncate(mode),
+                    dev,
+                )
+                .map_err(nix_io)?;
+                let _ = nix::unistd::fchownat(
+                    Some(raw),
+                    name.as_str(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                );
             }
             _ => {} // PAX/GNU headers are consumed by the tar reader; others are skipped
         }
@@ -690,7 +853,13 @@ fn set_mtime(dir: BorrowedFd<'_>, name: &str, mtime: i64) {
     use nix::sys::stat::UtimensatFlags;
     use nix::sys::time::TimeSpec;
     let t = TimeSpec::new(mtime, 0);
-    let _ = nix::sys::stat::utimensat(Some(dir.as_raw_fd()), name, &t, &t, UtimensatFlags::NoFollowSymlink);
+    let _ = nix::sys::stat::utimensat(
+        Some(dir.as_raw_fd()),
+        name,
+        &t,
+        &t,
+        UtimensatFlags::NoFollowSymlink,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,7 +876,12 @@ impl Engine {
         }
         let lowers = crate::images::lower_dirs_of(&self.images, &rec.image_id)?;
         let tmp = self.cfg.exec_root.join("archive");
-        Root::of_stopped(&lowers, c.dir(), &tmp, &bind_specs(&rec, &self.cfg.data_root))
+        Root::of_stopped(
+            &lowers,
+            c.dir(),
+            &tmp,
+            &bind_specs(&rec, &self.cfg.data_root),
+        )
     }
 
     /// `HEAD /containers/{id}/archive?path=`.
@@ -724,7 +898,11 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/archive?path=`: the stat and a tar stream.
-    pub async fn archive_get(self: &Arc<Self>, name: &str, path: &str) -> Result<(PathStat, mpsc::Receiver<Bytes>)> {
+    pub async fn archive_get(
+        self: &Arc<Self>,
+        name: &str,
+        path: &str,
+    ) -> Result<(PathStat, mpsc::Receiver<Bytes>)> {
         let me = self.clone();
         let (name, path) = (name.to_string(), path.to_string());
         let (tx, rx) = mpsc::channel::<Bytes>(8);
@@ -747,7 +925,10 @@ impl Engine {
             if ready_tx.send(Ok(st)).is_err() {
                 return;
             }
-            let mut w = ChanWriter { tx, buf: Vec::with_capacity(64 * 1024) };
+            let mut w = ChanWriter {
+                tx,
+                buf: Vec::with_capacity(64 * 1024),
+            };
             match write_archive(&root, &t, &mut w) {
                 Ok(_) => {
                     let _ = w.flush();
@@ -755,7 +936,9 @@ impl Engine {
                 Err(e) => tracing::warn!("archive of {path}: {e}"),
             }
         });
-        let st = ready_rx.await.map_err(|_| Error::internal("archive task failed"))??;
+        let st = ready_rx
+            .await
+            .map_err(|_| Error::internal("archive task failed"))??;
         Ok((st, rx))
     }
 
@@ -790,7 +973,9 @@ impl Engine {
             // A read-only rootfs refuses copies, except into something mounted on it (a
             // volume, bind or tmpfs: another filesystem than the root's), as dockerd allows
             // copies into volumes.
-            let root_dev = nix::sys::stat::fstat(root.fd().as_raw_fd()).map_err(nix_io)?.st_dev;
+            let root_dev = nix::sys::stat::fstat(root.fd().as_raw_fd())
+                .map_err(nix_io)?
+                .st_dev;
             if rec.host_config.readonly_rootfs && st.st_dev == root_dev {
                 return Err(Error::internal("container rootfs is marked read-only"));
             }
@@ -853,7 +1038,9 @@ fn container_user_ids(root: &Root, user: &str) -> (u32, u32) {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("archive task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("archive task failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -876,7 +1063,13 @@ mod tests {
     #[test]
     fn stat_header_matches_dockerd() {
         // What the reference dockerd sent for busybox's /etc/passwd.
-        let st = PathStat { name: "passwd".into(), size: 120, mode: 420, mtime: go_time(946684800, 0), link_target: String::new() };
+        let st = PathStat {
+            name: "passwd".into(),
+            size: 120,
+            mode: 420,
+            mtime: go_time(946684800, 0),
+            link_target: String::new(),
+        };
         assert_eq!(
             st.header_value(),
             "eyJuYW1lIjoicGFzc3dkIiwic2l6ZSI6MTIwLCJtb2RlIjo0MjAsIm10aW1lIjoiMjAwMC0wMS0wMVQwMDowMDowMFoiLCJsaW5rVGFyZ2V0IjoiIn0="
@@ -893,24 +1086,42 @@ mod tests {
         std::fs::write(src.path().join("d/sub/f"), b"hello").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", src.path().join("d/ln")).unwrap();
         std::fs::hard_link(src.path().join("d/sub/f"), src.path().join("d/hl")).unwrap();
-        let root = Root { fd: OwnedFd::from(File::open(src.path()).unwrap()), mnt: None };
+        let root = Root {
+            fd: OwnedFd::from(File::open(src.path()).unwrap()),
+            mnt: None,
+        };
         let t = resolve(&root, "/d", "c").unwrap();
         let tar = write_archive(&root, &t, Vec::new()).unwrap();
         let dst = tempfile::tempdir().unwrap();
         std::fs::create_dir(dst.path().join("in")).unwrap();
-        let droot = Root { fd: OwnedFd::from(File::open(dst.path()).unwrap()), mnt: None };
+        let droot = Root {
+            fd: OwnedFd::from(File::open(dst.path()).unwrap()),
+            mnt: None,
+        };
         extract(&droot, "/in", &tar[..], &PutOptions::default()).unwrap();
-        assert_eq!(std::fs::read(dst.path().join("in/d/sub/f")).unwrap(), b"hello");
-        assert_eq!(std::fs::read_link(dst.path().join("in/d/ln")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(
+            std::fs::read(dst.path().join("in/d/sub/f")).unwrap(),
+            b"hello"
+        );
+        assert_eq!(
+            std::fs::read_link(dst.path().join("in/d/ln")).unwrap(),
+            Path::new("/etc/passwd")
+        );
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(std::fs::metadata(dst.path().join("in/d/hl")).unwrap().ino(), std::fs::metadata(dst.path().join("in/d/sub/f")).unwrap().ino());
+        assert_eq!(
+            std::fs::metadata(dst.path().join("in/d/hl")).unwrap().ino(),
+            std::fs::metadata(dst.path().join("in/d/sub/f"))
+                .unwrap()
+                .ino()
+        );
         // An entry through a symlink that points out of the root stays inside it.
         std::os::unix::fs::symlink("/", dst.path().join("in/esc")).unwrap();
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_size(3);
         h.set_mode(0o644);
-        b.append_data(&mut h, "esc/tmp-escape-probe", &b"bad"[..]).unwrap();
+        b.append_data(&mut h, "esc/tmp-escape-probe", &b"bad"[..])
+            .unwrap();
         let evil = b.into_inner().unwrap();
         extract(&droot, "/in", &evil[..], &PutOptions::default()).unwrap();
         assert!(!Path::new("/tmp-escape-probe").exists());
@@ -922,8 +1133,14 @@ mod tests {
         h.set_mode(0o644);
         b.append_data(&mut h, "d", &b"x"[..]).unwrap();
         let t2 = b.into_inner().unwrap();
-        let o = PutOptions { no_overwrite_dir_non_dir: true, chown: None };
-        assert!(extract(&droot, "/in", &t2[..], &o).unwrap_err().message.contains("cannot overwrite directory"));
+        let o = PutOptions {
+            no_overwrite_dir_non_dir: true,
+            chown: None,
+        };
+        assert!(extract(&droot, "/in", &t2[..], &o)
+            .unwrap_err()
+            .message
+            .contains("cannot overwrite directory"));
         // Missing file: dockerd's 404 text.
         let e = resolve(&root, "/nosuch", "c1").err().unwrap();
         assert_eq!(e.message, "Could not find the file /nosuch in container c1");

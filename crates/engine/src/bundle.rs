@@ -18,8 +18,8 @@ impl Engine {
         let user = resolve_user(&rec.config.user, passwd.as_deref(), group.as_deref())
             .map_err(|e| Error::invalid(e.to_string()))?;
         let group_add = rec.host_config.group_add.clone().unwrap_or_default();
-        let group_add_gids =
-            additional_groups(&group_add, group.as_deref()).map_err(|e| Error::invalid(e.to_string()))?;
+        let group_add_gids = additional_groups(&group_add, group.as_deref())
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let cfg = &rec.config;
         let mut env = daemon_env(cfg.env.as_deref().unwrap_or(&[]), &cfg.hostname, cfg.tty);
         // As runc does: HOME from the user's passwd entry when the environment has none.
@@ -30,7 +30,11 @@ impl Engine {
             path: rec.path.clone(),
             args: rec.args.clone(),
             env,
-            cwd: if cfg.working_dir.is_empty() { "/".into() } else { cfg.working_dir.clone() },
+            cwd: if cfg.working_dir.is_empty() {
+                "/".into()
+            } else {
+                cfg.working_dir.clone()
+            },
             user: cfg.user.clone(),
         };
         let (volume_paths, extra_binds) = self.resolve_mounts(rec)?;
@@ -57,6 +61,7 @@ impl Engine {
             hosts_path: Some(dir.join("hosts").display().to_string()),
             cgroup_v2: self.cgroup_layout == crate::checks::CgroupLayout::V2,
             host_devices: host_devices(&rec.host_config)?,
+            block_devices: block_devices(&rec.host_config),
             ..Default::default()
         };
         let spec = generate(&input).map_err(|e| Error::invalid(e.to_string()))?;
@@ -73,12 +78,44 @@ impl Engine {
     }
 }
 
+/// `(major, minor)` of each block device the blkio settings name; a path that is not a
+/// block device is left out, so the generator reports it by name.
+fn block_devices(
+    hc: &berth_api_types::HostConfig,
+) -> std::collections::BTreeMap<String, (i64, i64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    berth_spec::oci::block_device_paths(hc)
+        .into_iter()
+        .filter_map(|p| {
+            let md = std::fs::metadata(&p).ok()?;
+            md.file_type().is_block_device().then(|| {
+                let rdev = md.rdev();
+                (
+                    p,
+                    (
+                        nix::sys::stat::major(rdev) as i64,
+                        nix::sys::stat::minor(rdev) as i64,
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Host device nodes for `--device` (a node or a directory of nodes) and, for privileged
 /// containers, every node under the host's /dev (as dockerd does).
 fn host_devices(hc: &berth_api_types::HostConfig) -> Result<Vec<berth_spec::security::HostDevice>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    fn walk(host: &Path, cont: &Path, perms: &str, out: &mut Vec<berth_spec::security::HostDevice>, depth: u32) {
-        let Ok(md) = std::fs::symlink_metadata(host) else { return };
+    fn walk(
+        host: &Path,
+        cont: &Path,
+        perms: &str,
+        out: &mut Vec<berth_spec::security::HostDevice>,
+        depth: u32,
+    ) {
+        let Ok(md) = std::fs::symlink_metadata(host) else {
+            return;
+        };
         let ft = md.file_type();
         if ft.is_dir() {
             if depth > 4 {
@@ -120,7 +157,12 @@ fn host_devices(hc: &berth_api_types::HostConfig) -> Result<Vec<berth_spec::secu
     if hc.privileged {
         walk(Path::new("/dev"), Path::new("/dev"), "rwm", &mut out, 0);
         // the container's own console and ptmx come from its devpts
-        out.retain(|d| !matches!(d.path_in_container.as_str(), "/dev/console" | "/dev/ptmx" | "/dev/tty"));
+        out.retain(|d| {
+            !matches!(
+                d.path_in_container.as_str(),
+                "/dev/console" | "/dev/ptmx" | "/dev/tty"
+            )
+        });
     }
     for d in hc.devices.clone().unwrap_or_default() {
         let host = Path::new(&d.path_on_host);
@@ -130,7 +172,11 @@ fn host_devices(hc: &berth_api_types::HostConfig) -> Result<Vec<berth_spec::secu
                 d.path_on_host
             )));
         }
-        let cont = if d.path_in_container.is_empty() { host } else { Path::new(&d.path_in_container) };
+        let cont = if d.path_in_container.is_empty() {
+            host
+        } else {
+            Path::new(&d.path_in_container)
+        };
         walk(host, cont, &d.cgroup_permissions, &mut out, 0);
     }
     Ok(out)
@@ -139,7 +185,10 @@ fn host_devices(hc: &berth_api_types::HostConfig) -> Result<Vec<berth_spec::secu
 /// The daemon's own capability bounding set (`CapBnd` of /proc/self/status).
 fn host_bounding_set() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?.trim();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))?
+        .trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
@@ -149,7 +198,10 @@ fn host_bounding_set() -> Option<u64> {
 /// whose bounding set lacks a capability (this project's CI hosts lack CAP_SYS_RESOURCE),
 /// runc fails with `capset: operation not permitted`; Berth grants what the host has.
 fn restrict_capabilities(spec: &mut serde_json::Value, bounding: u64) {
-    let Some(caps) = spec.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) else {
+    let Some(caps) = spec
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
         return;
     };
     let allowed = |name: &str| {
@@ -176,7 +228,13 @@ mod tests {
         }}});
         // every bit except CAP_SYS_RESOURCE (24)
         super::restrict_capabilities(&mut spec, !(1u64 << 24));
-        assert_eq!(spec["process"]["capabilities"]["bounding"], serde_json::json!(["CAP_CHOWN", "CAP_KILL"]));
-        assert_eq!(spec["process"]["capabilities"]["effective"], serde_json::json!([]));
+        assert_eq!(
+            spec["process"]["capabilities"]["bounding"],
+            serde_json::json!(["CAP_CHOWN", "CAP_KILL"])
+        );
+        assert_eq!(
+            spec["process"]["capabilities"]["effective"],
+            serde_json::json!([])
+        );
     }
 }

@@ -30,7 +30,9 @@ pub fn cgroup_layout() -> Option<CgroupLayout> {
     let mut v2_root = false;
     let mut v2_any = false;
     for line in mi.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let fstype = post.split_whitespace().next().unwrap_or("");
         let mountpoint = pre.split_whitespace().nth(4).unwrap_or("");
         match fstype {
@@ -64,7 +66,9 @@ pub fn missing_features() -> Vec<String> {
     let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
         // The module may just not be loaded yet; one try to load it.
-        let _ = std::process::Command::new("modprobe").arg("overlay").status();
+        let _ = std::process::Command::new("modprobe")
+            .arg("overlay")
+            .status();
         let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
         if !fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
             missing.push("overlay filesystem (CONFIG_OVERLAY_FS)".into());

@@ -144,7 +144,9 @@ impl Engine {
     ) -> Result<(String, Vec<String>)> {
         let image_ref = req.config.image.clone();
         if image_ref.is_empty() {
-            return Err(Error::invalid("config cannot be empty in order to create a container"));
+            return Err(Error::invalid(
+                "config cannot be empty in order to create a container",
+            ));
         }
         let image = self.resolve_image_for_run(&image_ref)?;
         // Bad --security-opt values fail at create, as in dockerd.
@@ -159,9 +161,12 @@ impl Engine {
         } else {
             req.config.hostname.clone()
         };
-        let (merged, process) =
-            berth_spec::merge::effective_process(&req.config, &image_container_config(&image.config), &hostname)
-                .map_err(|e| Error::invalid(e.to_string()))?;
+        let (merged, process) = berth_spec::merge::effective_process(
+            &req.config,
+            &image_container_config(&image.config),
+            &hostname,
+        )
+        .map_err(|e| Error::invalid(e.to_string()))?;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 if !names::valid_name(n) {
@@ -256,7 +261,10 @@ impl Engine {
         let rec = c.snapshot();
         match rec.state.status {
             Status::Running | Status::Restarting => {
-                return Err(Error::new(ErrorKind::NotModified, "container already started"))
+                return Err(Error::new(
+                    ErrorKind::NotModified,
+                    "container already started",
+                ))
             }
             Status::Paused => {
                 return Err(Error::conflict(
@@ -289,8 +297,11 @@ impl Engine {
                     128
                 };
                 let _ = c.update(|r| {
-                    r.state.status =
-                        if r.state.status == Status::Created { Status::Created } else { Status::Exited };
+                    r.state.status = if r.state.status == Status::Created {
+                        Status::Created
+                    } else {
+                        Status::Exited
+                    };
                     r.state.exit_code = code;
                     r.state.error = e.message.clone();
                     r.state.finished_at = Some(Utc::now());
@@ -312,7 +323,10 @@ impl Engine {
         let rootfs = bundle.join("rootfs");
         std::fs::create_dir_all(&rootfs)?;
         let lowers = crate::images::lower_dirs_of(&self.images, &rec.image_id).map_err(|e| {
-            Error::internal(format!("cannot find the layers of image {}: {e}", rec.image_id))
+            Error::internal(format!(
+                "cannot find the layers of image {}: {e}",
+                rec.image_id
+            ))
         })?;
         crate::images::mount_rootfs(&lowers, &c.dir, &rootfs)?;
         let cleanup = |_: &Error| {
@@ -431,7 +445,9 @@ impl Engine {
             Ok(Ok(Err(msg))) => Err(Error::invalid(format!(
                 "failed to start container: OCI runtime start failed: {msg}: unknown"
             ))),
-            _ => Err(Error::internal(format!("the shim of {id} did not report a start"))),
+            _ => Err(Error::internal(format!(
+                "the shim of {id} did not report a start"
+            ))),
         }
     }
 
@@ -505,7 +521,9 @@ impl Engine {
                     .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or_else(Utc::now),
-                v.get("OOMKilled").and_then(|x| x.as_bool()).unwrap_or(false),
+                v.get("OOMKilled")
+                    .and_then(|x| x.as_bool())
+                    .unwrap_or(false),
             ),
             None => (255, Utc::now(), false),
         };
@@ -537,7 +555,12 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the grace period.
-    pub async fn stop_container(self: &Arc<Self>, name: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn stop_container(
+        self: &Arc<Self>,
+        name: &str,
+        t: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let c = self.container(name)?;
         let _op = c.op.lock().await;
         let rec = c.snapshot();
@@ -550,7 +573,10 @@ impl Engine {
             return Ok(());
         }
         if !rec.state.status.is_running() || rec.state.pid <= 0 {
-            return Err(Error::new(ErrorKind::NotModified, "container already stopped"));
+            return Err(Error::new(
+                ErrorKind::NotModified,
+                "container already stopped",
+            ));
         }
         let sig = match signal.filter(|s| !s.is_empty()) {
             Some(s) => parse_signal(s)?,
@@ -571,11 +597,15 @@ impl Engine {
             exited.await;
             return Ok(());
         }
-        if tokio::time::timeout(Duration::from_secs(grace as u64), exited).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(grace as u64), exited)
+            .await
+            .is_err()
+        {
             self.emit("kill", &rec, &[("signal", "9".into())]);
             let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
             let mut life = c.life.subscribe();
-            let _ = tokio::time::timeout(Duration::from_secs(30), life.wait_for(|l| !l.running)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), life.wait_for(|l| !l.running)).await;
         }
         self.emit("stop", &c.snapshot(), &[]);
         Ok(())
@@ -587,14 +617,18 @@ impl Engine {
         let rec = c.snapshot();
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         if !rec.state.status.is_running() || rec.state.pid <= 0 {
-            return Err(Error::conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         self.emit("kill", &rec, &[("signal", (sig as i32).to_string())]);
         nix::sys::signal::kill(Pid::from_raw(rec.state.pid), sig)
             .map_err(|e| Error::internal(format!("cannot kill container {}: {e}", rec.id)))?;
         if sig == Signal::SIGKILL {
             let mut life = c.life.subscribe();
-            let _ = tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;
         }
         Ok(())
     }
@@ -639,7 +673,12 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`.
-    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool, volumes: bool) -> Result<()> {
+    pub async fn remove_container(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
         let c = self.container(name)?;
         let rec = c.snapshot();
         if rec.state.status == Status::Restarting && force {
@@ -659,14 +698,18 @@ impl Engine {
                 let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
             }
             let mut life = c.life.subscribe();
-            let _ = tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;
         }
         let _op = c.op.lock().await;
         if c.life.borrow().removed {
             return Ok(());
         }
         if c.snapshot().state.status.is_running() {
-            return Err(Error::conflict(format!("container {} did not stop", rec.id)));
+            return Err(Error::conflict(format!(
+                "container {} did not stop",
+                rec.id
+            )));
         }
         let bundle = self.cfg.bundle_dir(&rec.id);
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
@@ -708,7 +751,11 @@ impl Engine {
             return Err(e.into());
         }
         self.release_name(&rec.name, &rec.id);
-        self.emit("rename", &c.snapshot(), &[("oldName", format!("/{}", rec.name))]);
+        self.emit(
+            "rename",
+            &c.snapshot(),
+            &[("oldName", format!("/{}", rec.name))],
+        );
         Ok(())
     }
 
@@ -753,7 +800,10 @@ impl Engine {
         let c = self.container(name)?;
         let rec = c.snapshot();
         if !rec.state.status.is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         let mut tx = c.shim_tx.lock().await;
         if let Some(tx) = tx.as_mut() {
@@ -777,7 +827,9 @@ impl Engine {
 
     /// Loads records at start-up, reconnecting to live shims.
     pub(crate) async fn restore(self: &Arc<Self>) {
-        let Ok(rd) = std::fs::read_dir(self.cfg.containers_dir()) else { return };
+        let Ok(rd) = std::fs::read_dir(self.cfg.containers_dir()) else {
+            return;
+        };
         for ent in rd.flatten() {
             let dir = ent.path();
             let Ok(data) = std::fs::read(dir.join("config.v2.json")) else {
@@ -785,7 +837,9 @@ impl Engine {
                 let _ = std::fs::remove_dir_all(&dir);
                 continue;
             };
-            let Ok(rec) = serde_json::from_slice::<Record>(&data) else { continue };
+            let Ok(rec) = serde_json::from_slice::<Record>(&data) else {
+                continue;
+            };
             let was_running = rec.state.status.is_running();
             let c = Container::new(rec, dir);
             self.register(c.clone());
@@ -849,7 +903,9 @@ fn remove_empty_cgroups(id: &str) {
 
 /// Pids of berth-shim processes monitoring container `id` (found by their command line).
 fn orphan_shims(id: &str) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let want_id = format!("\0--id\0{id}\0");
     rd.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
@@ -868,8 +924,13 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         return Signal::try_from(n).map_err(|_| Error::invalid(format!("Invalid signal: {s}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<Signal>().map_err(|_| Error::invalid(format!("Invalid signal: {s}")))
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| Error::invalid(format!("Invalid signal: {s}")))
 }
 
 #[cfg(test)]
@@ -882,6 +943,9 @@ mod tests {
         assert_eq!(parse_signal("10").unwrap(), Signal::SIGUSR1);
         assert!(parse_signal("NOPE").is_err());
         assert!(WaitCondition::parse(Some("bogus")).is_err());
-        assert_eq!(WaitCondition::parse(None).unwrap(), WaitCondition::NotRunning);
+        assert_eq!(
+            WaitCondition::parse(None).unwrap(),
+            WaitCondition::NotRunning
+        );
     }
 }

@@ -20,11 +20,18 @@ impl Engine {
             .stdin(std::process::Stdio::null())
             .output()
             .await
-            .map_err(|e| Error::internal(format!("cannot run {}: {e}", self.cfg.runtime_bin.display())))?;
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot run {}: {e}",
+                    self.cfg.runtime_bin.display()
+                ))
+            })?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(Error::internal(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+            Err(Error::internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
         }
     }
 
@@ -36,9 +43,17 @@ impl Engine {
         match rec.state.status {
             Status::Running => {}
             Status::Paused => {
-                return Err(Error::conflict(format!("Container {} is already paused", rec.id)))
+                return Err(Error::conflict(format!(
+                    "Container {} is already paused",
+                    rec.id
+                )))
             }
-            _ => return Err(Error::conflict(format!("Container {} is not running", rec.id))),
+            _ => {
+                return Err(Error::conflict(format!(
+                    "Container {} is not running",
+                    rec.id
+                )))
+            }
         }
         self.runtime(&["pause", &rec.id]).await?;
         c.update(|r| r.state.status = Status::Paused)?;
@@ -52,7 +67,10 @@ impl Engine {
         let _op = c.op.lock().await;
         let rec = c.snapshot();
         if rec.state.status != Status::Paused {
-            return Err(Error::conflict(format!("Container {} is not paused", rec.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not paused",
+                rec.id
+            )));
         }
         self.runtime(&["resume", &rec.id]).await?;
         c.update(|r| {
@@ -80,11 +98,18 @@ impl Engine {
 
     /// `GET /containers/{id}/top?ps_args=`: the host's `ps` filtered to the container's pids,
     /// as dockerd does it.
-    pub async fn top_container(self: &Arc<Self>, name: &str, ps_args: Option<&str>) -> Result<Value> {
+    pub async fn top_container(
+        self: &Arc<Self>,
+        name: &str,
+        ps_args: Option<&str>,
+    ) -> Result<Value> {
         let c = self.container(name)?;
         let rec = c.snapshot();
         if !rec.state.status.is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         let out = self.runtime(&["ps", "--format", "json", &rec.id]).await?;
         let pids: Vec<i64> = serde_json::from_slice(&out)
@@ -200,7 +225,9 @@ impl Engine {
                     .runtime(&["update", "-r", &file.display().to_string(), &rec.id])
                     .await;
                 let _ = std::fs::remove_file(&file);
-                r.map_err(|e| Error::invalid(format!("Cannot update container {}: {}", rec.id, e.message)))?;
+                r.map_err(|e| {
+                    Error::invalid(format!("Cannot update container {}: {}", rec.id, e.message))
+                })?;
             }
         }
         c.update(|r| r.host_config = hc)?;
@@ -223,12 +250,17 @@ fn parse_ps(output: &str, pids: &[i64]) -> Result<Value> {
         if fields.len() < titles.len() {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i64>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<i64>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }
         // The last column (the command) keeps its spaces.
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         procs.push(row);
     }

@@ -20,9 +20,13 @@ pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
-            let Ok(md) = e.path().symlink_metadata() else { continue };
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
             if md.is_dir() {
                 stack.push(e.path());
             } else if md.nlink() <= 1 || seen.insert((md.dev(), md.ino())) {
@@ -57,7 +61,10 @@ impl Engine {
     /// `SizeRw` (the writable layer) and `SizeRootFs` (it plus the image) of a container.
     pub fn container_sizes(&self, rec: &Record) -> (i64, i64) {
         let rw = dir_size(&self.cfg.container_dir(&rec.id).join("upper"));
-        let mut layers = Layers { engine: self, sizes: HashMap::new() };
+        let mut layers = Layers {
+            engine: self,
+            sizes: HashMap::new(),
+        };
         let image: u64 = layers.of_image(&rec.image_id).iter().map(|l| l.1).sum();
         (rw as i64, (rw + image) as i64)
     }
@@ -76,7 +83,10 @@ impl Engine {
     pub fn system_df(self: &Arc<Self>, types: &[String]) -> Result<Value> {
         let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
         let recs: Vec<Record> = self.all_containers().iter().map(|c| c.snapshot()).collect();
-        let mut layers = Layers { engine: self, sizes: HashMap::new() };
+        let mut layers = Layers {
+            engine: self,
+            sizes: HashMap::new(),
+        };
         let mut out = serde_json::Map::new();
         if want("image") {
             let mut images = self.list_images(true, &Default::default())?;
@@ -93,7 +103,11 @@ impl Engine {
             for (img, l) in images.iter_mut().zip(&per_image) {
                 let id = img["Id"].as_str().unwrap_or("").to_string();
                 let size: u64 = l.iter().map(|x| x.1).sum();
-                let shared: u64 = l.iter().filter(|x| users.get(&x.0).copied().unwrap_or(0) > 1).map(|x| x.1).sum();
+                let shared: u64 = l
+                    .iter()
+                    .filter(|x| users.get(&x.0).copied().unwrap_or(0) > 1)
+                    .map(|x| x.1)
+                    .sum();
                 let n = recs.iter().filter(|r| r.image_id == id).count();
                 if let Some(o) = img.as_object_mut() {
                     o.insert("Containers".into(), json!(n));
@@ -128,7 +142,11 @@ impl Engine {
                 let mp = PathBuf::from(v["Mountpoint"].as_str().unwrap_or(""));
                 let n = recs
                     .iter()
-                    .filter(|r| crate::archive::bind_specs(r, &self.cfg.data_root).iter().any(|b| b.source == mp))
+                    .filter(|r| {
+                        crate::archive::bind_specs(r, &self.cfg.data_root)
+                            .iter()
+                            .any(|b| b.source == mp)
+                    })
                     .count();
                 v["UsageData"]["RefCount"] = json!(n);
             }
@@ -143,7 +161,9 @@ impl Engine {
     /// Local volumes found under `<data-root>/volumes/<name>/_data` (dockerd's layout).
     fn df_volumes(&self) -> Vec<Value> {
         let dir = self.cfg.data_root.join("volumes");
-        let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
         let mut v = Vec::new();
         for e in rd.flatten() {
             let data = e.path().join("_data");

@@ -16,8 +16,8 @@ use berth_registry::{AuthConfig, Client};
 use berth_spec::reference::Reference;
 use berth_store::{ChainId, Descriptor, Digest};
 use bytes::Bytes;
-use serde_json::{json, Value};
 use futures_util::StreamExt;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::images::store_err;
@@ -61,7 +61,13 @@ pub fn human_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let int_digits = if v < 10.0 { 1 } else if v < 100.0 { 2 } else { 3 };
+    let int_digits = if v < 10.0 {
+        1
+    } else if v < 100.0 {
+        2
+    } else {
+        3
+    };
     let prec = 4usize.saturating_sub(int_digits);
     let mut s = format!("{v:.prec$}");
     if s.contains('.') {
@@ -114,7 +120,8 @@ fn short(d: &str) -> String {
 }
 
 fn parse_digest(s: &str) -> Result<Digest> {
-    s.parse::<Digest>().map_err(|e| Error::internal(format!("bad digest {s:?}: {e}")))
+    s.parse::<Digest>()
+        .map_err(|e| Error::internal(format!("bad digest {s:?}: {e}")))
 }
 
 /// A blocking `Read` over chunks sent from async code.
@@ -156,7 +163,12 @@ impl<R: Read> Read for ProgressReader<R> {
         self.done += n as u64;
         if self.done - self.last >= PROGRESS_STEP || (n == 0 && self.done != self.last) {
             self.last = self.done;
-            let _ = self.tx.blocking_send(progress_msg(self.word, &self.id, self.done.min(self.total), Some(self.total)));
+            let _ = self.tx.blocking_send(progress_msg(
+                self.word,
+                &self.id,
+                self.done.min(self.total),
+                Some(self.total),
+            ));
         }
         Ok(n)
     }
@@ -176,7 +188,11 @@ struct LayerBlob {
 
 impl Engine {
     fn layer_blob_path(&self, diff_id: &Digest) -> PathBuf {
-        self.cfg.data_root.join("distribution").join("layers").join(format!("{}.json", diff_id.hex()))
+        self.cfg
+            .data_root
+            .join("distribution")
+            .join("layers")
+            .join(format!("{}.json", diff_id.hex()))
     }
 
     fn remember_layer_blob(&self, diff_id: &Digest, b: &LayerBlob) {
@@ -191,7 +207,8 @@ impl Engine {
 
     /// A compressed blob for `diff_id` that is still in the blob store.
     fn known_layer_blob(&self, diff_id: &Digest) -> Option<LayerBlob> {
-        let b: LayerBlob = serde_json::from_slice(&std::fs::read(self.layer_blob_path(diff_id)).ok()?).ok()?;
+        let b: LayerBlob =
+            serde_json::from_slice(&std::fs::read(self.layer_blob_path(diff_id)).ok()?).ok()?;
         let d: Digest = b.digest.parse().ok()?;
         let len = std::fs::metadata(self.images.blobs().path(&d)).ok()?.len();
         (len == b.size).then_some(b)
@@ -203,7 +220,8 @@ impl Engine {
         let r = if tag.is_empty() {
             r.with_default_tag()
         } else if tag.starts_with("sha256:") {
-            Reference::parse(&format!("{}@{tag}", r.name())).map_err(|e| Error::invalid(e.to_string()))?
+            Reference::parse(&format!("{}@{tag}", r.name()))
+                .map_err(|e| Error::invalid(e.to_string()))?
         } else {
             r.with_tag(tag).map_err(|e| Error::invalid(e.to_string()))?
         };
@@ -224,11 +242,25 @@ impl Engine {
         let want = if platform.is_empty() {
             mf::default_platform()
         } else {
-            mf::parse_platform(platform)
-                .ok_or_else(|| Error::invalid(format!("\"{platform}\": unknown operating system or architecture: invalid argument")))?
+            mf::parse_platform(platform).ok_or_else(|| {
+                Error::invalid(format!(
+                    "\"{platform}\": unknown operating system or architecture: invalid argument"
+                ))
+            })?
         };
-        let client = Client::new(reference.domain(), reference.path(), false, auth, &self.cfg.insecure_registries).map_err(reg_err)?;
-        let wanted = reference.digest().or(reference.tag()).unwrap_or("latest").to_string();
+        let client = Client::new(
+            reference.domain(),
+            reference.path(),
+            false,
+            auth,
+            &self.cfg.insecure_registries,
+        )
+        .map_err(reg_err)?;
+        let wanted = reference
+            .digest()
+            .or(reference.tag())
+            .unwrap_or("latest")
+            .to_string();
         let familiar = reference.familiar_string();
         let mut fetched = client.get_manifest(&wanted).await.map_err(|e| match e {
             berth_registry::Error::NotFound(m) => {
@@ -245,7 +277,11 @@ impl Engine {
             let idx: mf::Index = serde_json::from_slice(&fetched.bytes)
                 .map_err(|e| Error::internal(format!("invalid manifest list: {e}")))?;
             let d = mf::select(&idx, &want).ok_or_else(|| {
-                let v = want.variant.as_ref().map(|v| format!("/{v}")).unwrap_or_default();
+                let v = want
+                    .variant
+                    .as_ref()
+                    .map(|v| format!("/{v}"))
+                    .unwrap_or_default();
                 Error::not_found(format!(
                     "no matching manifest for {}/{}{v} in the manifest list entries",
                     want.os, want.architecture
@@ -262,7 +298,10 @@ impl Engine {
         let manifest: mf::Manifest = serde_json::from_slice(&fetched.bytes)
             .map_err(|e| Error::internal(format!("invalid manifest: {e}")))?;
         // The config is small: read it whole and verify it.
-        let mut blob = client.get_blob(&manifest.config.digest).await.map_err(reg_err)?;
+        let mut blob = client
+            .get_blob(&manifest.config.digest)
+            .await
+            .map_err(reg_err)?;
         let mut config = Vec::new();
         while let Some(c) = blob.chunk().await.map_err(reg_err)? {
             config.extend_from_slice(&c);
@@ -271,12 +310,18 @@ impl Engine {
             }
         }
         if berth_registry::sha256_digest(&config) != manifest.config.digest {
-            return Err(Error::internal(format!("config digest mismatch for {}", manifest.config.digest)));
+            return Err(Error::internal(format!(
+                "config digest mismatch for {}",
+                manifest.config.digest
+            )));
         }
-        let cfg: Value = serde_json::from_slice(&config).map_err(|e| Error::internal(format!("invalid image config: {e}")))?;
+        let cfg: Value = serde_json::from_slice(&config)
+            .map_err(|e| Error::internal(format!("invalid image config: {e}")))?;
         let os = cfg.get("os").and_then(Value::as_str).unwrap_or("linux");
         if os != "linux" {
-            return Err(Error::invalid(format!("image operating system \"{os}\" cannot be used on this platform")));
+            return Err(Error::invalid(format!(
+                "image operating system \"{os}\" cannot be used on this platform"
+            )));
         }
         Ok(PullPlan {
             engine: self.clone(),
@@ -290,23 +335,56 @@ impl Engine {
 
     /// `POST /images/{name}/push?tag=`: everything goes into the stream, errors included.
     /// `auth_header` is the raw `X-Registry-Auth` value.
-    pub async fn push_image(self: &Arc<Self>, name: &str, tag: &str, auth_header: Option<String>, tx: Progress) {
+    pub async fn push_image(
+        self: &Arc<Self>,
+        name: &str,
+        tag: &str,
+        auth_header: Option<String>,
+        tx: Progress,
+    ) {
         let auth = decode_auth(auth_header.as_deref());
         if let Err(e) = self.push_inner(name, tag, auth, &tx).await {
             let _ = tx.send(error_msg(&e.message)).await;
         }
     }
 
-    async fn push_inner(self: &Arc<Self>, name: &str, tag: &str, auth: Option<AuthConfig>, tx: &Progress) -> Result<()> {
+    async fn push_inner(
+        self: &Arc<Self>,
+        name: &str,
+        tag: &str,
+        auth: Option<AuthConfig>,
+        tx: &Progress,
+    ) -> Result<()> {
         let repo = Reference::parse_normalized(name).map_err(|e| Error::invalid(e.to_string()))?;
-        let tag = if tag.is_empty() { repo.tag().unwrap_or("latest").to_string() } else { tag.to_string() };
-        let reference = repo.with_tag(&tag).map_err(|e| Error::invalid(e.to_string()))?;
-        let _ = tx.send(status(format!("The push refers to repository [{}]", reference.name()))).await;
+        let tag = if tag.is_empty() {
+            repo.tag().unwrap_or("latest").to_string()
+        } else {
+            tag.to_string()
+        };
+        let reference = repo
+            .with_tag(&tag)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let _ = tx
+            .send(status(format!(
+                "The push refers to repository [{}]",
+                reference.name()
+            )))
+            .await;
         let id = self.images.resolve(&reference.to_string()).map_err(|_| {
-            Error::not_found(format!("An image does not exist locally with the tag: {}", repo.familiar_name()))
+            Error::not_found(format!(
+                "An image does not exist locally with the tag: {}",
+                repo.familiar_name()
+            ))
         })?;
         let info = self.images.inspect(&id).map_err(store_err)?;
-        let client = Client::new(reference.domain(), reference.path(), true, auth, &self.cfg.insecure_registries).map_err(reg_err)?;
+        let client = Client::new(
+            reference.domain(),
+            reference.path(),
+            true,
+            auth,
+            &self.cfg.insecure_registries,
+        )
+        .map_err(reg_err)?;
         let rec = info.record.clone();
         for d in rec.diff_ids.iter().rev() {
             let _ = tx.send(layer_status("Preparing", d.short())).await;
@@ -319,7 +397,8 @@ impl Engine {
             if client.blob_exists(&blob.digest).await.map_err(reg_err)? {
                 let _ = tx.send(layer_status("Layer already exists", &sid)).await;
             } else {
-                self.upload_from_store(&client, &blob.digest, blob.size, &sid, tx).await?;
+                self.upload_from_store(&client, &blob.digest, blob.size, &sid, tx)
+                    .await?;
                 let _ = tx.send(layer_status("Pushed", &sid)).await;
             }
             layers.push(mf::Descriptor {
@@ -335,16 +414,25 @@ impl Engine {
         if diff_ids != rec.diff_ids {
             // Old snapshots without a kept layer stream: the regenerated tars have other diff
             // ids, so the pushed config names those.
-            tracing::warn!("pushing {} with regenerated layers: the image id changes", reference);
-            let mut v: Value = serde_json::from_slice(&config).map_err(|e| Error::internal(e.to_string()))?;
-            v["rootfs"]["diff_ids"] = json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+            tracing::warn!(
+                "pushing {} with regenerated layers: the image id changes",
+                reference
+            );
+            let mut v: Value =
+                serde_json::from_slice(&config).map_err(|e| Error::internal(e.to_string()))?;
+            v["rootfs"]["diff_ids"] =
+                json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
             config = serde_json::to_vec(&v).map_err(|e| Error::internal(e.to_string()))?;
         }
         let config_digest = berth_registry::sha256_digest(&config);
         if !client.blob_exists(&config_digest).await.map_err(reg_err)? {
             let n = config.len() as u64;
             client
-                .upload_blob(&config_digest, n, berth_registry::bytes_body(config.clone()))
+                .upload_blob(
+                    &config_digest,
+                    n,
+                    berth_registry::bytes_body(config.clone()),
+                )
                 .await
                 .map_err(reg_err)?;
         }
@@ -360,7 +448,8 @@ impl Engine {
             },
             layers,
         };
-        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
+        let body =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
         let size = body.len();
         let digest = client
             .put_manifest(&tag, mf::DOCKER_MANIFEST, Bytes::from(body))
@@ -371,16 +460,24 @@ impl Engine {
         if let Err(e) = self.images.tag(&id, &by_digest) {
             tracing::warn!("cannot record {by_digest}: {e}");
         }
-        let _ = tx.send(status(format!("{tag}: digest: {digest} size: {size}"))).await;
         let _ = tx
-            .send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}}))
+            .send(status(format!("{tag}: digest: {digest} size: {size}")))
+            .await;
+        let _ = tx
+            .send(
+                json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}}),
+            )
             .await;
         Ok(())
     }
 
     /// The gzip blob for a layer, made (and remembered) on first use, with the diff id of
     /// the tar it compresses.
-    async fn compressed_layer(self: &Arc<Self>, chain: &ChainId, diff: &Digest) -> Result<(LayerBlob, Digest)> {
+    async fn compressed_layer(
+        self: &Arc<Self>,
+        chain: &ChainId,
+        diff: &Digest,
+    ) -> Result<(LayerBlob, Digest)> {
         if let Some(b) = self.known_layer_blob(diff) {
             return Ok((b, diff.clone()));
         }
@@ -388,17 +485,43 @@ impl Engine {
         let chain = chain.clone();
         let diff = diff.clone();
         tokio::task::spawn_blocking(move || -> Result<(LayerBlob, Digest)> {
-            let kept = me.images.root().join("snapshots").join(chain.hex()).join("layer.tar");
+            let kept = me
+                .images
+                .root()
+                .join("snapshots")
+                .join(chain.hex())
+                .join("layer.tar");
             let (tar_file, tmp) = if kept.is_file() {
-                (std::fs::File::open(&kept).map_err(|e| Error::internal(format!("open {}: {e}", kept.display())))?, None)
+                (
+                    std::fs::File::open(&kept)
+                        .map_err(|e| Error::internal(format!("open {}: {e}", kept.display())))?,
+                    None,
+                )
             } else {
-                let tmp = me.cfg.data_root.join("distribution").join(format!("tmp-{}.tar", chain.short()));
+                let tmp = me
+                    .cfg
+                    .data_root
+                    .join("distribution")
+                    .join(format!("tmp-{}.tar", chain.short()));
                 let _ = std::fs::create_dir_all(tmp.parent().expect("parent"));
-                let f = std::fs::File::create(&tmp).map_err(|e| Error::internal(format!("create {}: {e}", tmp.display())))?;
-                let fs_dir = me.images.root().join("snapshots").join(chain.hex()).join("fs");
-                berth_store::write_tar(&fs_dir, io::BufWriter::new(f), berth_store::Whiteouts::Convert)
-                    .map_err(store_err)?;
-                (std::fs::File::open(&tmp).map_err(|e| Error::internal(e.to_string()))?, Some(tmp))
+                let f = std::fs::File::create(&tmp)
+                    .map_err(|e| Error::internal(format!("create {}: {e}", tmp.display())))?;
+                let fs_dir = me
+                    .images
+                    .root()
+                    .join("snapshots")
+                    .join(chain.hex())
+                    .join("fs");
+                berth_store::write_tar(
+                    &fs_dir,
+                    io::BufWriter::new(f),
+                    berth_store::Whiteouts::Convert,
+                )
+                .map_err(store_err)?;
+                (
+                    std::fs::File::open(&tmp).map_err(|e| Error::internal(e.to_string()))?,
+                    Some(tmp),
+                )
             };
             // Hash the tar while compressing it.
             struct Hash<R> {
@@ -412,14 +535,27 @@ impl Engine {
                     Ok(n)
                 }
             }
-            let mut hashing = Hash { r: io::BufReader::new(tar_file), h: <sha2::Sha256 as sha2::Digest>::new() };
-            let res = me.images.blobs().ingest(berth_registry::gzip_reader(&mut hashing), None);
+            let mut hashing = Hash {
+                r: io::BufReader::new(tar_file),
+                h: <sha2::Sha256 as sha2::Digest>::new(),
+            };
+            let res = me
+                .images
+                .blobs()
+                .ingest(berth_registry::gzip_reader(&mut hashing), None);
             if let Some(t) = tmp {
                 let _ = std::fs::remove_file(t);
             }
             let desc = res.map_err(store_err)?;
-            let actual = parse_digest(&format!("sha256:{}", hex::encode(sha2::Digest::finalize(hashing.h))))?;
-            let blob = LayerBlob { digest: desc.digest.to_string(), size: desc.size, media_type: mf::DOCKER_LAYER_GZIP.into() };
+            let actual = parse_digest(&format!(
+                "sha256:{}",
+                hex::encode(sha2::Digest::finalize(hashing.h))
+            ))?;
+            let blob = LayerBlob {
+                digest: desc.digest.to_string(),
+                size: desc.size,
+                media_type: mf::DOCKER_LAYER_GZIP.into(),
+            };
             if actual == diff {
                 me.remember_layer_blob(&diff, &blob);
             }
@@ -429,7 +565,14 @@ impl Engine {
         .map_err(|e| Error::internal(format!("layer compression failed: {e}")))?
     }
 
-    async fn upload_from_store(&self, client: &Client, digest: &str, size: u64, id: &str, tx: &Progress) -> Result<()> {
+    async fn upload_from_store(
+        &self,
+        client: &Client,
+        digest: &str,
+        size: u64,
+        id: &str,
+        tx: &Progress,
+    ) -> Result<()> {
         let path = self.images.blobs().path(&parse_digest(digest)?);
         let (btx, body) = berth_registry::channel_body(4);
         let tx2 = tx.clone();
@@ -453,7 +596,9 @@ impl Engine {
                         done += n as u64;
                         if done - last >= PROGRESS_STEP || done == size {
                             last = done;
-                            let _ = tx2.send(progress_msg("Pushing", &id2, done, Some(size))).await;
+                            let _ = tx2
+                                .send(progress_msg("Pushing", &id2, done, Some(size)))
+                                .await;
                         }
                         if btx.send(Ok(Bytes::from(buf))).await.is_err() {
                             return;
@@ -466,7 +611,10 @@ impl Engine {
                 }
             }
         });
-        let r = client.upload_blob(digest, size, body).await.map_err(reg_err);
+        let r = client
+            .upload_blob(digest, size, body)
+            .await
+            .map_err(reg_err);
         feeder.abort();
         r
     }
@@ -485,8 +633,13 @@ impl Engine {
             }
         }
         let host = addr.split('/').next().unwrap_or("").to_string();
-        let host = if host.is_empty() || host == "index.docker.io" { "docker.io".to_string() } else { host };
-        let client = Client::new(&host, "", false, Some(auth), &self.cfg.insecure_registries).map_err(|e| (500, e.to_string()))?;
+        let host = if host.is_empty() || host == "index.docker.io" {
+            "docker.io".to_string()
+        } else {
+            host
+        };
+        let client = Client::new(&host, "", false, Some(auth), &self.cfg.insecure_registries)
+            .map_err(|e| (500, e.to_string()))?;
         client.login().await.map_err(|e| match e {
             berth_registry::Error::Unauthorized(m) => (401, m),
             other => (500, other.to_string()),
@@ -506,8 +659,11 @@ impl PullPlan {
         let engine = &self.engine;
         let r = &self.reference;
         let pull_id = r.digest().or(r.tag()).unwrap_or("latest").to_string();
-        let _ = tx.send(json!({"status": format!("Pulling from {}", r.familiar_name()), "id": pull_id})).await;
-        let cfg: Value = serde_json::from_slice(&self.config).map_err(|e| Error::internal(e.to_string()))?;
+        let _ = tx
+            .send(json!({"status": format!("Pulling from {}", r.familiar_name()), "id": pull_id}))
+            .await;
+        let cfg: Value =
+            serde_json::from_slice(&self.config).map_err(|e| Error::internal(e.to_string()))?;
         let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
             .as_array()
             .cloned()
@@ -530,10 +686,19 @@ impl PullPlan {
         }
         let chains = Digest::chain_ids(&diff_ids);
         // Keep this pull's blobs from blob GC until the image exists.
-        let _lease = engine.leases.take(layers.iter().map(|l| l.digest.to_string()));
-        let present: Vec<bool> = chains.iter().map(|c| engine.images.snapshot_exists(c)).collect();
+        let _lease = engine
+            .leases
+            .take(layers.iter().map(|l| l.digest.to_string()));
+        let present: Vec<bool> = chains
+            .iter()
+            .map(|c| engine.images.snapshot_exists(c))
+            .collect();
         for (l, have) in layers.iter().zip(&present) {
-            let st = if *have { "Already exists" } else { "Pulling fs layer" };
+            let st = if *have {
+                "Already exists"
+            } else {
+                "Pulling fs layer"
+            };
             let _ = tx.send(layer_status(st, &short(&l.digest))).await;
         }
         // Downloads run ahead, up to MAX_CONCURRENT_DOWNLOADS at a time (dockerd's default is
@@ -542,7 +707,16 @@ impl PullPlan {
             .iter()
             .enumerate()
             .filter(|(i, _)| !present[*i])
-            .map(|(i, l)| Ok((i, Descriptor { digest: parse_digest(&l.digest)?, size: l.size }, short(&l.digest))))
+            .map(|(i, l)| {
+                Ok((
+                    i,
+                    Descriptor {
+                        digest: parse_digest(&l.digest)?,
+                        size: l.size,
+                    },
+                    short(&l.digest),
+                ))
+            })
             .collect::<Result<_>>()?;
         let (dtx, mut drx) = mpsc::unbounded_channel::<(usize, Result<()>)>();
         let producer = async {
@@ -581,25 +755,32 @@ impl PullPlan {
                 let _ = tx.send(layer_status("Verifying Checksum", &id)).await;
                 let _ = tx.send(layer_status("Download complete", &id)).await;
                 let me = engine.clone();
-                let parent = if i == 0 { None } else { Some(chains[i - 1].clone()) };
+                let parent = if i == 0 {
+                    None
+                } else {
+                    Some(chains[i - 1].clone())
+                };
                 let ptx = tx.clone();
                 let pid = id.clone();
                 let d2 = desc.clone();
-                let info = tokio::task::spawn_blocking(move || -> Result<berth_store::LayerInfo> {
-                    let f = me.images.blobs().open(&d2.digest).map_err(store_err)?;
-                    let reader = ProgressReader {
-                        inner: io::BufReader::new(f),
-                        done: 0,
-                        last: 0,
-                        total: d2.size,
-                        id: pid,
-                        word: "Extracting",
-                        tx: ptx,
-                    };
-                    me.images.apply_layer(parent.as_ref(), reader).map_err(store_err)
-                })
-                .await
-                .map_err(|e| Error::internal(format!("layer extraction failed: {e}")))??;
+                let info =
+                    tokio::task::spawn_blocking(move || -> Result<berth_store::LayerInfo> {
+                        let f = me.images.blobs().open(&d2.digest).map_err(store_err)?;
+                        let reader = ProgressReader {
+                            inner: io::BufReader::new(f),
+                            done: 0,
+                            last: 0,
+                            total: d2.size,
+                            id: pid,
+                            word: "Extracting",
+                            tx: ptx,
+                        };
+                        me.images
+                            .apply_layer(parent.as_ref(), reader)
+                            .map_err(store_err)
+                    })
+                    .await
+                    .map_err(|e| Error::internal(format!("layer extraction failed: {e}")))??;
                 if info.diff_id != diff_ids[i] {
                     return Err(Error::internal(format!(
                         "layer {} has diff id {}, but the image config says {}",
@@ -609,7 +790,11 @@ impl PullPlan {
                 if l.media_type.contains("gzip") {
                     engine.remember_layer_blob(
                         &info.diff_id,
-                        &LayerBlob { digest: l.digest.clone(), size: l.size, media_type: mf::DOCKER_LAYER_GZIP.into() },
+                        &LayerBlob {
+                            digest: l.digest.clone(),
+                            size: l.size,
+                            media_type: mf::DOCKER_LAYER_GZIP.into(),
+                        },
                     );
                 }
                 let _ = tx.send(layer_status("Pull complete", &id)).await;
@@ -624,10 +809,13 @@ impl PullPlan {
         }
         let me = engine.clone();
         let config = self.config.clone();
-        let image_id = tokio::task::spawn_blocking(move || me.images.create_image(&config).map_err(store_err))
-            .await
-            .map_err(|e| Error::internal(format!("image creation failed: {e}")))??;
-        let _ = tx.send(status(format!("Digest: {}", self.manifest_digest))).await;
+        let image_id =
+            tokio::task::spawn_blocking(move || me.images.create_image(&config).map_err(store_err))
+                .await
+                .map_err(|e| Error::internal(format!("image creation failed: {e}")))??;
+        let _ = tx
+            .send(status(format!("Digest: {}", self.manifest_digest)))
+            .await;
         let full = r.to_string();
         let previous = engine.images.resolve(&full).ok();
         // A tag pull records the tag; a digest pull records `name@digest` (its only name).
@@ -652,8 +840,17 @@ impl PullPlan {
     /// registry went away, berthd was killed) is resumed with a range request; a registry that
     /// ignores the range makes it start over.
     async fn download(&self, desc: &Descriptor, id: &str, tx: &Progress) -> Result<()> {
-        let have = self.engine.images.blobs().partial_len(&desc.digest).min(desc.size);
-        let mut blob = self.client.get_blob_from(&desc.digest.to_string(), have).await.map_err(reg_err)?;
+        let have = self
+            .engine
+            .images
+            .blobs()
+            .partial_len(&desc.digest)
+            .min(desc.size);
+        let mut blob = self
+            .client
+            .get_blob_from(&desc.digest.to_string(), have)
+            .await
+            .map_err(reg_err)?;
         let offset = blob.offset;
         if offset > 0 {
             tracing::info!(digest = %desc.digest, offset, "resuming an interrupted download");
@@ -662,7 +859,14 @@ impl PullPlan {
         let me = self.engine.clone();
         let d2 = desc.clone();
         let ingest = tokio::task::spawn_blocking(move || {
-            me.images.blobs().ingest_resumable(ChannelReader { rx: crx, cur: Bytes::new() }, &d2, offset)
+            me.images.blobs().ingest_resumable(
+                ChannelReader {
+                    rx: crx,
+                    cur: Bytes::new(),
+                },
+                &d2,
+                offset,
+            )
         });
         let (mut done, mut last) = (offset, offset);
         let mut failed = None;
@@ -672,11 +876,16 @@ impl PullPlan {
                     done += c.len() as u64;
                     if done - last >= PROGRESS_STEP || done == desc.size {
                         last = done;
-                        let _ = tx.send(progress_msg("Downloading", id, done, Some(desc.size))).await;
+                        let _ = tx
+                            .send(progress_msg("Downloading", id, done, Some(desc.size)))
+                            .await;
                     }
                     if done > desc.size {
                         self.engine.images.blobs().discard_partial(&desc.digest);
-                        failed = Some(Error::internal(format!("blob {} is larger than {} bytes", desc.digest, desc.size)));
+                        failed = Some(Error::internal(format!(
+                            "blob {} is larger than {} bytes",
+                            desc.digest, desc.size
+                        )));
                         let _ = ctx.send(Err(io::Error::other("blob too large"))).await;
                         break;
                     }
@@ -693,13 +902,18 @@ impl PullPlan {
             }
         }
         drop(ctx);
-        let res = ingest.await.map_err(|e| Error::internal(format!("download task failed: {e}")))?;
+        let res = ingest
+            .await
+            .map_err(|e| Error::internal(format!("download task failed: {e}")))?;
         if let Some(e) = failed {
             return Err(e);
         }
         res.map_err(|e| match e {
             berth_store::Error::DigestMismatch { .. } | berth_store::Error::SizeMismatch { .. } => {
-                Error::internal(format!("filesystem layer verification failed for digest {}", desc.digest))
+                Error::internal(format!(
+                    "filesystem layer verification failed for digest {}",
+                    desc.digest
+                ))
             }
             other => store_err(other),
         })?;
@@ -734,6 +948,9 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Engine::pull_reference("busybox", &d).unwrap();
         assert_eq!(r.digest(), Some(d.as_str()));
-        assert_eq!(Engine::pull_reference("busybox", "").unwrap().tag(), Some("latest"));
+        assert_eq!(
+            Engine::pull_reference("busybox", "").unwrap().tag(),
+            Some("latest")
+        );
     }
 }

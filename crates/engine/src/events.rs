@@ -20,7 +20,10 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(1024).0, history: Mutex::new(VecDeque::new()) }
+        EventBus {
+            tx: broadcast::channel(1024).0,
+            history: Mutex::new(VecDeque::new()),
+        }
     }
 }
 
@@ -101,13 +104,21 @@ impl EventQuery {
 
     pub fn in_window(&self, ev: &Value) -> bool {
         let t = Self::time_of(ev);
-        self.since.is_none_or(|s| t >= s.timestamp_nanos_opt().unwrap_or(0))
-            && self.until.is_none_or(|u| t <= u.timestamp_nanos_opt().unwrap_or(i64::MAX))
+        self.since
+            .is_none_or(|s| t >= s.timestamp_nanos_opt().unwrap_or(0))
+            && self
+                .until
+                .is_none_or(|u| t <= u.timestamp_nanos_opt().unwrap_or(i64::MAX))
     }
 
     /// dockerd's event filters: type, event/action, container, image, label, scope.
     pub fn matches(&self, ev: &Value) -> bool {
-        let attr = |k: &str| ev["Actor"]["Attributes"][k].as_str().unwrap_or("").to_string();
+        let attr = |k: &str| {
+            ev["Actor"]["Attributes"][k]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
         let actor = ev["Actor"]["ID"].as_str().unwrap_or("");
         self.filters.iter().all(|(k, vals)| {
             vals.is_empty()
@@ -117,10 +128,17 @@ impl EventQuery {
                         let a = ev["Action"].as_str().unwrap_or("");
                         a == v || a.split(':').next() == Some(v.as_str())
                     }),
-                    "container" => ev["Type"] == "container"
-                        && vals.iter().any(|v| actor.starts_with(v.as_str()) || attr("name") == *v),
+                    "container" => {
+                        ev["Type"] == "container"
+                            && vals
+                                .iter()
+                                .any(|v| actor.starts_with(v.as_str()) || attr("name") == *v)
+                    }
                     "image" => vals.iter().any(|v| {
-                        attr("image") == *v || attr("name") == *v || actor == v || ev["from"] == v.as_str()
+                        attr("image") == *v
+                            || attr("name") == *v
+                            || actor == v
+                            || ev["from"] == v.as_str()
                     }),
                     "label" => vals.iter().all(|v| match v.split_once('=') {
                         Some((lk, lv)) => attr(lk) == lv,
@@ -145,7 +163,10 @@ mod tests {
         assert!(q.matches(&ev));
         q.filters.insert("event".into(), vec!["untag".into()]);
         assert!(!q.matches(&ev));
-        let q = EventQuery { until: Some(Utc::now() - chrono::Duration::hours(1)), ..Default::default() };
+        let q = EventQuery {
+            until: Some(Utc::now() - chrono::Duration::hours(1)),
+            ..Default::default()
+        };
         assert!(!q.in_window(&ev));
         let bus = EventBus::default();
         bus.publish(ev.clone());

@@ -114,7 +114,10 @@ impl Engine {
         let c = self.container(name)?;
         let rec = c.snapshot();
         if !rec.state.status.is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         if rec.state.status == crate::record::Status::Paused {
             return Err(Error::conflict(format!(
@@ -216,7 +219,9 @@ impl Engine {
         {
             let mut s = inst.state.lock().expect("lock");
             if s.started {
-                return Err(Error::conflict(format!("Error: Exec command {id} has already run")));
+                return Err(Error::conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
             }
             s.started = true;
             s.running = true;
@@ -260,8 +265,16 @@ impl Engine {
         if cfg.tty {
             cmd.stdin(Stdio::null()).stdout(Stdio::null());
         } else {
-            cmd.stdin(if cfg.attach_stdin { Stdio::piped() } else { Stdio::null() });
-            cmd.stdout(if cfg.attach_stdout || cfg.detach { Stdio::piped() } else { Stdio::null() });
+            cmd.stdin(if cfg.attach_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+            cmd.stdout(if cfg.attach_stdout || cfg.detach {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
         }
         cmd.stderr(Stdio::piped());
         cmd.kill_on_drop(false);
@@ -269,7 +282,10 @@ impl Engine {
             Ok(c) => c,
             Err(e) => {
                 inst.finish(126);
-                return Err(Error::internal(format!("cannot run {}: {e}", self.cfg.runtime_bin.display())));
+                return Err(Error::internal(format!(
+                    "cannot run {}: {e}",
+                    self.cfg.runtime_bin.display()
+                )));
             }
         };
         inst.state.lock().expect("lock").pid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -278,47 +294,56 @@ impl Engine {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             let _ = tokio::fs::remove_file(pfile2).await;
         });
-        let (stdin, stdout, stderr): (Option<Writer>, Option<Reader>, Option<Reader>) = match console {
-            None => (
-                child.stdin.take().map(|w| Box::new(w) as Writer),
-                child.stdout.take().map(|r| Box::new(r) as Reader),
-                child.stderr.take().map(|r| Box::new(r) as Reader),
-            ),
-            Some((listener, sock)) => {
-                // The runtime sends the pty master over the console socket (runc's protocol);
-                // if the process fails to start, the runtime exits without connecting.
-                let master = tokio::select! {
-                    acc = listener.accept() => {
-                        let (stream, _) = acc.map_err(|e| Error::internal(format!("console socket: {e}")))?;
-                        let std = stream.into_std()?;
-                        std.set_nonblocking(false)?;
-                        tokio::task::spawn_blocking(move || {
-                            use std::os::fd::AsFd;
-                            berth_sys::recv_fd(std.as_fd()).map(|(fd, _)| fd)
-                        })
-                        .await
-                        .map_err(|e| Error::internal(e.to_string()))?
-                        .ok()
-                    }
-                    _ = child.wait() => None,
-                };
-                let _ = std::fs::remove_file(&sock);
-                match master {
-                    Some(m) => {
-                        let w = m.try_clone()?;
-                        *inst.console.lock().expect("lock") = Some(m.try_clone()?);
-                        let r = tokio::fs::File::from_std(std::fs::File::from(m));
-                        let w = tokio::fs::File::from_std(std::fs::File::from(w));
-                        (
-                            if cfg.attach_stdin { Some(Box::new(w) as Writer) } else { None },
-                            Some(Box::new(r) as Reader),
+        let (stdin, stdout, stderr): (Option<Writer>, Option<Reader>, Option<Reader>) =
+            match console {
+                None => (
+                    child.stdin.take().map(|w| Box::new(w) as Writer),
+                    child.stdout.take().map(|r| Box::new(r) as Reader),
+                    child.stderr.take().map(|r| Box::new(r) as Reader),
+                ),
+                Some((listener, sock)) => {
+                    // The runtime sends the pty master over the console socket (runc's protocol);
+                    // if the process fails to start, the runtime exits without connecting.
+                    let master = tokio::select! {
+                        acc = listener.accept() => {
+                            let (stream, _) = acc.map_err(|e| Error::internal(format!("console socket: {e}")))?;
+                            let std = stream.into_std()?;
+                            std.set_nonblocking(false)?;
+                            tokio::task::spawn_blocking(move || {
+                                use std::os::fd::AsFd;
+                                berth_sys::recv_fd(std.as_fd()).map(|(fd, _)| fd)
+                            })
+                            .await
+                            .map_err(|e| Error::internal(e.to_string()))?
+                            .ok()
+                        }
+                        _ = child.wait() => None,
+                    };
+                    let _ = std::fs::remove_file(&sock);
+                    match master {
+                        Some(m) => {
+                            let w = m.try_clone()?;
+                            *inst.console.lock().expect("lock") = Some(m.try_clone()?);
+                            let r = tokio::fs::File::from_std(std::fs::File::from(m));
+                            let w = tokio::fs::File::from_std(std::fs::File::from(w));
+                            (
+                                if cfg.attach_stdin {
+                                    Some(Box::new(w) as Writer)
+                                } else {
+                                    None
+                                },
+                                Some(Box::new(r) as Reader),
+                                child.stderr.take().map(|r| Box::new(r) as Reader),
+                            )
+                        }
+                        None => (
+                            None,
+                            None,
                             child.stderr.take().map(|r| Box::new(r) as Reader),
-                        )
+                        ),
                     }
-                    None => (None, None, child.stderr.take().map(|r| Box::new(r) as Reader)),
                 }
-            }
-        };
+            };
         Ok(ExecIo {
             stdin,
             stdout,

@@ -40,7 +40,9 @@ pub fn mkdir_in_root(root: &Path, path: &str) -> std::io::Result<()> {
     let resolved = berth_sys::resolve_in_root_path(root_fd.as_fd(), Path::new(path))?;
     let mut prefix = std::path::PathBuf::from("/");
     for comp in resolved.components() {
-        let std::path::Component::Normal(name) = comp else { continue };
+        let std::path::Component::Normal(name) = comp else {
+            continue;
+        };
         let parent = berth_sys::open_in_root(
             root_fd.as_fd(),
             &prefix,
@@ -48,13 +50,22 @@ pub fn mkdir_in_root(root: &Path, path: &str) -> std::io::Result<()> {
             0,
         )?;
         prefix.push(name);
-        match nix::sys::stat::mkdirat(Some(std::os::fd::AsRawFd::as_raw_fd(&parent)), name, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+        match nix::sys::stat::mkdirat(
+            Some(std::os::fd::AsRawFd::as_raw_fd(&parent)),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(e.into()),
         }
     }
     // The final path must resolve to a directory inside the root.
-    berth_sys::open_in_root(root_fd.as_fd(), &prefix, nix::libc::O_PATH | nix::libc::O_DIRECTORY, 0)?;
+    berth_sys::open_in_root(
+        root_fd.as_fd(),
+        &prefix,
+        nix::libc::O_PATH | nix::libc::O_DIRECTORY,
+        0,
+    )?;
     Ok(())
 }
 
@@ -82,7 +93,10 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
         super::mkdir_in_root(&root, "/evil/x/y").unwrap();
-        assert!(root.join(d.path().strip_prefix("/").unwrap()).join("outside/x/y").is_dir());
+        assert!(root
+            .join(d.path().strip_prefix("/").unwrap())
+            .join("outside/x/y")
+            .is_dir());
         assert!(!outside.join("x").exists(), "escaped the root");
         super::mkdir_in_root(&root, "/a/b/c").unwrap();
         assert!(root.join("a/b/c").is_dir());

@@ -28,11 +28,19 @@ impl Leases {
         for d in &digests {
             *m.entry(d.clone()).or_default() += 1;
         }
-        Lease { leases: self, digests }
+        Lease {
+            leases: self,
+            digests,
+        }
     }
 
     fn held(&self) -> HashSet<String> {
-        self.0.lock().expect("leases lock").keys().cloned().collect()
+        self.0
+            .lock()
+            .expect("leases lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -53,7 +61,9 @@ impl Drop for Lease<'_> {
 impl Engine {
     /// Removes every blob nothing references (see the module docs); returns the bytes freed.
     pub fn gc_blobs(&self) -> u64 {
-        let Ok(images) = self.images.list() else { return 0 };
+        let Ok(images) = self.images.list() else {
+            return 0;
+        };
         let mut keep: HashSet<String> = HashSet::new();
         let mut used_diffs: HashSet<String> = HashSet::new();
         for s in &images {
@@ -70,7 +80,9 @@ impl Engine {
         if let Ok(rd) = std::fs::read_dir(&layers_dir) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Some(hex) = name.strip_suffix(".json") else { continue };
+                let Some(hex) = name.strip_suffix(".json") else {
+                    continue;
+                };
                 let diff = format!("sha256:{hex}");
                 let blob = std::fs::read(e.path())
                     .ok()

@@ -64,7 +64,11 @@ struct Probe {
 }
 
 fn dur(ns: i64, default: Duration) -> Duration {
-    if ns > 0 { Duration::from_nanos(ns as u64) } else { default }
+    if ns > 0 {
+        Duration::from_nanos(ns as u64)
+    } else {
+        default
+    }
 }
 
 fn probe_of(rec: &crate::record::Record) -> Option<Probe> {
@@ -84,7 +88,11 @@ fn probe_of(rec: &crate::record::Record) -> Option<Probe> {
         timeout: dur(h.timeout, DEFAULT_TIMEOUT),
         start_period: dur(h.start_period, Duration::ZERO),
         start_interval: dur(h.start_interval, DEFAULT_START_INTERVAL),
-        retries: if h.retries > 0 { h.retries as u32 } else { DEFAULT_RETRIES },
+        retries: if h.retries > 0 {
+            h.retries as u32
+        } else {
+            DEFAULT_RETRIES
+        },
     })
 }
 
@@ -94,7 +102,11 @@ impl Engine {
         let rec = c.snapshot();
         let Some(p) = probe_of(&rec) else { return };
         let _ = c.update(|r| {
-            r.state.health = Some(Health { status: "starting".into(), failing_streak: 0, log: Vec::new() })
+            r.state.health = Some(Health {
+                status: "starting".into(),
+                failing_streak: 0,
+                log: Vec::new(),
+            })
         });
         let me = self.clone();
         let c = c.clone();
@@ -104,7 +116,11 @@ impl Engine {
             let started = tokio::time::Instant::now();
             loop {
                 let in_start = started.elapsed() < p.start_period;
-                let wait = if in_start { p.start_interval.min(p.interval) } else { p.interval };
+                let wait = if in_start {
+                    p.start_interval.min(p.interval)
+                } else {
+                    p.interval
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = life.wait_for(|l| l.exits != exits0 || l.removed) => break,
@@ -133,7 +149,12 @@ impl Engine {
                             h.status = "unhealthy".into();
                         }
                     }
-                    h.log.push(HealthLog { start, end, exit_code: code, output });
+                    h.log.push(HealthLog {
+                        start,
+                        end,
+                        exit_code: code,
+                        output,
+                    });
                     let n = h.log.len();
                     if n > MAX_LOG {
                         h.log.drain(..n - MAX_LOG);
@@ -187,7 +208,8 @@ impl Engine {
                 Ok(()) => {
                     let (code, failure) = io.wait().await;
                     out.extend_from_slice(&err);
-                    let mut text = failure.unwrap_or_else(|| String::from_utf8_lossy(&out).into_owned());
+                    let mut text =
+                        failure.unwrap_or_else(|| String::from_utf8_lossy(&out).into_owned());
                     if text.len() > MAX_OUTPUT {
                         let mut cut = MAX_OUTPUT;
                         while !text.is_char_boundary(cut) {
@@ -199,7 +221,10 @@ impl Engine {
                 }
                 Err(_) => {
                     io.kill();
-                    (-1, format!("Health check exceeded timeout ({:?})", p.timeout))
+                    (
+                        -1,
+                        format!("Health check exceeded timeout ({:?})", p.timeout),
+                    )
                 }
             }
         }

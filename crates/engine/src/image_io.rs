@@ -32,8 +32,17 @@ pub struct CommitRequest {
 /// Paths the runtime creates as mount targets (dockerd keeps them in a hidden init layer,
 /// so `docker diff` never lists them).
 const INIT_PATHS: &[&str] = &[
-    "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/proc", "/sys", "/etc/hosts",
-    "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/.dockerenv",
+    "/dev",
+    "/dev/console",
+    "/dev/pts",
+    "/dev/shm",
+    "/proc",
+    "/sys",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/etc/mtab",
+    "/.dockerenv",
 ];
 
 /// A `Write` that sends what is written to a channel in 64 KiB chunks (blocking; used from
@@ -75,7 +84,10 @@ where
 {
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::task::spawn_blocking(move || {
-        let mut w = ChanWriter { tx, buf: Vec::with_capacity(64 * 1024) };
+        let mut w = ChanWriter {
+            tx,
+            buf: Vec::with_capacity(64 * 1024),
+        };
         match f(&mut w) {
             Ok(()) => {
                 let _ = w.flush();
@@ -89,7 +101,9 @@ where
 }
 
 fn is_mountpoint(p: &Path) -> bool {
-    let Ok(canon) = p.canonicalize() else { return false };
+    let Ok(canon) = p.canonicalize() else {
+        return false;
+    };
     let want = canon.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -98,7 +112,10 @@ fn is_mountpoint(p: &Path) -> bool {
 }
 
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// dockerd's `merge(userConf, imageConf)` for commit: fields the changes left empty come from
@@ -131,8 +148,19 @@ fn merge_commit_config(user: &mut Value, cont: &Value) {
     if empty(u.get("Env")) {
         u.insert("Env".into(), get(cont, "Env"));
     } else if let Some(ce) = cont.get("Env").and_then(Value::as_array) {
-        let mut env = u.get("Env").and_then(Value::as_array).cloned().unwrap_or_default();
-        let key = |s: &Value| s.as_str().unwrap_or("").split('=').next().unwrap_or("").to_string();
+        let mut env = u
+            .get("Env")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let key = |s: &Value| {
+            s.as_str()
+                .unwrap_or("")
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
         for e in ce {
             if !env.iter().any(|x| key(x) == key(e)) {
                 env.push(e.clone());
@@ -140,7 +168,11 @@ fn merge_commit_config(user: &mut Value, cont: &Value) {
         }
         u.insert("Env".into(), json!(env));
     }
-    let mut labels = u.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut labels = u
+        .get("Labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if let Some(cl) = cont.get("Labels").and_then(Value::as_object) {
         for (k, v) in cl {
             labels.entry(k.clone()).or_insert(v.clone());
@@ -183,7 +215,9 @@ pub(crate) fn parse_until(s: &str) -> Result<i64> {
             num.push(ch);
             continue;
         }
-        let n: f64 = num.parse().map_err(|_| Error::invalid(format!("invalid until filter: {s}")))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| Error::invalid(format!("invalid until filter: {s}")))?;
         num.clear();
         total += n * match ch {
             'h' => 3600.0,
@@ -209,12 +243,15 @@ impl Engine {
             (false, false) => Some(format!("{}:{}", req.repo, req.tag)),
         };
         if let Some(r) = &reference {
-            berth_spec::reference::Reference::parse_normalized(r).map_err(|e| Error::invalid(e.to_string()))?;
+            berth_spec::reference::Reference::parse_normalized(r)
+                .map_err(|e| Error::invalid(e.to_string()))?;
         }
         let mut user = berth_api_types::ContainerConfig::default();
-        berth_spec::changes::apply_changes(&mut user, &req.changes).map_err(|e| Error::invalid(e.to_string()))?;
+        berth_spec::changes::apply_changes(&mut user, &req.changes)
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let mut user_v = serde_json::to_value(&user).map_err(|e| Error::internal(e.to_string()))?;
-        let cont_v = serde_json::to_value(&rec.config).map_err(|e| Error::internal(e.to_string()))?;
+        let cont_v =
+            serde_json::to_value(&rec.config).map_err(|e| Error::internal(e.to_string()))?;
         merge_commit_config(&mut user_v, &cont_v);
         // Only the fields dockerd carries over: start from an empty config.
         let merged: berth_api_types::ContainerConfig =
@@ -234,7 +271,9 @@ impl Engine {
         let (_, skip) = self.changes_and_skips(&c)?;
         let layer = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&upper)?;
-            me.images.commit_layer_skipping(parent_chain.as_ref(), &upper, &skip).map_err(store_err)
+            me.images
+                .commit_layer_skipping(parent_chain.as_ref(), &upper, &skip)
+                .map_err(store_err)
         })
         .await
         .map_err(|e| Error::internal(format!("commit task failed: {e}")));
@@ -243,16 +282,25 @@ impl Engine {
         }
         let layer = layer??;
 
-        const EMPTY_LAYER: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+        const EMPTY_LAYER: &str =
+            "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
         let empty_layer = layer.diff_id.to_string() == EMPTY_LAYER;
         let created = rfc3339_now();
         let pc = &pinfo.config;
-        let mut diff_ids: Vec<Value> =
-            pinfo.record.diff_ids.iter().map(|d| json!(d.to_string())).collect();
+        let mut diff_ids: Vec<Value> = pinfo
+            .record
+            .diff_ids
+            .iter()
+            .map(|d| json!(d.to_string()))
+            .collect();
         if !empty_layer {
             diff_ids.push(json!(layer.diff_id.to_string()));
         }
-        let mut history = pc.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut history = pc
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut h = serde_json::Map::new();
         h.insert("created".into(), json!(created));
         if !req.author.is_empty() {
@@ -270,28 +318,40 @@ impl Engine {
         }
         history.push(Value::Object(h));
         let mut cfg = serde_json::Map::new();
-        cfg.insert("architecture".into(), pc.get("architecture").cloned().unwrap_or(json!("amd64")));
+        cfg.insert(
+            "architecture".into(),
+            pc.get("architecture").cloned().unwrap_or(json!("amd64")),
+        );
         if !req.author.is_empty() {
             cfg.insert("author".into(), json!(req.author));
         }
         if !req.comment.is_empty() {
             cfg.insert("comment".into(), json!(req.comment));
         }
-        cfg.insert("config".into(), serde_json::to_value(&merged).map_err(|e| Error::internal(e.to_string()))?);
+        cfg.insert(
+            "config".into(),
+            serde_json::to_value(&merged).map_err(|e| Error::internal(e.to_string()))?,
+        );
         cfg.insert("container".into(), json!(rec.id));
         cfg.insert("created".into(), json!(created));
         cfg.insert("history".into(), json!(history));
         cfg.insert("os".into(), pc.get("os").cloned().unwrap_or(json!("linux")));
-        cfg.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
+        cfg.insert(
+            "rootfs".into(),
+            json!({"type": "layers", "diff_ids": diff_ids}),
+        );
         if let Some(v) = pc.get("variant") {
             cfg.insert("variant".into(), v.clone());
         }
-        let bytes = serde_json::to_vec(&Value::Object(cfg)).map_err(|e| Error::internal(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&Value::Object(cfg)).map_err(|e| Error::internal(e.to_string()))?;
         let me = self.clone();
-        let id = tokio::task::spawn_blocking(move || me.images.create_image_with_parent(&bytes, Some(&parent)))
-            .await
-            .map_err(|e| Error::internal(format!("commit task failed: {e}")))?
-            .map_err(store_err)?;
+        let id = tokio::task::spawn_blocking(move || {
+            me.images.create_image_with_parent(&bytes, Some(&parent))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("commit task failed: {e}")))?
+        .map_err(store_err)?;
         if let Some(r) = reference {
             self.images.tag(&id, &r).map_err(store_err)?;
         }
@@ -300,7 +360,10 @@ impl Engine {
 
     /// `docker diff` of a container as dockerd shows it, and the upper-dir paths (relative)
     /// that are only the runtime's mount targets (left out of diff and commit).
-    fn changes_and_skips(&self, c: &crate::Container) -> Result<(Vec<berth_store::Change>, HashSet<PathBuf>)> {
+    fn changes_and_skips(
+        &self,
+        c: &crate::Container,
+    ) -> Result<(Vec<berth_store::Change>, HashSet<PathBuf>)> {
         let rec = c.snapshot();
         let lowers = crate::images::lower_dirs_of(&self.images, &rec.image_id)?;
         let upper = c.dir().join("upper");
@@ -342,7 +405,10 @@ impl Engine {
         if out.is_empty() {
             return Ok(Value::Null);
         }
-        Ok(json!(out.iter().map(|ch| json!({"Path": ch.path, "Kind": ch.kind})).collect::<Vec<_>>()))
+        Ok(json!(out
+            .iter()
+            .map(|ch| json!({"Path": ch.path, "Kind": ch.kind}))
+            .collect::<Vec<_>>()))
     }
 
     /// `GET /containers/{id}/export`: a tar of the container's merged filesystem. A stopped
@@ -356,14 +422,16 @@ impl Engine {
         let tmp_root = self.cfg.exec_root.join("export");
         Ok(stream_blocking("export", move |w| {
             if rec.state.status.is_running() && is_mountpoint(&rootfs) {
-                berth_store::write_tar(&rootfs, w, berth_store::Whiteouts::Keep).map_err(store_err)?;
+                berth_store::write_tar(&rootfs, w, berth_store::Whiteouts::Keep)
+                    .map_err(store_err)?;
                 return Ok(());
             }
             let mnt = tmp_root.join(format!("{}-{}", &rec.id[..12], std::process::id()));
             let mnt = unique_dir(&mnt)?;
             let res = (|| {
                 mount_readonly(&upper, &lowers, &mnt, &tmp_root)?;
-                let r = berth_store::write_tar(&mnt, &mut *w, berth_store::Whiteouts::Keep).map_err(store_err);
+                let r = berth_store::write_tar(&mnt, &mut *w, berth_store::Whiteouts::Keep)
+                    .map_err(store_err);
                 let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
                 r.map(|_| ())
             })();
@@ -377,12 +445,24 @@ impl Engine {
         let mut items: Vec<SaveItem> = Vec::new();
         for n in names {
             let id = self.images.resolve(n).map_err(|e| match e.kind() {
-                berth_store::ErrorKind::NotFound => Error::not_found(format!("No such image: {}", display_ref(n))),
+                berth_store::ErrorKind::NotFound => {
+                    Error::not_found(format!("No such image: {}", display_ref(n)))
+                }
                 _ => store_err(e),
             })?;
-            let by_id = self.images.resolve(&format!("sha256:{}", n.trim_start_matches("sha256:"))).ok() == Some(id.clone())
-                && n.trim_start_matches("sha256:").chars().all(|c| c.is_ascii_hexdigit());
-            let tags = if by_id { Vec::new() } else { vec![display_ref(n)] };
+            let by_id = self
+                .images
+                .resolve(&format!("sha256:{}", n.trim_start_matches("sha256:")))
+                .ok()
+                == Some(id.clone())
+                && n.trim_start_matches("sha256:")
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit());
+            let tags = if by_id {
+                Vec::new()
+            } else {
+                vec![display_ref(n)]
+            };
             match items.iter_mut().find(|i| i.id == id) {
                 Some(i) => {
                     for t in tags {
@@ -396,7 +476,10 @@ impl Engine {
         }
         let me = self.clone();
         Ok(stream_blocking("save", move |w| {
-            me.images.save_archive(&items, w).map_err(store_err).map(|_| ())
+            me.images
+                .save_archive(&items, w)
+                .map_err(store_err)
+                .map(|_| ())
         }))
     }
 
@@ -443,16 +526,30 @@ impl Engine {
                 None => true,
             },
         };
-        let until = filters.get("until").and_then(|v| v.first()).map(|s| parse_until(s)).transpose()?;
+        let until = filters
+            .get("until")
+            .and_then(|v| v.first())
+            .map(|s| parse_until(s))
+            .transpose()?;
         let label_ok = |labels: &BTreeMap<String, String>| {
             let m = |l: &String| match l.split_once('=') {
                 Some((k, v)) => labels.get(k).map(|x| x == v).unwrap_or(false),
                 None => labels.contains_key(l),
             };
-            filters.get("label").map(|ls| ls.iter().all(m)).unwrap_or(true)
-                && filters.get("label!").map(|ls| !ls.iter().any(m)).unwrap_or(true)
+            filters
+                .get("label")
+                .map(|ls| ls.iter().all(m))
+                .unwrap_or(true)
+                && filters
+                    .get("label!")
+                    .map(|ls| !ls.iter().any(m))
+                    .unwrap_or(true)
         };
-        let used: HashSet<String> = self.all_containers().iter().map(|c| c.snapshot().image_id).collect();
+        let used: HashSet<String> = self
+            .all_containers()
+            .iter()
+            .map(|c| c.snapshot().image_id)
+            .collect();
         let summaries = self.images.list().map_err(store_err)?;
         let parents: HashSet<ImageId> = summaries.iter().filter_map(|s| s.parent.clone()).collect();
         let size_before = self.snapshot_sizes();
@@ -469,7 +566,9 @@ impl Engine {
             if used.contains(&s.id.to_string()) {
                 continue;
             }
-            let Ok(rep) = self.images.delete(&s.id) else { continue };
+            let Ok(rep) = self.images.delete(&s.id) else {
+                continue;
+            };
             for u in rep.untagged {
                 deleted.push(json!({"Untagged": u}));
             }
@@ -478,9 +577,23 @@ impl Engine {
             }
             // dockerd's delete prunes untagged parents left without children.
             if let Some(p) = s.parent {
-                let still_parent = self.images.list().map_err(store_err)?.iter().any(|o| o.parent.as_ref() == Some(&p));
-                if !still_parent && self.images.refs_for(&p).is_empty() && !used.contains(&p.to_string()) {
-                    if let Some(ps) = self.images.list().map_err(store_err)?.into_iter().find(|o| o.id == p) {
+                let still_parent = self
+                    .images
+                    .list()
+                    .map_err(store_err)?
+                    .iter()
+                    .any(|o| o.parent.as_ref() == Some(&p));
+                if !still_parent
+                    && self.images.refs_for(&p).is_empty()
+                    && !used.contains(&p.to_string())
+                {
+                    if let Some(ps) = self
+                        .images
+                        .list()
+                        .map_err(store_err)?
+                        .into_iter()
+                        .find(|o| o.id == p)
+                    {
                         todo.push(ps);
                     }
                 }
@@ -490,10 +603,10 @@ impl Engine {
         let size_after = self.snapshot_sizes();
         let reclaimed: u64 = blobs_freed
             + size_before
-            .iter()
-            .filter(|(k, _)| !size_after.contains_key(*k))
-            .map(|(_, v)| *v)
-            .sum::<u64>();
+                .iter()
+                .filter(|(k, _)| !size_after.contains_key(*k))
+                .map(|(_, v)| *v)
+                .sum::<u64>();
         Ok(json!({
             "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
             "SpaceReclaimed": reclaimed
@@ -518,11 +631,18 @@ impl Engine {
     /// and tags) whose top entry it is, following the parent chain, else `<missing>`.
     pub fn image_history_chain(&self, name: &str) -> Result<Value> {
         let id = self.images.resolve(name).map_err(|e| match e.kind() {
-            berth_store::ErrorKind::NotFound => Error::not_found(format!("No such image: {}", display_ref(name))),
+            berth_store::ErrorKind::NotFound => {
+                Error::not_found(format!("No such image: {}", display_ref(name)))
+            }
             _ => store_err(e),
         })?;
         let info = self.images.inspect(&id).map_err(store_err)?;
-        let hist = info.config.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+        let hist = info
+            .config
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         // Layer sizes, bottom first.
         let sizes: Vec<u64> = info
             .record
@@ -534,15 +654,27 @@ impl Engine {
         let mut owners: BTreeMap<usize, (ImageId, Vec<String>)> = BTreeMap::new();
         let mut cur = Some(id.clone());
         while let Some(i) = cur {
-            let Ok(inf) = self.images.inspect(&i) else { break };
-            let n = inf.config.get("history").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
-            owners.entry(n).or_insert((i.clone(), inf.repo_tags.clone()));
+            let Ok(inf) = self.images.inspect(&i) else {
+                break;
+            };
+            let n = inf
+                .config
+                .get("history")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
+            owners
+                .entry(n)
+                .or_insert((i.clone(), inf.repo_tags.clone()));
             cur = inf.record.parent.clone();
         }
         let mut layer_idx = 0usize;
         let mut rows = Vec::new();
         for (i, h) in hist.iter().enumerate() {
-            let empty = h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false);
+            let empty = h
+                .get("empty_layer")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let size = if empty {
                 0
             } else {
@@ -557,7 +689,10 @@ impl Engine {
                 .map(|t| t.timestamp())
                 .unwrap_or(0);
             let (rid, tags) = match owners.get(&(i + 1)) {
-                Some((oid, t)) => (oid.to_string(), if t.is_empty() { Value::Null } else { json!(t) }),
+                Some((oid, t)) => (
+                    oid.to_string(),
+                    if t.is_empty() { Value::Null } else { json!(t) },
+                ),
                 None => ("<missing>".to_string(), Value::Null),
             };
             rows.push(json!({
@@ -600,7 +735,11 @@ fn mount_readonly(upper: &Path, lowers: &[PathBuf], target: &Path, tmp_root: &Pa
         std::fs::create_dir_all(&empty)?;
         dirs.push(empty);
     }
-    let lower = dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let lower = dirs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
     let opts = format!("lowerdir={lower}");
     nix::mount::mount(
         Some("overlay"),
@@ -609,7 +748,12 @@ fn mount_readonly(upper: &Path, lowers: &[PathBuf], target: &Path, tmp_root: &Pa
         nix::mount::MsFlags::MS_RDONLY,
         Some(opts.as_str()),
     )
-    .map_err(|e| Error::internal(format!("mounting the container filesystem at {}: {e}", target.display())))
+    .map_err(|e| {
+        Error::internal(format!(
+            "mounting the container filesystem at {}: {e}",
+            target.display()
+        ))
+    })
 }
 
 #[cfg(test)]

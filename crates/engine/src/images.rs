@@ -63,7 +63,11 @@ pub(crate) fn mount_rootfs(lowers: &[PathBuf], cdir: &Path, target: &Path) -> Re
 }
 
 fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
-    let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let lower = lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
     let opts = format!(
         "lowerdir={lower},upperdir={},workdir={},index=off",
         upper.display(),
@@ -76,7 +80,12 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         nix::mount::MsFlags::empty(),
         Some(opts.as_str()),
     )
-    .map_err(|e| Error::internal(format!("mounting the container root filesystem at {}: {e}", target.display())))
+    .map_err(|e| {
+        Error::internal(format!(
+            "mounting the container root filesystem at {}: {e}",
+            target.display()
+        ))
+    })
 }
 
 impl Engine {
@@ -88,20 +97,39 @@ impl Engine {
     pub fn daemon_id(&self) -> String {
         use sha2::Digest as _;
         let h = sha2::Sha256::digest(self.cfg.data_root.display().to_string().as_bytes());
-        hex::encode(&h[..16]).to_uppercase().as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
+        hex::encode(&h[..16])
+            .to_uppercase()
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(":")
     }
 
     /// The filesystem type under the data root, as `docker info` shows it.
     pub fn backing_fs(&self) -> String {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.cfg.data_root.canonicalize().unwrap_or_else(|_| self.cfg.data_root.clone());
+        let root = self
+            .cfg
+            .data_root
+            .canonicalize()
+            .unwrap_or_else(|_| self.cfg.data_root.clone());
         let mut best: (usize, String) = (0, "unknown".into());
         for line in mi.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
             let mp = pre.split_whitespace().nth(4).unwrap_or("");
             if root.starts_with(mp) && mp.len() >= best.0 {
                 let fs = post.split_whitespace().next().unwrap_or("").to_string();
-                best = (mp.len(), if fs == "ext4" || fs == "ext3" { "extfs".into() } else { fs });
+                best = (
+                    mp.len(),
+                    if fs == "ext4" || fs == "ext3" {
+                        "extfs".into()
+                    } else {
+                        fs
+                    },
+                );
             }
         }
         best.1
@@ -119,7 +147,10 @@ impl Engine {
             _ => store_err(e),
         })?;
         let info = self.images.inspect(&id).map_err(store_err)?;
-        Ok(RunImage { id: id.to_string(), config: info.config })
+        Ok(RunImage {
+            id: id.to_string(),
+            config: info.config,
+        })
     }
 
     /// Checks an import's reference and `--change`s before the body is read.
@@ -146,23 +177,39 @@ impl Engine {
             let reader: Box<dyn Read> = Box::new(tokio_util::io::SyncIoBridge::new(body));
             let opts = berth_store::ImportOptions {
                 created: None,
-                message: if message.is_empty() { None } else { Some(message) },
+                message: if message.is_empty() {
+                    None
+                } else {
+                    Some(message)
+                },
                 source: Some("-".into()),
             };
             me.images.import(reader, base, opts).map_err(store_err)
         })
         .await
         .map_err(|e| Error::internal(format!("import task failed: {e}")))??;
-        self.events.publish(crate::events::image_event("import", &id.to_string(), &id.to_string()));
+        self.events.publish(crate::events::image_event(
+            "import",
+            &id.to_string(),
+            &id.to_string(),
+        ));
         if let Some(r) = reference {
             self.images.tag(&id, &r).map_err(store_err)?;
-            self.events.publish(crate::events::image_event("tag", &id.to_string(), &display_ref(&r)));
+            self.events.publish(crate::events::image_event(
+                "tag",
+                &id.to_string(),
+                &display_ref(&r),
+            ));
         }
         Ok(id.to_string())
     }
 
     /// `GET /images/json`.
-    pub fn list_images(&self, _all: bool, filters: &BTreeMap<String, Vec<String>>) -> Result<Vec<Value>> {
+    pub fn list_images(
+        &self,
+        _all: bool,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for img in self.images.list().map_err(store_err)? {
             if let Some(d) = filters.get("dangling") {
@@ -175,7 +222,9 @@ impl Engine {
                 }
             }
             if let Some(refs) = filters.get("reference") {
-                let ok = refs.iter().any(|pat| img.repo_tags.iter().any(|t| ref_matches(pat, t)));
+                let ok = refs
+                    .iter()
+                    .any(|pat| img.repo_tags.iter().any(|t| ref_matches(pat, t)));
                 if !ok {
                     continue;
                 }
@@ -228,8 +277,16 @@ impl Engine {
         let c = &info.config;
         let layers: Vec<String> = info.record.diff_ids.iter().map(|d| d.to_string()).collect();
         let lowers = self.images.lower_dirs(&id).map_err(store_err)?;
-        let upper = lowers.first().map(|p| p.display().to_string()).unwrap_or_default();
-        let rest = lowers.iter().skip(1).map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let upper = lowers
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let rest = lowers
+            .iter()
+            .skip(1)
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
         let mut graph = json!({"MergedDir": "", "UpperDir": upper, "WorkDir": ""});
         if !rest.is_empty() {
             graph["LowerDir"] = json!(rest);
@@ -258,11 +315,21 @@ impl Engine {
     pub fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
         let id = self.lookup_image(name)?;
         if repo.is_empty() {
-            return Err(Error::invalid("repository name must have at least one component"));
+            return Err(Error::invalid(
+                "repository name must have at least one component",
+            ));
         }
-        let r = if tag.is_empty() { repo.to_string() } else { format!("{repo}:{tag}") };
+        let r = if tag.is_empty() {
+            repo.to_string()
+        } else {
+            format!("{repo}:{tag}")
+        };
         self.images.tag(&id, &r).map_err(store_err)?;
-        self.events.publish(crate::events::image_event("tag", &id.to_string(), &display_ref(&r)));
+        self.events.publish(crate::events::image_event(
+            "tag",
+            &id.to_string(),
+            &display_ref(&r),
+        ));
         Ok(())
     }
 
@@ -276,8 +343,15 @@ impl Engine {
             .map(|c| c.snapshot())
             .filter(|r| r.image_id == id.to_string())
             .collect();
-        let is_ref = !name.trim_start_matches("sha256:").chars().all(|c| c.is_ascii_hexdigit())
-            || self.images.references().keys().any(|k| berth_store::reference::familiar(k) == name);
+        let is_ref = !name
+            .trim_start_matches("sha256:")
+            .chars()
+            .all(|c| c.is_ascii_hexdigit())
+            || self
+                .images
+                .references()
+                .keys()
+                .any(|k| berth_store::reference::familiar(k) == name);
         let refs = self.images.refs_for(&id);
         let mut out = Vec::new();
         if is_ref {
@@ -285,18 +359,22 @@ impl Engine {
             // other tag of that repository points at the image; the image itself goes only
             // with its last reference.
             let target = berth_spec::Reference::parse_normalized_tagged(name).ok();
-            let full = target.as_ref().map(|t| t.to_string()).unwrap_or_else(|| name.to_string());
+            let full = target
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| name.to_string());
             let mut remove = vec![full.clone()];
             let mut remaining: Vec<String> = refs.iter().filter(|k| **k != full).cloned().collect();
             if let Some(t) = target.as_ref().filter(|t| t.digest().is_none()) {
                 let parsed = |k: &str| berth_spec::Reference::parse(k).ok();
-                let tag_left = remaining
-                    .iter()
-                    .any(|k| parsed(k).is_some_and(|r| r.digest().is_none() && r.name() == t.name()));
+                let tag_left = remaining.iter().any(|k| {
+                    parsed(k).is_some_and(|r| r.digest().is_none() && r.name() == t.name())
+                });
                 if !tag_left {
-                    let (digests, rest): (Vec<String>, Vec<String>) = remaining
-                        .into_iter()
-                        .partition(|k| parsed(k).is_some_and(|r| r.digest().is_some() && r.name() == t.name()));
+                    let (digests, rest): (Vec<String>, Vec<String>) =
+                        remaining.into_iter().partition(|k| {
+                            parsed(k).is_some_and(|r| r.digest().is_some() && r.name() == t.name())
+                        });
                     remove.extend(digests);
                     remaining = rest;
                 }
@@ -305,7 +383,11 @@ impl Engine {
                 for r in &remove {
                     self.images.untag(r).map_err(store_err)?;
                     // dockerd names the image id (not the removed reference) in untag events
-                    self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
+                    self.events.publish(crate::events::image_event(
+                        "untag",
+                        &id.to_string(),
+                        &id.to_string(),
+                    ));
                     out.push(json!({"Untagged": berth_store::reference::familiar(r)}));
                 }
                 return Ok(json!(out));
@@ -342,7 +424,11 @@ impl Engine {
             Err(e) if is_ref && e.to_string().contains("dependent child images") => {
                 for r in &refs {
                     self.images.untag(r).map_err(store_err)?;
-                    self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
+                    self.events.publish(crate::events::image_event(
+                        "untag",
+                        &id.to_string(),
+                        &id.to_string(),
+                    ));
                     out.push(json!({"Untagged": berth_store::reference::familiar(r)}));
                 }
                 return Ok(json!(out));
@@ -350,11 +436,19 @@ impl Engine {
             Err(e) => return Err(store_err(e)),
         };
         for u in report.untagged {
-            self.events.publish(crate::events::image_event("untag", &id.to_string(), &id.to_string()));
+            self.events.publish(crate::events::image_event(
+                "untag",
+                &id.to_string(),
+                &id.to_string(),
+            ));
             out.push(json!({"Untagged": u}));
         }
         for d in report.deleted {
-            self.events.publish(crate::events::image_event("delete", &d.to_string(), &d.to_string()));
+            self.events.publish(crate::events::image_event(
+                "delete",
+                &d.to_string(),
+                &d.to_string(),
+            ));
             out.push(json!({"Deleted": d.to_string()}));
         }
         // dockerd prunes the untagged parents nothing else uses (unless `noprune`).
@@ -367,16 +461,25 @@ impl Engine {
         let _gc = GcAfter(self);
         let mut next = if noprune { None } else { parent };
         while let Some(p) = next.take() {
-            let Ok(info) = self.images.inspect(&p) else { break };
+            let Ok(info) = self.images.inspect(&p) else {
+                break;
+            };
             let used = !self.images.refs_for(&p).is_empty()
-                || self.all_containers().iter().any(|c| c.snapshot().image_id == p.to_string());
+                || self
+                    .all_containers()
+                    .iter()
+                    .any(|c| c.snapshot().image_id == p.to_string());
             if used {
                 break;
             }
             match self.images.delete(&p) {
                 Ok(r) => {
                     for d in r.deleted {
-                        self.events.publish(crate::events::image_event("delete", &d.to_string(), &d.to_string()));
+                        self.events.publish(crate::events::image_event(
+                            "delete",
+                            &d.to_string(),
+                            &d.to_string(),
+                        ));
                         out.push(json!({"Deleted": d.to_string()}));
                     }
                     next = info.record.parent;
@@ -398,7 +501,8 @@ pub(crate) fn display_ref(name: &str) -> String {
 /// The image config an import starts from: `--change`s applied to an empty config.
 fn import_config(changes: &[String]) -> Result<Value> {
     let mut c = berth_api_types::ContainerConfig::default();
-    berth_spec::changes::apply_changes(&mut c, changes).map_err(|e| Error::invalid(e.to_string()))?;
+    berth_spec::changes::apply_changes(&mut c, changes)
+        .map_err(|e| Error::invalid(e.to_string()))?;
     Ok(json!({ "config": c }))
 }
 
@@ -419,7 +523,9 @@ fn ref_matches(pat: &str, tag: &str) -> bool {
     fn glob(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+            (Some(b'*'), _) => {
+                glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..]))
+            }
             (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
             (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
             _ => false,

@@ -2,31 +2,31 @@
 //! store, persistence, and supervision of the per-container shims. It knows nothing of HTTP:
 //! berthd parses requests into calls on [`Engine`] and maps [`Error`] kinds to statuses.
 
+pub mod archive;
+mod bundle;
 pub mod checks;
 mod containers;
-pub mod error;
-mod files;
-mod distribution;
-mod images;
-pub mod image_io;
-pub mod logs;
-pub mod archive;
+mod control;
 mod df;
+mod distribution;
+pub mod error;
+pub mod events;
+pub mod exec;
+mod files;
+pub mod gc;
+pub mod health;
+pub mod image_io;
+mod images;
+pub mod logs;
 pub mod names;
 pub mod persist;
-pub mod record;
-mod shim;
-pub mod exec;
-mod control;
-mod stats;
-pub mod events;
-pub mod gc;
-pub mod volumes;
-mod restart;
-pub mod health;
 mod prune;
+pub mod record;
+mod restart;
+mod shim;
+mod stats;
 mod views;
-mod bundle;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,8 +88,12 @@ impl Config {
             return p;
         }
         use sha2::Digest as _;
-        let h = hex::encode(&sha2::Sha256::digest(self.exec_root.display().to_string().as_bytes())[..6]);
-        PathBuf::from("/run/berth-s").join(h).join(format!("{name}.sock"))
+        let h = hex::encode(
+            &sha2::Sha256::digest(self.exec_root.display().to_string().as_bytes())[..6],
+        );
+        PathBuf::from("/run/berth-s")
+            .join(h)
+            .join(format!("{name}.sock"))
     }
     pub fn runtime_root(&self) -> PathBuf {
         self.exec_root.join("runtime")
@@ -119,7 +123,11 @@ impl Engine {
     /// Opens (or initialises) the data root and restores container records, reconnecting to
     /// shims that are still running (live restore).
     pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
-        for d in [cfg.containers_dir(), cfg.exec_root.join("containers"), cfg.runtime_root()] {
+        for d in [
+            cfg.containers_dir(),
+            cfg.exec_root.join("containers"),
+            cfg.runtime_root(),
+        ] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| Error::internal(format!("cannot create {}: {e}", d.display())))?;
         }
@@ -130,7 +138,10 @@ impl Engine {
         let shim_exe = match berth_sys::sealed_copy(&cfg.shim_bin, "berth-shim") {
             Ok(fd) => Some(fd),
             Err(e) => {
-                tracing::warn!("cannot make a sealed copy of {}: {e}; each shim copies itself", cfg.shim_bin.display());
+                tracing::warn!(
+                    "cannot make a sealed copy of {}: {e}; each shim copies itself",
+                    cfg.shim_bin.display()
+                );
                 None
             }
         };
@@ -162,7 +173,9 @@ impl Engine {
     /// What to execute for a shim: the sealed copy (`/proc/self/fd/N`), else the binary.
     pub(crate) fn shim_exec_path(&self) -> Option<PathBuf> {
         use std::os::fd::AsRawFd;
-        self.shim_exe.as_ref().map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
+        self.shim_exe
+            .as_ref()
+            .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
     }
 
     pub fn data_root(&self) -> &Path {
@@ -171,7 +184,13 @@ impl Engine {
 
     /// All containers, in creation order.
     pub fn all_containers(&self) -> Vec<Arc<Container>> {
-        let mut v: Vec<_> = self.containers.lock().expect("lock").values().cloned().collect();
+        let mut v: Vec<_> = self
+            .containers
+            .lock()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
         v.sort_by_key(|c| c.snapshot().created);
         v
     }
@@ -205,13 +224,22 @@ impl Engine {
 
     fn register(&self, c: Arc<Container>) {
         let rec = c.snapshot();
-        self.names.lock().expect("lock").insert(rec.name.clone(), rec.id.clone());
-        self.containers.lock().expect("lock").insert(rec.id.clone(), c);
+        self.names
+            .lock()
+            .expect("lock")
+            .insert(rec.name.clone(), rec.id.clone());
+        self.containers
+            .lock()
+            .expect("lock")
+            .insert(rec.id.clone(), c);
     }
 
     fn unregister(&self, id: &str, name: &str) {
         self.containers.lock().expect("lock").remove(id);
-        self.execs.lock().expect("lock").retain(|_, e| e.container_id != id);
+        self.execs
+            .lock()
+            .expect("lock")
+            .retain(|_, e| e.container_id != id);
         let mut names = self.names.lock().expect("lock");
         if names.get(name).map(|v| v == id).unwrap_or(false) {
             names.remove(name);
@@ -253,11 +281,15 @@ impl Engine {
 
     /// Emits a container event.
     pub(crate) fn emit(&self, action: &str, rec: &record::Record, extra: &[(&str, String)]) {
-        self.events.publish(events::container_event(action, rec, extra));
+        self.events
+            .publish(events::container_event(action, rec, extra));
     }
 
     /// `GET /events`: matching past events (for `since`), then live ones until `until`.
-    pub fn subscribe_events(&self, q: events::EventQuery) -> tokio::sync::mpsc::Receiver<serde_json::Value> {
+    pub fn subscribe_events(
+        &self,
+        q: events::EventQuery,
+    ) -> tokio::sync::mpsc::Receiver<serde_json::Value> {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let (past, mut live) = self.events.subscribe();
         tokio::spawn(async move {

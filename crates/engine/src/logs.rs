@@ -92,7 +92,9 @@ fn query_escape(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -112,7 +114,12 @@ fn parse_line(l: &[u8]) -> Option<Entry> {
         .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
         .collect::<Vec<_>>()
         .join(",");
-    Some(Entry { stream: if l.stream == "stderr" { 2 } else { 1 }, time: l.time, data: l.log, attrs })
+    Some(Entry {
+        stream: if l.stream == "stderr" { 2 } else { 1 },
+        time: l.time,
+        data: l.log,
+        attrs,
+    })
 }
 
 /// Reads a JSON string body starting after its opening quote; returns it and the index after
@@ -158,11 +165,24 @@ fn json_str(b: &[u8], mut i: usize) -> Option<(String, usize)> {
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the shape json-file writers use.
 fn fast_time(t: &str) -> Option<DateTime<Utc>> {
     let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> { t.get(r)?.parse().ok() };
-    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let rest = &t[19..];
     let rest = rest.strip_suffix('Z')?;
     let nanos = if rest.is_empty() {
@@ -190,7 +210,12 @@ fn fast_parse(l: &[u8]) -> Option<Entry> {
     if &rest[i..] != b"}" {
         return None;
     }
-    Some(Entry { stream: if stream == "stderr" { 2 } else { 1 }, time: fast_time(&time)?, data, attrs: String::new() })
+    Some(Entry {
+        stream: if stream == "stderr" { 2 } else { 1 },
+        time: fast_time(&time)?,
+        data,
+        attrs: String::new(),
+    })
 }
 
 /// Parses a log file's complete lines; a torn last line (being written) is left out.
@@ -235,8 +260,16 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 pub const DEFAULT_MAX_SIZE: &str = "10m";
 pub const DEFAULT_MAX_FILE: &str = "3";
 
-const JSON_FILE_OPTS: &[&str] =
-    &["max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"];
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-file",
+    "max-size",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
 const LOCAL_OPTS: &[&str] = &["max-file", "max-size", "compress"];
 
 /// Checks a container's `LogConfig` at create, with dockerd's errors.
@@ -265,7 +298,9 @@ pub fn validate(cfg: &LogConfig) -> Result<()> {
 /// go-units `RAMInBytes`: `10m`, `1.5k`, `2GiB`, `100` (binary multipliers).
 pub fn parse_size(s: &str) -> Option<u64> {
     let t = s.trim();
-    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(num_end);
     let n: f64 = num.parse().ok()?;
     let unit = unit.trim_start().to_ascii_lowercase();
@@ -287,12 +322,18 @@ pub fn parse_size(s: &str) -> Option<u64> {
 pub fn daemon_log_opts(flags: &[String]) -> std::result::Result<BTreeMap<String, String>, String> {
     let mut m = BTreeMap::new();
     for f in flags {
-        let (k, v) = f.split_once('=').ok_or_else(|| format!("invalid --log-opt {f:?}: want KEY=VALUE"))?;
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("invalid --log-opt {f:?}: want KEY=VALUE"))?;
         match k {
             "max-size" if v == "-1" || parse_size(v).is_some() => {}
             "max-file" if v.parse::<u32>().is_ok_and(|n| n >= 1) => {}
             "max-size" | "max-file" => return Err(format!("invalid --log-opt {f:?}")),
-            _ => return Err(format!("unknown --log-opt {k:?} (berthd takes max-size and max-file)")),
+            _ => {
+                return Err(format!(
+                    "unknown --log-opt {k:?} (berthd takes max-size and max-file)"
+                ))
+            }
         }
         m.insert(k.to_string(), v.to_string());
     }
@@ -327,7 +368,10 @@ pub fn log_path_of(rec: &Record, cdir: &Path) -> Option<PathBuf> {
 /// `LogPath` in inspect: the json-file log, or "" for the other drivers (as dockerd).
 pub fn inspect_log_path(rec: &Record, cdir: &Path) -> String {
     match rec.host_config.log_config.r#type.as_str() {
-        "" | "json-file" => cdir.join(format!("{}-json.log", rec.id)).display().to_string(),
+        "" | "json-file" => cdir
+            .join(format!("{}-json.log", rec.id))
+            .display()
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -337,7 +381,11 @@ pub fn inspect_log_path(rec: &Record, cdir: &Path) -> String {
 /// dockerd does.
 pub fn setup(rec: &Record, cdir: &Path, daemon: &BTreeMap<String, String>) -> Result<LogSetup> {
     let lc = &rec.host_config.log_config;
-    let driver = if lc.r#type.is_empty() { "json-file".to_string() } else { lc.r#type.clone() };
+    let driver = if lc.r#type.is_empty() {
+        "json-file".to_string()
+    } else {
+        lc.r#type.clone()
+    };
     let own = &lc.config;
     let get = |k: &str| -> Option<String> {
         if own.contains_key("max-size") || own.contains_key("max-file") {
@@ -361,7 +409,9 @@ pub fn setup(rec: &Record, cdir: &Path, daemon: &BTreeMap<String, String>) -> Re
     let max_file = match get("max-file") {
         None => 1,
         Some(s) => {
-            let n: i64 = s.parse().map_err(|_| init(format!("strconv.Atoi: parsing \"{s}\": invalid syntax")))?;
+            let n: i64 = s
+                .parse()
+                .map_err(|_| init(format!("strconv.Atoi: parsing \"{s}\": invalid syntax")))?;
             if n < 1 {
                 return Err(init("max-file cannot be less than 1".into()));
             }
@@ -372,7 +422,11 @@ pub fn setup(rec: &Record, cdir: &Path, daemon: &BTreeMap<String, String>) -> Re
     let mut attrs = BTreeMap::new();
     if driver == "json-file" {
         let labels = rec.config.labels.clone().unwrap_or_default();
-        for k in own.get("labels").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default() {
+        for k in own
+            .get("labels")
+            .map(|s| s.split(',').collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             if let Some(v) = labels.get(k) {
                 attrs.insert(k.to_string(), v.clone());
             }
@@ -383,9 +437,16 @@ pub fn setup(rec: &Record, cdir: &Path, daemon: &BTreeMap<String, String>) -> Re
             .clone()
             .unwrap_or_default()
             .iter()
-            .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
-        for k in own.get("env").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default() {
+        for k in own
+            .get("env")
+            .map(|s| s.split(',').collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             if let Some(v) = env.get(k) {
                 attrs.insert(k.to_string(), v.clone());
             }
@@ -403,7 +464,13 @@ pub fn setup(rec: &Record, cdir: &Path, daemon: &BTreeMap<String, String>) -> Re
             }
         }
     }
-    Ok(LogSetup { path: driver_log_path(&driver, cdir, &rec.id), driver, max_size, max_file, attrs })
+    Ok(LogSetup {
+        path: driver_log_path(&driver, cdir, &rec.id),
+        driver,
+        max_size,
+        max_file,
+        attrs,
+    })
 }
 
 impl LogSetup {
@@ -419,7 +486,11 @@ impl LogSetup {
         ];
         if !self.attrs.is_empty() {
             v.push("--log-attrs".into());
-            v.push(serde_json::to_string(&self.attrs).unwrap_or_default().into());
+            v.push(
+                serde_json::to_string(&self.attrs)
+                    .unwrap_or_default()
+                    .into(),
+            );
         }
         v
     }
@@ -462,7 +533,10 @@ impl LogSource {
             }
             Err(e) => return Err(e),
         }
-        Ok(Some(LogSource { files, current: current.to_path_buf() }))
+        Ok(Some(LogSource {
+            files,
+            current: current.to_path_buf(),
+        }))
     }
 
     /// Reads what is there now (filters, `since` by index, `tail` backwards), calling `emit`
@@ -473,7 +547,11 @@ impl LogSource {
         opts: &LogOptions,
         mut emit: impl FnMut(Entry) -> bool,
     ) -> io::Result<Option<(PathBuf, File, u64)>> {
-        let ends: Vec<u64> = self.files.iter().map(|(_, f)| f.metadata().map(|m| m.len()).unwrap_or(0)).collect();
+        let ends: Vec<u64> = self
+            .files
+            .iter()
+            .map(|(_, f)| f.metadata().map(|m| m.len()).unwrap_or(0))
+            .collect();
         let follow_from = |files: &mut Vec<(PathBuf, File)>, ends: &[u64]| {
             let last = files.len().checked_sub(1)?;
             let (p, f) = files.remove(last);
@@ -487,7 +565,9 @@ impl LogSource {
             'files: for (i, (_, f)) in self.files.iter().enumerate().rev() {
                 let mut stop = false;
                 read_backwards(f, ends[i], |line| {
-                    let Some(e) = parse_line(line) else { return true };
+                    let Some(e) = parse_line(line) else {
+                        return true;
+                    };
                     if opts.since.is_some_and(|s| e.time < s) {
                         stop = true;
                         return false;
@@ -517,7 +597,9 @@ impl LogSource {
             let start = if i == first { offset } else { 0 };
             let mut done = false;
             read_forward(f, start, ends[i], |line| {
-                let Some(e) = parse_line(line) else { return true };
+                let Some(e) = parse_line(line) else {
+                    return true;
+                };
                 if opts.until.is_some_and(|u| e.time > u) {
                     done = true;
                     return false;
@@ -538,7 +620,9 @@ impl LogSource {
 
 /// Reads an index file: (offset, nanos) records.
 fn read_index(log: &Path) -> Vec<(u64, i64)> {
-    let Ok(data) = std::fs::read(index_path(log)) else { return Vec::new() };
+    let Ok(data) = std::fs::read(index_path(log)) else {
+        return Vec::new();
+    };
     data.chunks_exact(INDEX_RECORD)
         .map(|r| {
             let mut o = [0u8; 8];
@@ -573,7 +657,12 @@ fn seek_since(files: &[(PathBuf, File)], since: DateTime<Utc>) -> (usize, u64) {
 const CHUNK: usize = 64 * 1024;
 
 /// Calls `f` on each complete line of `file[start..end]`, in order, until it returns false.
-fn read_forward(file: &File, start: u64, end: u64, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<u64> {
+fn read_forward(
+    file: &File,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> io::Result<u64> {
     let mut pos = start;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let mut chunk = vec![0u8; CHUNK * 4];
@@ -626,7 +715,11 @@ fn read_backwards(file: &File, end: u64, mut f: impl FnMut(&[u8]) -> bool) -> io
         // Lines end at '\n'; process complete lines from the end.
         let mut end_i = data.len();
         loop {
-            let search = if end_i == 0 { break } else { &data[..end_i - 1] };
+            let search = if end_i == 0 {
+                break;
+            } else {
+                &data[..end_i - 1]
+            };
             match search.iter().rposition(|&b| b == b'\n') {
                 Some(p) => {
                     if !f(&data[p + 1..end_i]) {
@@ -668,7 +761,10 @@ fn next_file(current: &Path, ours: Option<(u64, u64)>) -> PathBuf {
     match rotated.iter().position(|(_, id)| Some(*id) == ours) {
         Some(0) => current.to_path_buf(),
         Some(k) => rotated[k - 1].0.clone(),
-        None => rotated.last().map(|r| r.0.clone()).unwrap_or_else(|| current.to_path_buf()),
+        None => rotated
+            .last()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| current.to_path_buf()),
     }
 }
 
@@ -683,8 +779,11 @@ impl AsRawFd for InotifyFd {
 fn inotify_dir(dir: &Path) -> Option<tokio::io::unix::AsyncFd<InotifyFd>> {
     use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
     let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
-    ino.add_watch(dir, W::IN_MODIFY | W::IN_CREATE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_CLOSE_WRITE)
-        .ok()?;
+    ino.add_watch(
+        dir,
+        W::IN_MODIFY | W::IN_CREATE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_CLOSE_WRITE,
+    )
+    .ok()?;
     // Sound: `InotifyFd` owns its descriptor and closes it only when the AsyncFd drops it.
     #[allow(deprecated)]
     let fd = tokio::io::unix::AsyncFd::new(InotifyFd(ino)).ok();
@@ -726,15 +825,19 @@ pub fn stream(
                 let Some(source) = source else { return };
                 let o = opts.clone();
                 let tx2 = tx.clone();
-                match tokio::task::spawn_blocking(move || source.read_initial(&o, |e| tx2.blocking_send(e).is_ok()))
-                    .await
+                match tokio::task::spawn_blocking(move || {
+                    source.read_initial(&o, |e| tx2.blocking_send(e).is_ok())
+                })
+                .await
                 {
                     Ok(r) => r,
                     Err(_) => return,
                 }
             }
         };
-        let Ok(Some((_, mut file, mut pos))) = pos else { return };
+        let Ok(Some((_, mut file, mut pos))) = pos else {
+            return;
+        };
         if !opts.follow {
             return;
         }
@@ -850,16 +953,41 @@ mod tests {
         let all = parse(LOG);
         assert_eq!(all.len(), 3);
         assert_eq!(all[1].attrs, "a+b=c");
-        let o = LogOptions { stdout: true, stderr: false, ..Default::default() };
+        let o = LogOptions {
+            stdout: true,
+            stderr: false,
+            ..Default::default()
+        };
         let v = select(all.clone(), &o);
-        assert_eq!(v.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["out1\n", "out2\n"]);
-        let o = LogOptions { stdout: true, stderr: true, tail: Some(1), ..Default::default() };
+        assert_eq!(
+            v.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+            ["out1\n", "out2\n"]
+        );
+        let o = LogOptions {
+            stdout: true,
+            stderr: true,
+            tail: Some(1),
+            ..Default::default()
+        };
         assert_eq!(select(all.clone(), &o)[0].data, "out2\n");
-        let o = LogOptions { stdout: true, stderr: true, since: parse_time("1795457841"), ..Default::default() };
+        let o = LogOptions {
+            stdout: true,
+            stderr: true,
+            since: parse_time("1795457841"),
+            ..Default::default()
+        };
         assert_eq!(select(all.clone(), &o).len(), 2);
-        let o = LogOptions { stdout: true, timestamps: true, ..Default::default() };
+        let o = LogOptions {
+            stdout: true,
+            timestamps: true,
+            ..Default::default()
+        };
         assert_eq!(o.render(&all[0]), "2026-11-23T18:17:20.006641363Z out1\n");
-        let o = LogOptions { stdout: true, details: true, ..Default::default() };
+        let o = LogOptions {
+            stdout: true,
+            details: true,
+            ..Default::default()
+        };
         assert_eq!(o.render(&all[0]), " out1\n");
     }
 
@@ -879,17 +1007,38 @@ mod tests {
             assert_eq!(fast.stream, if slow.stream == "stderr" { 2 } else { 1 });
         }
         // Unusual shapes fall back to serde.
-        assert!(fast_parse(br#"{"log":"a","stream":"stdout","attrs":{"a":"b"},"time":"2000-01-01T00:00:00Z"}"#).is_none());
-        assert!(fast_parse(br#"{"log":"\ud83d\ude00","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#).is_none());
-        assert!(fast_parse(br#"{"stream":"stdout","log":"a","time":"2000-01-01T00:00:00Z"}"#).is_none());
-        assert!(fast_parse(br#"{"log":"a","stream":"stdout","time":"2000-01-01T00:00:00+01:00"}"#).is_none());
-        assert_eq!(parse_line(br#"{"log":"\ud83d\ude00","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#).unwrap().data, "😀");
+        assert!(fast_parse(
+            br#"{"log":"a","stream":"stdout","attrs":{"a":"b"},"time":"2000-01-01T00:00:00Z"}"#
+        )
+        .is_none());
+        assert!(fast_parse(
+            br#"{"log":"\ud83d\ude00","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#
+        )
+        .is_none());
+        assert!(
+            fast_parse(br#"{"stream":"stdout","log":"a","time":"2000-01-01T00:00:00Z"}"#).is_none()
+        );
+        assert!(
+            fast_parse(br#"{"log":"a","stream":"stdout","time":"2000-01-01T00:00:00+01:00"}"#)
+                .is_none()
+        );
+        assert_eq!(
+            parse_line(
+                br#"{"log":"\ud83d\ude00","stream":"stdout","time":"2000-01-01T00:00:00Z"}"#
+            )
+            .unwrap()
+            .data,
+            "😀"
+        );
     }
 
     #[test]
     fn times_and_sizes() {
         assert!(parse_time("0").is_none());
-        assert_eq!(parse_time("10.5").unwrap().timestamp_subsec_nanos(), 500_000_000);
+        assert_eq!(
+            parse_time("10.5").unwrap().timestamp_subsec_nanos(),
+            500_000_000
+        );
         assert!(parse_time("x").is_none());
         assert_eq!(parse_size("10m"), Some(10 << 20));
         assert_eq!(parse_size("1k"), Some(1024));
@@ -900,25 +1049,55 @@ mod tests {
 
     #[test]
     fn validation_texts() {
-        let mut lc = LogConfig { r#type: "foo".into(), config: BTreeMap::new() };
-        assert_eq!(validate(&lc).unwrap_err().message, "error looking up logging plugin foo: plugin \"foo\" not found");
+        let mut lc = LogConfig {
+            r#type: "foo".into(),
+            config: BTreeMap::new(),
+        };
+        assert_eq!(
+            validate(&lc).unwrap_err().message,
+            "error looking up logging plugin foo: plugin \"foo\" not found"
+        );
         lc.r#type = "json-file".into();
         lc.config.insert("bogus".into(), "1".into());
-        assert_eq!(validate(&lc).unwrap_err().message, "unknown log opt 'bogus' for json-file log driver");
+        assert_eq!(
+            validate(&lc).unwrap_err().message,
+            "unknown log opt 'bogus' for json-file log driver"
+        );
         lc.r#type = "local".into();
         lc.config.clear();
         lc.config.insert("labels".into(), "x".into());
-        assert_eq!(validate(&lc).unwrap_err().message, "unknown log opt 'labels' for log driver local");
+        assert_eq!(
+            validate(&lc).unwrap_err().message,
+            "unknown log opt 'labels' for log driver local"
+        );
     }
 
     /// Writes `n` numbered entries through the shim's writer with small rotation.
     fn write_log(dir: &Path, n: usize, max_size: u64, max_file: u32) -> PathBuf {
         let p = dir.join("c-json.log");
-        let mut log = JsonLog::open_with(&p, LogOpts { enabled: true, max_size, max_file, attrs: Vec::new() }).unwrap();
+        let mut log = JsonLog::open_with(
+            &p,
+            LogOpts {
+                enabled: true,
+                max_size,
+                max_file,
+                attrs: Vec::new(),
+            },
+        )
+        .unwrap();
         for i in 0..n {
             let t = DateTime::from_timestamp(1_000_000 + i as i64, 0).unwrap();
-            let s = if i % 2 == 0 { Stream::Stdout } else { Stream::Stderr };
-            log.write(s, format!("line {i:06} {}\n", "x".repeat(100)).as_bytes(), t).unwrap();
+            let s = if i % 2 == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
+            log.write(
+                s,
+                format!("line {i:06} {}\n", "x".repeat(100)).as_bytes(),
+                t,
+            )
+            .unwrap();
         }
         log.finish(Utc::now()).unwrap();
         p
@@ -926,7 +1105,14 @@ mod tests {
 
     fn read_all(p: &Path, opts: &LogOptions) -> Vec<Entry> {
         let mut v = Vec::new();
-        LogSource::open(p).unwrap().unwrap().read_initial(opts, |e| { v.push(e); true }).unwrap();
+        LogSource::open(p)
+            .unwrap()
+            .unwrap()
+            .read_initial(opts, |e| {
+                v.push(e);
+                true
+            })
+            .unwrap();
         v
     }
 
@@ -950,33 +1136,93 @@ mod tests {
                 assert_eq!(e.time.timestamp_nanos_opt().unwrap(), t);
             }
         }
-        let all = read_all(&p, &LogOptions { stdout: true, stderr: true, ..Default::default() });
+        let all = read_all(
+            &p,
+            &LogOptions {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            },
+        );
         let first: usize = all[0].data[5..11].parse().unwrap();
         assert_eq!(all.len(), 8000 - first);
         for (k, e) in all.iter().enumerate() {
             assert_eq!(e.data[5..11].parse::<usize>().unwrap(), first + k);
         }
         // tail spanning the current file and the previous one.
-        let cur_entries = std::fs::read(&p).unwrap().iter().filter(|&&b| b == b'\n').count();
+        let cur_entries = std::fs::read(&p)
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         let n = cur_entries + 10;
-        let t = read_all(&p, &LogOptions { stdout: true, stderr: true, tail: Some(n), ..Default::default() });
+        let t = read_all(
+            &p,
+            &LogOptions {
+                stdout: true,
+                stderr: true,
+                tail: Some(n),
+                ..Default::default()
+            },
+        );
         assert_eq!(t, all[all.len() - n..].to_vec());
         // tail counts every entry, then filters the stream (dockerd): the last 10 alternate.
-        let t = read_all(&p, &LogOptions { stderr: true, tail: Some(10), ..Default::default() });
+        let t = read_all(
+            &p,
+            &LogOptions {
+                stderr: true,
+                tail: Some(10),
+                ..Default::default()
+            },
+        );
         assert_eq!(t.iter().map(|e| e.stream).collect::<Vec<_>>(), vec![2; 5]);
         assert_eq!(t[4], all[all.len() - 1]);
         // since in the middle of the oldest kept file, and until.
         let since = DateTime::from_timestamp(1_000_000 + first as i64 + 17, 0).unwrap();
         let until = DateTime::from_timestamp(1_000_000 + 7990, 0).unwrap();
-        let s = read_all(&p, &LogOptions { stdout: true, stderr: true, since: Some(since), until: Some(until), ..Default::default() });
-        assert_eq!(s.first().unwrap().data[5..11].parse::<usize>().unwrap(), first + 17);
-        assert_eq!(s.last().unwrap().data[5..11].parse::<usize>().unwrap(), 7990);
+        let s = read_all(
+            &p,
+            &LogOptions {
+                stdout: true,
+                stderr: true,
+                since: Some(since),
+                until: Some(until),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s.first().unwrap().data[5..11].parse::<usize>().unwrap(),
+            first + 17
+        );
+        assert_eq!(
+            s.last().unwrap().data[5..11].parse::<usize>().unwrap(),
+            7990
+        );
         // since + tail.
-        let s = read_all(&p, &LogOptions { stdout: true, stderr: true, since: Some(since), tail: Some(3), ..Default::default() });
+        let s = read_all(
+            &p,
+            &LogOptions {
+                stdout: true,
+                stderr: true,
+                since: Some(since),
+                tail: Some(3),
+                ..Default::default()
+            },
+        );
         assert_eq!(s, all[all.len() - 3..].to_vec());
         // seek_since skips files that end before `since`.
-        let files: Vec<(PathBuf, File)> = [rotated_path(&p, 3), rotated_path(&p, 2), rotated_path(&p, 1), p.clone()]
-            .into_iter().map(|f| { let h = File::open(&f).unwrap(); (f, h) }).collect();
+        let files: Vec<(PathBuf, File)> = [
+            rotated_path(&p, 3),
+            rotated_path(&p, 2),
+            rotated_path(&p, 1),
+            p.clone(),
+        ]
+        .into_iter()
+        .map(|f| {
+            let h = File::open(&f).unwrap();
+            (f, h)
+        })
+        .collect();
         let late = DateTime::from_timestamp(1_000_000 + 7995, 0).unwrap();
         let (fi, off) = seek_since(&files, late);
         assert_eq!(fi, 3);
@@ -988,37 +1234,73 @@ mod tests {
         use crate::containers::Lifecycle;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let opts = LogOpts { enabled: true, max_size: 600, max_file: 10, attrs: Vec::new() };
+        let opts = LogOpts {
+            enabled: true,
+            max_size: 600,
+            max_file: 10,
+            attrs: Vec::new(),
+        };
         let mut log = JsonLog::open_with(&p, opts.clone()).unwrap();
         let t = Utc::now();
         log.write(Stream::Stdout, b"before\n", t).unwrap();
-        let (life_tx, life_rx) = watch::channel(Lifecycle { running: true, ..Default::default() });
-        let o = LogOptions { stdout: true, stderr: true, follow: true, tail: Some(1), ..Default::default() };
+        let (life_tx, life_rx) = watch::channel(Lifecycle {
+            running: true,
+            ..Default::default()
+        });
+        let o = LogOptions {
+            stdout: true,
+            stderr: true,
+            follow: true,
+            tail: Some(1),
+            ..Default::default()
+        };
         let mut rx = stream(Some(p.clone()), o, life_rx).unwrap();
         assert_eq!(rx.recv().await.unwrap().data, "before\n");
         // Written while following, through several rotations (each file holds ~6 entries;
         // the reader keeps up, so nothing rotates away unread).
         let mut got = Vec::new();
         for i in 0..40 {
-            let s = if i % 3 == 0 { Stream::Stderr } else { Stream::Stdout };
-            log.write(s, format!("live {i}\n").as_bytes(), Utc::now()).unwrap();
-            let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            let s = if i % 3 == 0 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            };
+            log.write(s, format!("live {i}\n").as_bytes(), Utc::now())
+                .unwrap();
+            let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(e.stream, if i % 3 == 0 { 2 } else { 1 });
             got.push(e.data);
         }
         assert!(rotated_path(&p, 2).exists());
-        assert_eq!(got, (0..40).map(|i| format!("live {i}\n")).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            (0..40).map(|i| format!("live {i}\n")).collect::<Vec<_>>()
+        );
         // A burst that rotates twice before the reader gets to run: nothing is skipped.
         for i in 40..64 {
-            log.write(Stream::Stdout, format!("live {i}\n").as_bytes(), Utc::now()).unwrap();
+            log.write(Stream::Stdout, format!("live {i}\n").as_bytes(), Utc::now())
+                .unwrap();
         }
         for i in 40..64 {
-            let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(e.data, format!("live {i}\n"));
         }
         // The container stops: the stream ends.
-        life_tx.send(Lifecycle { running: false, ..Default::default() }).unwrap();
-        let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap();
+        life_tx
+            .send(Lifecycle {
+                running: false,
+                ..Default::default()
+            })
+            .unwrap();
+        let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap();
         assert!(end.is_none());
     }
 
@@ -1034,7 +1316,11 @@ mod tests {
         std::fs::write(&p, &s).unwrap();
         let f = File::open(&p).unwrap();
         let mut lines = Vec::new();
-        read_backwards(&f, s.len() as u64, |l| { lines.push(parse_line(l).unwrap()); true }).unwrap();
+        read_backwards(&f, s.len() as u64, |l| {
+            lines.push(parse_line(l).unwrap());
+            true
+        })
+        .unwrap();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].data.ends_with("2\n"));
         assert!(lines[2].data.ends_with("0\n"));

@@ -13,7 +13,10 @@ use crate::Engine;
 
 impl Engine {
     /// `POST /containers/prune`.
-    pub async fn prune_containers(self: &Arc<Self>, filters: &BTreeMap<String, Vec<String>>) -> Result<Value> {
+    pub async fn prune_containers(
+        self: &Arc<Self>,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Value> {
         for k in filters.keys() {
             if !matches!(k.as_str(), "until" | "label" | "label!") {
                 return Err(Error::invalid(format!("invalid filter '{k}'")));
@@ -29,8 +32,14 @@ impl Engine {
                 Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
                 None => labels.contains_key(l),
             };
-            filters.get("label").map(|ls| ls.iter().all(m)).unwrap_or(true)
-                && filters.get("label!").map(|ls| !ls.iter().any(m)).unwrap_or(true)
+            filters
+                .get("label")
+                .map(|ls| ls.iter().all(m))
+                .unwrap_or(true)
+                && filters
+                    .get("label!")
+                    .map(|ls| !ls.iter().any(m))
+                    .unwrap_or(true)
         };
         let mut deleted = Vec::new();
         let mut reclaimed = 0i64;

@@ -140,7 +140,13 @@ impl Record {
         let args: Vec<String> = self
             .args
             .iter()
-            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            })
             .collect();
         format!("{} {}", self.path, args.join(" "))
     }
@@ -189,7 +195,10 @@ mod tests {
 
     #[test]
     fn durations_like_docker() {
-        assert_eq!(human_duration(Duration::milliseconds(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::milliseconds(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::seconds(1)), "1 second");
         assert_eq!(human_duration(Duration::seconds(59)), "59 seconds");
         assert_eq!(human_duration(Duration::seconds(61)), "About a minute");

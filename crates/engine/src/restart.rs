@@ -26,7 +26,9 @@ pub fn should_restart(rec: &Record, code: i32) -> bool {
     match p.name.as_str() {
         "always" | "unless-stopped" => true,
         "on-failure" => {
-            code != 0 && (p.maximum_retry_count <= 0 || i64::from(rec.restart_count) < p.maximum_retry_count)
+            code != 0
+                && (p.maximum_retry_count <= 0
+                    || i64::from(rec.restart_count) < p.maximum_retry_count)
         }
         _ => false,
     }
@@ -62,7 +64,10 @@ impl Engine {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             let rec = c.snapshot();
-            if c.life.borrow().removed || rec.state.status != Status::Restarting || rec.manually_stopped {
+            if c.life.borrow().removed
+                || rec.state.status != Status::Restarting
+                || rec.manually_stopped
+            {
                 return;
             }
             let _ = c.update(|r| {
@@ -83,8 +88,10 @@ impl Engine {
     pub(crate) async fn resume_restart_policies(self: &Arc<Self>) {
         for c in self.all_containers() {
             let rec = c.snapshot();
-            let wants = matches!(rec.host_config.restart_policy.name.as_str(), "always" | "unless-stopped")
-                && !rec.manually_stopped;
+            let wants = matches!(
+                rec.host_config.restart_policy.name.as_str(),
+                "always" | "unless-stopped"
+            ) && !rec.manually_stopped;
             let down = matches!(rec.state.status, Status::Exited | Status::Restarting);
             if wants && down {
                 let _ = c.update(|r| r.state.status = Status::Exited);

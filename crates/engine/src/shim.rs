@@ -60,7 +60,9 @@ pub async fn spawn(a: &ShimArgs<'_>) -> Result<i32> {
     if a.stdin {
         cmd.arg("--stdin");
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let out = cmd
         .output()
         .await
@@ -103,7 +105,9 @@ impl FrameReader {
         }
         let len = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]);
         if len > MAX_FRAME {
-            return Err(std::io::Error::other(format!("shim frame too large: {len}")));
+            return Err(std::io::Error::other(format!(
+                "shim frame too large: {len}"
+            )));
         }
         let mut buf = vec![0u8; len as usize];
         self.r.read_exact(&mut buf).await?;

@@ -18,7 +18,13 @@ fn system_cpu_usage() -> u64 {
     let jiffies: u64 = stat
         .lines()
         .next()
-        .map(|l| l.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum())
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(7)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     // USER_HZ is 100 on Linux.
     jiffies * (1_000_000_000 / 100)
@@ -70,10 +76,21 @@ impl Engine {
     }
 
     /// Builds one dockerd stats object from a sample and the previous one.
-    fn stats_object(&self, id: &str, name: &str, cur: &Value, pre: Option<(&Value, &str)>) -> Value {
-        let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    fn stats_object(
+        &self,
+        id: &str,
+        name: &str,
+        cur: &Value,
+        pre: Option<(&Value, &str)>,
+    ) -> Value {
+        let online = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let mem = &cur["memory"];
-        let limit = mem["usage"]["limit"].as_u64().unwrap_or(u64::MAX).min(host_memory());
+        let limit = mem["usage"]["limit"]
+            .as_u64()
+            .unwrap_or(u64::MAX)
+            .min(host_memory());
         let (precpu, preread) = match pre {
             Some((p, t)) => (cpu_block(p, online), t.to_string()),
             None => (zero_cpu(), ZERO_TIME.to_string()),
@@ -141,8 +158,15 @@ impl Engine {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
             loop {
-                let Some(cur) = me.stats_sample(&rec.id).await else { break };
-                let obj = me.stats_object(&rec.id, &rec.name, &cur, prev.as_ref().map(|(v, t)| (v, t.as_str())));
+                let Some(cur) = me.stats_sample(&rec.id).await else {
+                    break;
+                };
+                let obj = me.stats_object(
+                    &rec.id,
+                    &rec.name,
+                    &cur,
+                    prev.as_ref().map(|(v, t)| (v, t.as_str())),
+                );
                 let read = obj["read"].as_str().unwrap_or(ZERO_TIME).to_string();
                 if tx.send(obj).await.is_err() || !stream {
                     break;

@@ -37,13 +37,18 @@ fn container_ports(_rec: &Record) -> Vec<(String, Option<String>)> {
 fn validate_filters(filters: &BTreeMap<String, Vec<String>>) -> Result<()> {
     for (k, vals) in filters {
         match k.as_str() {
-            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "before" | "since" | "volume"
-            | "network" | "publish" | "expose" | "health" | "isolation" | "is-task" => {}
+            "id" | "name" | "status" | "exited" | "label" | "ancestor" | "before" | "since"
+            | "volume" | "network" | "publish" | "expose" | "health" | "isolation" | "is-task" => {}
             other => return Err(Error::invalid(format!("Invalid filter '{other}'"))),
         }
         if k == "health" {
-            if let Some(v) = vals.iter().find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none")) {
-                return Err(Error::invalid(format!("Unrecognised filter value for health: {v}")));
+            if let Some(v) = vals
+                .iter()
+                .find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
+            {
+                return Err(Error::invalid(format!(
+                    "Unrecognised filter value for health: {v}"
+                )));
             }
         }
     }
@@ -51,7 +56,12 @@ fn validate_filters(filters: &BTreeMap<String, Vec<String>>) -> Result<()> {
 }
 
 /// Does a container match every `filters` entry (`docker ps --filter`)?
-fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<String, Vec<String>>) -> Result<bool> {
+fn matches(
+    engine: &Engine,
+    all: &[Record],
+    rec: &Record,
+    filters: &BTreeMap<String, Vec<String>>,
+) -> Result<bool> {
     // `before`/`since` name a container (name or id prefix) whose creation time bounds the list.
     let created_of = |v: &str| -> Result<chrono::DateTime<Utc>> {
         let v = v.trim_start_matches('/');
@@ -67,9 +77,13 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
         if wproto != kproto {
             return false;
         }
-        let Ok(k) = kp.parse::<u32>() else { return false };
+        let Ok(k) = kp.parse::<u32>() else {
+            return false;
+        };
         match wp.split_once('-') {
-            Some((a, b)) => a.parse::<u32>().is_ok_and(|a| a <= k) && b.parse::<u32>().is_ok_and(|b| k <= b),
+            Some((a, b)) => {
+                a.parse::<u32>().is_ok_and(|a| a <= k) && b.parse::<u32>().is_ok_and(|b| k <= b)
+            }
             None => wp.parse::<u32>() == Ok(k),
         }
     };
@@ -79,23 +93,31 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
         }
         let ok = match k.as_str() {
             "id" => vals.iter().any(|v| rec.id.starts_with(v.as_str())),
-            "name" => vals.iter().any(|v| rec.name.contains(v.trim_start_matches('/'))),
+            "name" => vals
+                .iter()
+                .any(|v| rec.name.contains(v.trim_start_matches('/'))),
             "status" => {
                 for v in vals {
                     if !matches!(
                         v.as_str(),
-                        "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+                        "created"
+                            | "restarting"
+                            | "running"
+                            | "removing"
+                            | "paused"
+                            | "exited"
+                            | "dead"
                     ) {
-                        return Err(Error::invalid(format!(
-                            "Invalid filter 'status={v}'"
-                        )));
+                        return Err(Error::invalid(format!("Invalid filter 'status={v}'")));
                     }
                 }
                 vals.iter().any(|v| v == rec.state.status.as_str())
             }
             "exited" => {
                 rec.state.status == Status::Exited
-                    && vals.iter().any(|v| v.parse::<i32>().ok() == Some(rec.state.exit_code))
+                    && vals
+                        .iter()
+                        .any(|v| v.parse::<i32>().ok() == Some(rec.state.exit_code))
             }
             "label" => {
                 let labels = rec.config.labels.clone().unwrap_or_default();
@@ -104,9 +126,9 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
                     None => labels.contains_key(v.as_str()),
                 })
             }
-            "ancestor" => vals.iter().any(|v| {
-                rec.config.image == *v || rec.image_id.contains(v.as_str())
-            }),
+            "ancestor" => vals
+                .iter()
+                .any(|v| rec.config.image == *v || rec.image_id.contains(v.as_str())),
             "before" => {
                 let mut ok = true;
                 for v in vals {
@@ -124,14 +146,22 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
             "volume" => vals.iter().any(|v| engine.container_uses_volume(rec, v)),
             "network" => {
                 let mode = network_mode(rec);
-                let mode = if mode == "default" { "bridge".to_string() } else { mode };
+                let mode = if mode == "default" {
+                    "bridge".to_string()
+                } else {
+                    mode
+                };
                 vals.iter().any(|v| *v == mode)
             }
             // dockerd matches these against the container's network ports (`ps` Ports): with
             // no network endpoint (Berth today, dockerd with --network none) there are none.
-            "expose" => vals.iter().any(|v| container_ports(rec).iter().any(|(p, _)| port_match(v, p))),
+            "expose" => vals
+                .iter()
+                .any(|v| container_ports(rec).iter().any(|(p, _)| port_match(v, p))),
             "publish" => vals.iter().any(|v| {
-                container_ports(rec).iter().any(|(p, public)| public.as_deref().is_some_and(|h| port_match(v, h)) || port_match(v, p))
+                container_ports(rec).iter().any(|(p, public)| {
+                    public.as_deref().is_some_and(|h| port_match(v, h)) || port_match(v, p)
+                })
             }),
             "health" => {
                 for v in vals {
@@ -141,7 +171,12 @@ fn matches(engine: &Engine, all: &[Record], rec: &Record, filters: &BTreeMap<Str
                         )));
                     }
                 }
-                let h = rec.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("none");
+                let h = rec
+                    .state
+                    .health
+                    .as_ref()
+                    .map(|h| h.status.as_str())
+                    .unwrap_or("none");
                 vals.iter().any(|v| v == h)
             }
             "is-task" => vals.iter().any(|v| v == "false" || v == "0"),
@@ -170,7 +205,10 @@ impl Engine {
         validate_filters(filters)?;
         // newest first, as dockerd lists
         recs.sort_by(|a, b| b.created.cmp(&a.created));
-        let explicit_status = filters.get("status").map(|v| !v.is_empty()).unwrap_or(false);
+        let explicit_status = filters
+            .get("status")
+            .map(|v| !v.is_empty())
+            .unwrap_or(false);
         let limit = limit.filter(|l| *l > 0).map(|l| l as usize);
         let mut out = Vec::new();
         for rec in recs {
@@ -217,12 +255,20 @@ impl Engine {
         let s = &rec.state;
         let dir = c.dir().to_path_buf();
         let rootfs_lowers = crate::images::lower_dirs_of(&self.images, &rec.image_id)
-            .map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))
+            .map(|v| {
+                v.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
             .unwrap_or_default();
         let mut host_config = serde_json::to_value(&rec.host_config).unwrap_or(json!({}));
         if let Some(o) = host_config.as_object_mut() {
             o.entry("NetworkMode").or_insert(json!("default"));
-            if o.get("NetworkMode").map(|v| v.is_null() || v == "").unwrap_or(true) {
+            if o.get("NetworkMode")
+                .map(|v| v.is_null() || v == "")
+                .unwrap_or(true)
+            {
                 o.insert("NetworkMode".into(), json!(network_mode(&rec)));
             }
         }
@@ -297,8 +343,7 @@ impl Engine {
                 st.remove("Health");
             }
         }
-        Ok(v)
-        .map(|mut v| {
+        Ok(v).map(|mut v| {
             if _size {
                 self.add_container_sizes(&rec, &mut v);
             }

@@ -106,15 +106,23 @@ impl Engine {
             return Err(Error::not_found(format!("get {name}: no such volume")));
         }
         let p = self.volume_dir(name).join("volume.json");
-        let b = std::fs::read(&p).map_err(|_| Error::not_found(format!("get {name}: no such volume")))?;
-        serde_json::from_slice(&b).map_err(|e| Error::internal(format!("corrupt volume record {}: {e}", p.display())))
+        let b = std::fs::read(&p)
+            .map_err(|_| Error::not_found(format!("get {name}: no such volume")))?;
+        serde_json::from_slice(&b)
+            .map_err(|e| Error::internal(format!("corrupt volume record {}: {e}", p.display())))
     }
 
     fn all_volumes(&self) -> Vec<VolumeRecord> {
-        let Ok(rd) = std::fs::read_dir(self.volumes_dir()) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(self.volumes_dir()) else {
+            return Vec::new();
+        };
         let mut v: Vec<VolumeRecord> = rd
             .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| self.load_volume(n).ok()))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| self.load_volume(n).ok())
+            })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
@@ -152,7 +160,9 @@ impl Engine {
         }
         for k in options.keys() {
             if !matches!(k.as_str(), "type" | "device" | "o" | "size") {
-                return Err(Error::invalid(format!("create {name}: invalid option key: {k:?}")));
+                return Err(Error::invalid(format!(
+                    "create {name}: invalid option key: {k:?}"
+                )));
             }
         }
         let rec = VolumeRecord {
@@ -167,7 +177,8 @@ impl Engine {
         let dir = self.volume_dir(&name);
         std::fs::create_dir_all(dir.join("_data"))?;
         crate::persist::write_json(&dir.join("volume.json"), &rec)?;
-        self.events.publish(volume_event("create", &name, &[("driver", "local")]));
+        self.events
+            .publish(volume_event("create", &name, &[("driver", "local")]));
         Ok(rec)
     }
 
@@ -183,7 +194,11 @@ impl Engine {
         let strings = |k: &str| -> BTreeMap<String, String> {
             body.get(k)
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let v = self.ensure_volume(name, strings("Labels"), strings("DriverOpts"), false)?;
@@ -232,7 +247,10 @@ impl Engine {
             Err(_) => return Err(Error::not_found(format!("get {name}: no such volume"))),
         };
         if let Some(ids) = self.volume_users().get(&v.name) {
-            return Err(Error::conflict(format!("remove {name}: volume is in use - [{}]", ids.join(", "))));
+            return Err(Error::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                ids.join(", ")
+            )));
         }
         self.destroy_volume(&v)
     }
@@ -243,7 +261,8 @@ impl Engine {
             let _ = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH);
         }
         std::fs::remove_dir_all(self.volume_dir(&v.name))?;
-        self.events.publish(volume_event("destroy", &v.name, &[("driver", "local")]));
+        self.events
+            .publish(volume_event("destroy", &v.name, &[("driver", "local")]));
         Ok(())
     }
 
@@ -255,7 +274,10 @@ impl Engine {
                 return Err(Error::invalid(format!("invalid filter '{k}'")));
             }
         }
-        let all = filters.get("all").and_then(|v| v.first()).is_some_and(|v| v == "true" || v == "1");
+        let all = filters
+            .get("all")
+            .and_then(|v| v.first())
+            .is_some_and(|v| v == "true" || v == "1");
         let users = self.volume_users();
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
@@ -272,13 +294,19 @@ impl Engine {
                 deleted.push(v.name.clone());
             }
         }
-        Ok(json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}))
+        Ok(
+            json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
+        )
     }
 
     /// At container create: creates the named volumes it mentions and an anonymous volume for
     /// every anonymous mount and image VOLUME not covered by another mount; returns
     /// destination -> name for the anonymous ones (kept in the record).
-    pub(crate) fn create_container_volumes(&self, config: &berth_api_types::ContainerConfig, hc: &berth_api_types::HostConfig) -> Result<BTreeMap<String, String>> {
+    pub(crate) fn create_container_volumes(
+        &self,
+        config: &berth_api_types::ContainerConfig,
+        hc: &berth_api_types::HostConfig,
+    ) -> Result<BTreeMap<String, String>> {
         let mut covered: BTreeSet<String> = BTreeSet::new();
         let mut anon = BTreeMap::new();
         for b in hc.binds.iter().flatten() {
@@ -334,12 +362,15 @@ impl Engine {
             }
         }
         for (_, name) in anon.iter_mut() {
-            *name = self.ensure_volume(None, BTreeMap::new(), BTreeMap::new(), true)?.name;
+            *name = self
+                .ensure_volume(None, BTreeMap::new(), BTreeMap::new(), true)?
+                .name;
         }
         // `-v /host:/x` with a missing host path: dockerd creates it.
         for b in hc.binds.iter().flatten() {
             if let Ok(spec) = berth_spec::oci::parse_bind(b) {
-                if spec.source.starts_with('/') && std::fs::symlink_metadata(&spec.source).is_err() {
+                if spec.source.starts_with('/') && std::fs::symlink_metadata(&spec.source).is_err()
+                {
                     std::fs::create_dir_all(&spec.source)?;
                 }
             }
@@ -349,7 +380,10 @@ impl Engine {
 
     /// The inputs the OCI spec needs: volume name or anonymous destination -> host path, plus
     /// extra host config entries (image VOLUMEs and `--volumes-from`) as binds.
-    pub(crate) fn resolve_mounts(&self, rec: &Record) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    pub(crate) fn resolve_mounts(
+        &self,
+        rec: &Record,
+    ) -> Result<(BTreeMap<String, String>, Vec<String>)> {
         let mut paths = BTreeMap::new();
         for name in volume_names_of(rec) {
             let v = self.load_volume(&name)?;
@@ -362,7 +396,12 @@ impl Engine {
             // Image VOLUMEs (not written by the user as binds or mounts) become binds here.
             let user_wrote = rec.host_config.binds.iter().flatten().any(|b| {
                 berth_spec::oci::parse_bind(b).is_ok_and(|s| clean(&s.destination) == *dest)
-            }) || rec.host_config.mounts.iter().flatten().any(|m| clean(&m.target) == *dest);
+            }) || rec
+                .host_config
+                .mounts
+                .iter()
+                .flatten()
+                .any(|m| clean(&m.target) == *dest);
             if !user_wrote {
                 extra_binds.push(format!("{}:{dest}", self.volume_path(name).display()));
             }
@@ -382,7 +421,12 @@ impl Engine {
                     Some(_) => false,
                     None => !mp.rw,
                 };
-                extra_binds.push(format!("{}:{}{}", mp.source, mp.destination, if ro { ":ro" } else { "" }));
+                extra_binds.push(format!(
+                    "{}:{}{}",
+                    mp.source,
+                    mp.destination,
+                    if ro { ":ro" } else { "" }
+                ));
             }
         }
         Ok((paths, extra_binds))
@@ -390,7 +434,9 @@ impl Engine {
 
     /// Mounts a volume created with driver options (`type`, `device`, `o`) on its `_data`.
     fn mount_volume_device(&self, v: &VolumeRecord) -> Result<()> {
-        let Some(typ) = v.options.get("type") else { return Ok(()) };
+        let Some(typ) = v.options.get("type") else {
+            return Ok(());
+        };
         let data = self.volume_path(&v.name);
         let mounted = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
@@ -399,10 +445,19 @@ impl Engine {
         if mounted {
             return Ok(());
         }
-        let device = v.options.get("device").cloned().unwrap_or_else(|| typ.clone());
+        let device = v
+            .options
+            .get("device")
+            .cloned()
+            .unwrap_or_else(|| typ.clone());
         let mut flags = nix::mount::MsFlags::empty();
         let mut data_opts = Vec::new();
-        for o in v.options.get("o").map(|s| s.split(',').collect::<Vec<_>>()).unwrap_or_default() {
+        for o in v
+            .options
+            .get("o")
+            .map(|s| s.split(',').collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             match o {
                 "bind" => flags |= nix::mount::MsFlags::MS_BIND,
                 "rbind" => flags |= nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
@@ -411,7 +466,11 @@ impl Engine {
                 other => data_opts.push(other),
             }
         }
-        let fstype = if typ == "none" { None } else { Some(typ.as_str()) };
+        let fstype = if typ == "none" {
+            None
+        } else {
+            Some(typ.as_str())
+        };
         let d = data_opts.join(",");
         nix::mount::mount(Some(device.as_str()), &data, fstype, flags, if d.is_empty() { None } else { Some(d.as_str()) })
             .map_err(|e| Error::internal(format!("error while mounting volume '{}': failed to mount local volume: mount {device}:{}, flags: {flags:?}, data: {d}: {e}", data.display(), data.display())))
@@ -423,22 +482,39 @@ impl Engine {
     pub(crate) fn copy_up_volumes(&self, rec: &Record, rootfs: &Path) -> Result<()> {
         let mut targets: Vec<(String, String)> = Vec::new();
         for b in rec.host_config.binds.iter().flatten() {
-            let nocopy = b.rsplit(':').next().is_some_and(|m| m.split(',').any(|o| o == "nocopy"));
+            let nocopy = b
+                .rsplit(':')
+                .next()
+                .is_some_and(|m| m.split(',').any(|o| o == "nocopy"));
             if let Ok(s) = berth_spec::oci::parse_bind(b) {
                 if s.is_volume() && !nocopy {
-                    let name = if s.source.is_empty() { rec.anon_volumes.get(&clean(&s.destination)).cloned() } else { Some(s.source.clone()) };
+                    let name = if s.source.is_empty() {
+                        rec.anon_volumes.get(&clean(&s.destination)).cloned()
+                    } else {
+                        Some(s.source.clone())
+                    };
                     if let Some(n) = name {
                         targets.push((n, s.destination.clone()));
                     }
                 }
             }
         }
-        for m in rec.host_config.mounts.iter().flatten().filter(|m| m.r#type == "volume") {
+        for m in rec
+            .host_config
+            .mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.r#type == "volume")
+        {
             let nocopy = m.volume_options.as_ref().is_some_and(|o| o.no_copy);
             if nocopy {
                 continue;
             }
-            let name = if m.source.is_empty() { rec.anon_volumes.get(&clean(&m.target)).cloned() } else { Some(m.source.clone()) };
+            let name = if m.source.is_empty() {
+                rec.anon_volumes.get(&clean(&m.target)).cloned()
+            } else {
+                Some(m.source.clone())
+            };
             if let Some(n) = name {
                 targets.push((n, m.target.clone()));
             }
@@ -450,13 +526,21 @@ impl Engine {
         }
         for (name, dest) in targets {
             let data = self.volume_path(&name);
-            let empty = std::fs::read_dir(&data).map(|mut d| d.next().is_none()).unwrap_or(false);
+            let empty = std::fs::read_dir(&data)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
             if !empty {
                 continue;
             }
             // Resolve the destination inside the container root (symlinks stay inside).
-            let Ok(root) = std::fs::File::open(rootfs) else { continue };
-            let Ok(inside) = berth_sys::resolve_in_root_path(std::os::fd::AsFd::as_fd(&root), Path::new(&dest)) else { continue };
+            let Ok(root) = std::fs::File::open(rootfs) else {
+                continue;
+            };
+            let Ok(inside) =
+                berth_sys::resolve_in_root_path(std::os::fd::AsFd::as_fd(&root), Path::new(&dest))
+            else {
+                continue;
+            };
             let src = rootfs.join(inside.strip_prefix("/").unwrap_or(&inside));
             if !src.is_dir() {
                 continue;
@@ -481,11 +565,16 @@ impl Engine {
     pub fn mount_points(&self, rec: &Record) -> Vec<MountPoint> {
         let mut out = Vec::new();
         for b in rec.host_config.binds.iter().flatten() {
-            let Ok(s) = berth_spec::oci::parse_bind(b) else { continue };
+            let Ok(s) = berth_spec::oci::parse_bind(b) else {
+                continue;
+            };
             let mode = b.splitn(3, ':').nth(2).unwrap_or("").to_string();
             if s.is_volume() {
                 let name = if s.source.is_empty() {
-                    rec.anon_volumes.get(&clean(&s.destination)).cloned().unwrap_or_default()
+                    rec.anon_volumes
+                        .get(&clean(&s.destination))
+                        .cloned()
+                        .unwrap_or_default()
                 } else {
                     s.source.clone()
                 };
@@ -514,7 +603,10 @@ impl Engine {
             match m.r#type.as_str() {
                 "volume" => {
                     let name = if m.source.is_empty() {
-                        rec.anon_volumes.get(&clean(&m.target)).cloned().unwrap_or_default()
+                        rec.anon_volumes
+                            .get(&clean(&m.target))
+                            .cloned()
+                            .unwrap_or_default()
                     } else {
                         m.source.clone()
                     };
@@ -574,7 +666,10 @@ impl Engine {
     /// `rm -v`: the container's anonymous volumes go with it (named ones never do).
     pub(crate) fn remove_anonymous_volumes(&self, rec: &Record) {
         for name in rec.anon_volumes.values() {
-            let still_used = self.volume_users().get(name).is_some_and(|ids| ids.iter().any(|i| *i != rec.id));
+            let still_used = self
+                .volume_users()
+                .get(name)
+                .is_some_and(|ids| ids.iter().any(|i| *i != rec.id));
             if still_used {
                 continue;
             }
@@ -612,16 +707,29 @@ pub fn volume_names_of(rec: &Record) -> BTreeSet<String> {
 
 fn clean(p: &str) -> String {
     let t = p.trim_end_matches('/');
-    if t.is_empty() { "/".into() } else { t.to_string() }
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
 }
 
-fn labels_match(labels: &BTreeMap<String, String>, filters: &BTreeMap<String, Vec<String>>) -> bool {
+fn labels_match(
+    labels: &BTreeMap<String, String>,
+    filters: &BTreeMap<String, Vec<String>>,
+) -> bool {
     let m = |l: &String| match l.split_once('=') {
         Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
         None => labels.contains_key(l),
     };
-    filters.get("label").map(|ls| ls.iter().all(m)).unwrap_or(true)
-        && filters.get("label!").map(|ls| !ls.iter().any(m)).unwrap_or(true)
+    filters
+        .get("label")
+        .map(|ls| ls.iter().all(m))
+        .unwrap_or(true)
+        && filters
+            .get("label!")
+            .map(|ls| !ls.iter().any(m))
+            .unwrap_or(true)
 }
 
 fn volume_matches(v: &VolumeRecord, f: &BTreeMap<String, Vec<String>>, in_use: bool) -> bool {
@@ -645,11 +753,15 @@ fn volume_matches(v: &VolumeRecord, f: &BTreeMap<String, Vec<String>>, in_use: b
 }
 
 fn dir_size(p: &Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if !md.is_dir() {
         return md.len();
     }
-    std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
 }
 
 fn volume_event(action: &str, name: &str, attrs: &[(&str, &str)]) -> Value {
@@ -677,7 +789,9 @@ mod tests {
         assert!(valid_volume_name("ab").is_ok());
         assert!(valid_volume_name("a.b-c_d9").is_ok());
         assert!(valid_volume_name("a").unwrap_err().contains("too short"));
-        assert!(valid_volume_name("x/y").unwrap_err().contains("includes invalid characters"));
+        assert!(valid_volume_name("x/y")
+            .unwrap_err()
+            .contains("includes invalid characters"));
         assert!(valid_volume_name("_x").is_err());
     }
 

@@ -32,13 +32,19 @@ pub fn reference(data: &[u8]) {
         let full = r.to_string();
         let again = berth_spec::Reference::parse_normalized(&full)
             .unwrap_or_else(|e| panic!("{s:?} normalised to {full:?}, which does not parse: {e}"));
-        assert_eq!(again.to_string(), full, "normalisation of {s:?} is not stable");
+        assert_eq!(
+            again.to_string(),
+            full,
+            "normalisation of {s:?} is not stable"
+        );
         let familiar = r.familiar_string();
         // Like Docker's FamiliarName, `docker.io/a.b/c` is shown as `a.b/c`, which names another
         // registry when parsed again; the round trip holds only when the first component of
         // the familiar form cannot be taken for a domain.
         let first = familiar.split('/').next().unwrap_or("");
-        if familiar.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        if familiar.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost")
+        {
             return;
         }
         // Also like Docker: `library/<64 hex>` parses, its familiar form (a bare 64-hex string,
@@ -49,7 +55,11 @@ pub fn reference(data: &[u8]) {
         }
         let back = berth_spec::Reference::parse_normalized(&familiar)
             .unwrap_or_else(|e| panic!("familiar form {familiar:?} of {s:?} does not parse: {e}"));
-        assert_eq!(back.to_string(), full, "familiar form of {s:?} changes the reference");
+        assert_eq!(
+            back.to_string(),
+            full,
+            "familiar form of {s:?} changes the reference"
+        );
     }
     let _ = berth_spec::reference::looks_like_id(s);
 }
@@ -98,7 +108,8 @@ pub fn manifest(data: &[u8]) {
 pub fn image_config(data: &[u8]) {
     if let Ok(c) = serde_json::from_slice::<berth_spec::ImageConfig>(data) {
         let out = serde_json::to_vec(&c).expect("a parsed image config serialises");
-        serde_json::from_slice::<berth_spec::ImageConfig>(&out).expect("a serialised config parses again");
+        serde_json::from_slice::<berth_spec::ImageConfig>(&out)
+            .expect("a serialised config parses again");
     }
 }
 
@@ -125,9 +136,14 @@ pub fn auth_challenge(data: &[u8]) {
 /// through the shell-word expansion too.
 pub fn dockerfile(data: &[u8]) {
     let Some(s) = text(data) else { return };
-    let Ok(df) = berth_dockerfile::parse(s) else { return };
-    let env: std::collections::BTreeMap<String, String> =
-        [("A".to_string(), "1".to_string()), ("B".to_string(), "x y".to_string())].into();
+    let Ok(df) = berth_dockerfile::parse(s) else {
+        return;
+    };
+    let env: std::collections::BTreeMap<String, String> = [
+        ("A".to_string(), "1".to_string()),
+        ("B".to_string(), "x y".to_string()),
+    ]
+    .into();
     for i in &df.instructions {
         if let berth_dockerfile::Args::Shell(a) = &i.args {
             let _ = berth_dockerfile::shell::process_word(a, &env, df.escape);
@@ -143,10 +159,16 @@ pub fn dockerfile(data: &[u8]) {
 /// stable under path cleaning (`./a` is `a`).
 pub fn dockerignore(data: &[u8]) {
     let Some(s) = text(data) else { return };
-    let (patterns, paths) = s.split_once("\n---\n").unwrap_or((s, "a/b/c\nREADME.md\nx.log"));
+    let (patterns, paths) = s
+        .split_once("\n---\n")
+        .unwrap_or((s, "a/b/c\nREADME.md\nx.log"));
     let m = berth_dockerfile::Matcher::parse(patterns);
     // Context paths are relative and never climb out (the builder rejects those).
-    for p in paths.lines().take(64).filter(|p| !p.starts_with('/') && !p.split('/').any(|c| c == "..")) {
+    for p in paths
+        .lines()
+        .take(64)
+        .filter(|p| !p.starts_with('/') && !p.split('/').any(|c| c == ".."))
+    {
         let a = m.excluded(p);
         let b = m.excluded(&format!("./{p}"));
         assert_eq!(a, b, "{p:?} vs ./{p:?} under {patterns:?}");
@@ -155,7 +177,10 @@ pub fn dockerignore(data: &[u8]) {
 
 /// Tar layers: applying any byte string as a layer never writes outside the store root.
 pub fn tar_layer(data: &[u8]) {
-    let top = tempfile::Builder::new().prefix("berth-fuzz-").tempdir().expect("tempdir");
+    let top = tempfile::Builder::new()
+        .prefix("berth-fuzz-")
+        .tempdir()
+        .expect("tempdir");
     let store_root = top.path().join("store");
     let canary = top.path().join("canary");
     std::fs::create_dir(&canary).expect("canary");
@@ -166,8 +191,16 @@ pub fn tar_layer(data: &[u8]) {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     outside.sort();
-    assert_eq!(outside, ["canary", "store"], "the layer wrote next to the store root");
-    assert_eq!(std::fs::read_dir(&canary).expect("canary").count(), 0, "the layer wrote into a sibling");
+    assert_eq!(
+        outside,
+        ["canary", "store"],
+        "the layer wrote next to the store root"
+    );
+    assert_eq!(
+        std::fs::read_dir(&canary).expect("canary").count(),
+        0,
+        "the layer wrote into a sibling"
+    );
     drop(store);
     make_removable(top.path());
 }
@@ -175,7 +208,9 @@ pub fn tar_layer(data: &[u8]) {
 /// Layers may leave read-only directories behind; make the scratch tree removable.
 fn make_removable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(md) = std::fs::symlink_metadata(p) else { return };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return;
+    };
     if md.is_dir() {
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
         if let Ok(rd) = std::fs::read_dir(p) {

@@ -8,7 +8,8 @@ fn every_corpus_file_passes_its_harness() {
     let mut total = 0;
     for (name, harness) in berth_fuzzing::TARGETS {
         let dir = root.join(name);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
         let mut n = 0;
         for e in entries {
             let p = e.unwrap().path();

@@ -29,7 +29,9 @@ impl AuthConfig {
         }
         let bytes = base64::engine::general_purpose::URL_SAFE
             .decode(h)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('='))
+            })
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
             .ok()?;
         let mut c: AuthConfig = serde_json::from_slice(&bytes).ok()?;
@@ -59,15 +61,23 @@ impl AuthConfig {
             return None;
         }
         let raw = format!("{}:{}", self.username, self.password);
-        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ))
     }
 }
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
-    Basic { realm: Option<String> },
-    Bearer { realm: String, service: Option<String> },
+    Basic {
+        realm: Option<String>,
+    },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 impl Challenge {
@@ -76,11 +86,21 @@ impl Challenge {
         let h = h.trim();
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
         let params = parse_params(rest);
-        let get = |k: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+        };
         if scheme.eq_ignore_ascii_case("basic") {
-            Some(Challenge::Basic { realm: get("realm") })
+            Some(Challenge::Basic {
+                realm: get("realm"),
+            })
         } else if scheme.eq_ignore_ascii_case("bearer") {
-            Some(Challenge::Bearer { realm: get("realm")?, service: get("service") })
+            Some(Challenge::Bearer {
+                realm: get("realm")?,
+                service: get("service"),
+            })
         } else {
             None
         }
@@ -133,23 +153,37 @@ mod tests {
 
     #[test]
     fn parses_bearer_and_basic() {
-        let c = Challenge::parse(r#"Bearer realm="http://127.0.0.1:1/token",service="reg, x",scope="repository:a:pull""#);
+        let c = Challenge::parse(
+            r#"Bearer realm="http://127.0.0.1:1/token",service="reg, x",scope="repository:a:pull""#,
+        );
         assert_eq!(
             c,
-            Some(Challenge::Bearer { realm: "http://127.0.0.1:1/token".into(), service: Some("reg, x".into()) })
+            Some(Challenge::Bearer {
+                realm: "http://127.0.0.1:1/token".into(),
+                service: Some("reg, x".into())
+            })
         );
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic { realm: Some("Registry Realm".into()) }));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic {
+                realm: Some("Registry Realm".into())
+            })
+        );
         assert_eq!(Challenge::parse("Negotiate"), None);
     }
 
     #[test]
     fn decodes_x_registry_auth() {
         assert!(AuthConfig::from_header("e30=").unwrap().is_empty());
-        let h = base64::engine::general_purpose::URL_SAFE.encode(r#"{"username":"u","password":"p?>","serveraddress":"r"}"#);
+        let h = base64::engine::general_purpose::URL_SAFE
+            .encode(r#"{"username":"u","password":"p?>","serveraddress":"r"}"#);
         let c = AuthConfig::from_header(&h).unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p?>"));
         assert_eq!(c.basic().unwrap(), "Basic dTpwPz4=");
-        let mut c = AuthConfig { auth: "dTpw".into(), ..Default::default() };
+        let mut c = AuthConfig {
+            auth: "dTpw".into(),
+            ..Default::default()
+        };
         c.fill_from_auth();
         assert_eq!(c.username, "u");
     }

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use hyper::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -58,7 +60,15 @@ pub fn is_loopback(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        host.rsplit_once(':').map(|(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host }).unwrap_or(host)
+        host.rsplit_once(':')
+            .map(|(h, p)| {
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            })
+            .unwrap_or(host)
     };
     if name == "localhost" {
         return true;
@@ -180,9 +190,13 @@ fn tls_config(host: &str) -> Result<rustls::ClientConfig> {
         for f in &files {
             match f.extension().and_then(|e| e.to_str()) {
                 Some("crt") => {
-                    for c in CertificateDer::pem_file_iter(f).map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))? {
+                    for c in CertificateDer::pem_file_iter(f)
+                        .map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?
+                    {
                         let c = c.map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
-                        roots.add(c).map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
+                        roots
+                            .add(c)
+                            .map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
                     }
                 }
                 Some("cert") => {
@@ -190,7 +204,8 @@ fn tls_config(host: &str) -> Result<rustls::ClientConfig> {
                     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(f)
                         .and_then(|i| i.collect::<std::result::Result<_, _>>())
                         .map_err(|e| Error::Protocol(format!("{}: {e}", f.display())))?;
-                    let k = PrivateKeyDer::from_pem_file(&key).map_err(|e| Error::Protocol(format!("{}: {e}", key.display())))?;
+                    let k = PrivateKeyDer::from_pem_file(&key)
+                        .map_err(|e| Error::Protocol(format!("{}: {e}", key.display())))?;
                     client_cert = Some((certs, k));
                 }
                 _ => {}
@@ -202,7 +217,9 @@ fn tls_config(host: &str) -> Result<rustls::ClientConfig> {
         .map_err(|e| Error::Protocol(e.to_string()))?
         .with_root_certificates(roots);
     match client_cert {
-        Some((certs, key)) => b.with_client_auth_cert(certs, key).map_err(|e| Error::Protocol(format!("client certificate for {host}: {e}"))),
+        Some((certs, key)) => b
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| Error::Protocol(format!("client certificate for {host}: {e}"))),
         None => Ok(b.with_no_client_auth()),
     }
 }
@@ -233,8 +250,18 @@ fn go_method(m: &Method) -> String {
 impl Client {
     /// A client for `repo` (path, e.g. `library/busybox`) on `host` (`name[:port]`, as in a
     /// reference's domain). `insecure` lists extra registries reachable over plain http.
-    pub fn new(host: &str, repo: &str, push: bool, creds: Option<AuthConfig>, insecure: &[String]) -> Result<Client> {
-        let host = if host == "docker.io" || host == "index.docker.io" { DOCKER_HUB_HOST } else { host };
+    pub fn new(
+        host: &str,
+        repo: &str,
+        push: bool,
+        creds: Option<AuthConfig>,
+        insecure: &[String],
+    ) -> Result<Client> {
+        let host = if host == "docker.io" || host == "index.docker.io" {
+            DOCKER_HUB_HOST
+        } else {
+            host
+        };
         let insecure = is_loopback(host) || insecure.iter().any(|h| h == host);
         let mut conn = HttpConnector::new();
         conn.enforce_http(false);
@@ -265,7 +292,15 @@ impl Client {
             return Ok(b);
         }
         let https = format!("https://{}", self.host);
-        let chosen = match self.raw(Method::GET, &format!("{https}/v2/"), &[], bytes_body(Bytes::new())).await {
+        let chosen = match self
+            .raw(
+                Method::GET,
+                &format!("{https}/v2/"),
+                &[],
+                bytes_body(Bytes::new()),
+            )
+            .await
+        {
             Ok(_) => https,
             Err(e) if self.insecure => {
                 tracing::debug!("registry {}: https failed ({e}), trying http", self.host);
@@ -273,7 +308,15 @@ impl Client {
                 // A TLS-only registry answers plain http with 400 "Client sent an HTTP request
                 // to an HTTPS server": then the https failure (an untrusted certificate, say)
                 // is the error worth reporting.
-                if let Ok(resp) = self.raw(Method::GET, &format!("{http}/v2/"), &[], bytes_body(Bytes::new())).await {
+                if let Ok(resp) = self
+                    .raw(
+                        Method::GET,
+                        &format!("{http}/v2/"),
+                        &[],
+                        bytes_body(Bytes::new()),
+                    )
+                    .await
+                {
                     if resp.status() == StatusCode::BAD_REQUEST {
                         let body = collect(resp).await.unwrap_or_default();
                         if String::from_utf8_lossy(&body).contains("HTTPS server") {
@@ -301,12 +344,20 @@ impl Client {
         }
     }
 
-    async fn raw(&self, method: Method, url: &str, headers: &[(hyper::header::HeaderName, String)], body: Body) -> Result<Response<Incoming>> {
+    async fn raw(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(hyper::header::HeaderName, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>> {
         let mut req = Request::builder().method(method.clone()).uri(url);
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req.body(body).map_err(|e| Error::Protocol(format!("bad request {url}: {e}")))?;
+        let req = req
+            .body(body)
+            .map_err(|e| Error::Protocol(format!("bad request {url}: {e}")))?;
         tracing::debug!("registry {method} {url}");
         self.http.request(req).await.map_err(|e| {
             let mut msg = e.to_string();
@@ -316,17 +367,28 @@ impl Client {
                 src = s.source();
             }
             let msg = msg.replace("Connection refused (os error 111)", "connection refused");
-            Error::Transport(format!("{} \"{url}\": dial tcp {}: connect: {msg}", go_method(&method), self.host))
+            Error::Transport(format!(
+                "{} \"{url}\": dial tcp {}: connect: {msg}",
+                go_method(&method),
+                self.host
+            ))
         })
     }
 
     /// The registry's auth challenge (from `GET /v2/`), fetched once.
     async fn challenge(&self) -> Result<Option<Challenge>> {
-        if let Some(c) = self.challenge.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(c) = self
+            .challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(c);
         }
         let url = format!("{}/v2/", self.base().await?);
-        let resp = self.raw(Method::GET, &url, &[], bytes_body(Bytes::new())).await?;
+        let resp = self
+            .raw(Method::GET, &url, &[], bytes_body(Bytes::new()))
+            .await?;
         let c = if resp.status() == StatusCode::UNAUTHORIZED {
             resp.headers()
                 .get_all(WWW_AUTHENTICATE)
@@ -343,23 +405,41 @@ impl Client {
 
     /// The Authorization header value for this repository's scope, if auth is needed.
     async fn authorization(&self) -> Result<Option<String>> {
-        let Some(ch) = self.challenge().await? else { return Ok(None) };
+        let Some(ch) = self.challenge().await? else {
+            return Ok(None);
+        };
         match ch {
             Challenge::Basic { .. } => Ok(self.creds.as_ref().and_then(|c| c.basic())),
             Challenge::Bearer { realm, service } => {
                 let scope = self.scope();
-                if let Some(t) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&scope) {
+                if let Some(t) = self
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&scope)
+                {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let token = self.fetch_token(&realm, service.as_deref(), Some(&scope)).await?;
-                self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(scope, token.clone());
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), Some(&scope))
+                    .await?;
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(scope, token.clone());
                 Ok(Some(format!("Bearer {token}")))
             }
         }
     }
 
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: Option<&str>) -> Result<String> {
-        let mut u = url::Url::parse(realm).map_err(|e| Error::Protocol(format!("bad token realm {realm:?}: {e}")))?;
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<String> {
+        let mut u = url::Url::parse(realm)
+            .map_err(|e| Error::Protocol(format!("bad token realm {realm:?}: {e}")))?;
         {
             let mut q = u.query_pairs_mut();
             if let Some(s) = service {
@@ -378,7 +458,9 @@ impl Client {
         if let Some(b) = self.creds.as_ref().and_then(|c| c.basic()) {
             headers.push((AUTHORIZATION, b));
         }
-        let resp = self.raw(Method::GET, u.as_str(), &headers, bytes_body(Bytes::new())).await?;
+        let resp = self
+            .raw(Method::GET, u.as_str(), &headers, bytes_body(Bytes::new()))
+            .await?;
         let status = resp.status();
         let body = collect(resp).await?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -388,7 +470,9 @@ impl Client {
             )));
         }
         if !status.is_success() {
-            return Err(Error::Protocol(format!("token server {u} answered {status}")));
+            return Err(Error::Protocol(format!(
+                "token server {u} answered {status}"
+            )));
         }
         #[derive(serde::Deserialize)]
         struct Tok {
@@ -397,12 +481,23 @@ impl Client {
             #[serde(default)]
             access_token: String,
         }
-        let t: Tok = serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad token reply: {e}")))?;
-        Ok(if t.token.is_empty() { t.access_token } else { t.token })
+        let t: Tok = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("bad token reply: {e}")))?;
+        Ok(if t.token.is_empty() {
+            t.access_token
+        } else {
+            t.token
+        })
     }
 
     /// A request with auth, following redirects to the same host only (GET/HEAD).
-    async fn request(&self, method: Method, path_or_url: &str, extra: &[(hyper::header::HeaderName, String)], body: Body) -> Result<Response<Incoming>> {
+    async fn request(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        extra: &[(hyper::header::HeaderName, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>> {
         let mut url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
@@ -417,8 +512,15 @@ impl Client {
             let b = body.take().unwrap_or_else(|| bytes_body(Bytes::new()));
             let resp = self.raw(method.clone(), &url, &headers, b).await?;
             if resp.status().is_redirection() && (method == Method::GET || method == Method::HEAD) {
-                let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                let next = url::Url::parse(&url).and_then(|b| b.join(&loc)).map_err(|e| Error::Protocol(format!("bad redirect {loc:?}: {e}")))?;
+                let loc = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let next = url::Url::parse(&url)
+                    .and_then(|b| b.join(&loc))
+                    .map_err(|e| Error::Protocol(format!("bad redirect {loc:?}: {e}")))?;
                 let same = url::Url::parse(&url).is_ok_and(|u| u.scheme() == next.scheme())
                     && host_port(&next) == self.host;
                 if !same {
@@ -445,7 +547,9 @@ impl Client {
                 if let Some(b) = self.creds.as_ref().and_then(|c| c.basic()) {
                     h.push((AUTHORIZATION, b));
                 }
-                let resp = self.raw(Method::GET, &url, &h, bytes_body(Bytes::new())).await?;
+                let resp = self
+                    .raw(Method::GET, &url, &h, bytes_body(Bytes::new()))
+                    .await?;
                 if resp.status().is_success() {
                     Ok(())
                 } else {
@@ -458,7 +562,12 @@ impl Client {
             Some(Challenge::Bearer { realm, service }) => {
                 let tok = self.fetch_token(&realm, service.as_deref(), None).await?;
                 let resp = self
-                    .raw(Method::GET, &url, &[(AUTHORIZATION, format!("Bearer {tok}"))], bytes_body(Bytes::new()))
+                    .raw(
+                        Method::GET,
+                        &url,
+                        &[(AUTHORIZATION, format!("Bearer {tok}"))],
+                        bytes_body(Bytes::new()),
+                    )
                     .await?;
                 if resp.status().is_success() {
                     Ok(())
@@ -482,20 +591,37 @@ impl Client {
         ]
         .join(", ");
         let resp = self
-            .request(Method::GET, &format!("/v2/{}/manifests/{reference}", self.repo), &[(ACCEPT, accept)], bytes_body(Bytes::new()))
+            .request(
+                Method::GET,
+                &format!("/v2/{}/manifests/{reference}", self.repo),
+                &[(ACCEPT, accept)],
+                bytes_body(Bytes::new()),
+            )
             .await?;
         let status = resp.status();
-        let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let body = collect_limited(resp, MAX_MANIFEST_BYTES).await?;
         if !status.is_success() {
             return Err(registry_error(status, &body, &self.repo));
         }
         let digest = sha256_digest(&body);
         if reference.starts_with("sha256:") && digest != reference {
-            return Err(Error::Protocol(format!("manifest digest mismatch: expected {reference}, got {digest}")));
+            return Err(Error::Protocol(format!(
+                "manifest digest mismatch: expected {reference}, got {digest}"
+            )));
         }
-        let media_type = manifest::media_type_of(&body).unwrap_or(ct.split(';').next().unwrap_or("").trim().to_string());
-        Ok(FetchedManifest { bytes: body, media_type, digest })
+        let media_type = manifest::media_type_of(&body)
+            .unwrap_or(ct.split(';').next().unwrap_or("").trim().to_string());
+        Ok(FetchedManifest {
+            bytes: body,
+            media_type,
+            digest,
+        })
     }
 
     /// Starts downloading a blob.
@@ -510,22 +636,44 @@ impl Client {
         let range = [(hyper::header::RANGE, format!("bytes={offset}-"))];
         let extra: &[(hyper::header::HeaderName, String)] = if offset > 0 { &range } else { &[] };
         let resp = self
-            .request(Method::GET, &format!("/v2/{}/blobs/{digest}", self.repo), extra, bytes_body(Bytes::new()))
+            .request(
+                Method::GET,
+                &format!("/v2/{}/blobs/{digest}", self.repo),
+                extra,
+                bytes_body(Bytes::new()),
+            )
             .await?;
         let status = resp.status();
         if !status.is_success() {
             let body = collect(resp).await.unwrap_or_default();
             return Err(registry_error(status, &body, &self.repo));
         }
-        let length = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok());
-        let start = if offset > 0 && status == StatusCode::PARTIAL_CONTENT { offset } else { 0 };
-        Ok(Blob { body: resp.into_body(), length, offset: start })
+        let length = resp
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok());
+        let start = if offset > 0 && status == StatusCode::PARTIAL_CONTENT {
+            offset
+        } else {
+            0
+        };
+        Ok(Blob {
+            body: resp.into_body(),
+            length,
+            offset: start,
+        })
     }
 
     /// Whether the repository has the blob (`HEAD`).
     pub async fn blob_exists(&self, digest: &str) -> Result<bool> {
         let resp = self
-            .request(Method::HEAD, &format!("/v2/{}/blobs/{digest}", self.repo), &[], bytes_body(Bytes::new()))
+            .request(
+                Method::HEAD,
+                &format!("/v2/{}/blobs/{digest}", self.repo),
+                &[],
+                bytes_body(Bytes::new()),
+            )
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -545,23 +693,35 @@ impl Client {
             )
             .await?;
         let status = resp.status();
-        let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let loc = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let rb = collect(resp).await?;
         if status != StatusCode::ACCEPTED {
             return Err(registry_error(status, &rb, &self.repo));
         }
         let loc = loc.ok_or_else(|| Error::Protocol("upload reply has no Location".into()))?;
-        let base = url::Url::parse(&format!("{}/", self.base().await?)).map_err(|e| Error::Protocol(e.to_string()))?;
-        let mut u = base.join(&loc).map_err(|e| Error::Protocol(format!("bad upload location {loc:?}: {e}")))?;
+        let base = url::Url::parse(&format!("{}/", self.base().await?))
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut u = base
+            .join(&loc)
+            .map_err(|e| Error::Protocol(format!("bad upload location {loc:?}: {e}")))?;
         if host_port(&u) != self.host {
-            return Err(Error::Protocol(format!("refusing upload location on another host: {u}")));
+            return Err(Error::Protocol(format!(
+                "refusing upload location on another host: {u}"
+            )));
         }
         u.query_pairs_mut().append_pair("digest", digest);
         let resp = self
             .request(
                 Method::PUT,
                 u.as_str(),
-                &[(CONTENT_LENGTH, size.to_string()), (CONTENT_TYPE, "application/octet-stream".into())],
+                &[
+                    (CONTENT_LENGTH, size.to_string()),
+                    (CONTENT_TYPE, "application/octet-stream".into()),
+                ],
                 body,
             )
             .await?;
@@ -574,13 +734,21 @@ impl Client {
     }
 
     /// `PUT /manifests/<reference>`; returns the manifest digest.
-    pub async fn put_manifest(&self, reference: &str, media_type: &str, bytes: Bytes) -> Result<String> {
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<String> {
         let digest = sha256_digest(&bytes);
         let resp = self
             .request(
                 Method::PUT,
                 &format!("/v2/{}/manifests/{reference}", self.repo),
-                &[(CONTENT_TYPE, media_type.to_string()), (CONTENT_LENGTH, bytes.len().to_string())],
+                &[
+                    (CONTENT_TYPE, media_type.to_string()),
+                    (CONTENT_LENGTH, bytes.len().to_string()),
+                ],
                 bytes_body(bytes),
             )
             .await?;
@@ -595,7 +763,11 @@ impl Client {
 
 fn host_port(u: &url::Url) -> String {
     let h = u.host_str().unwrap_or("");
-    let h = if h.contains(':') && !h.starts_with('[') { format!("[{h}]") } else { h.to_string() };
+    let h = if h.contains(':') && !h.starts_with('[') {
+        format!("[{h}]")
+    } else {
+        h.to_string()
+    };
     match u.port() {
         Some(p) => format!("{h}:{p}"),
         None => h,
@@ -654,9 +826,9 @@ fn registry_error(status: StatusCode, body: &[u8], repo: &str) -> Error {
         .unwrap_or_else(|| status_text(status));
     match status {
         StatusCode::NOT_FOUND => Error::NotFound(msg),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized(format!(
-            "access to {repo} denied: {msg}"
-        )),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Error::Unauthorized(format!("access to {repo} denied: {msg}"))
+        }
         _ => Error::Protocol(format!("registry answered {}: {msg}", status.as_u16())),
     }
 }
@@ -686,8 +858,20 @@ mod tests {
     #[test]
     fn https_registries_are_refused() {
         // https registries are clients too; only loopback and listed hosts may fall back to http.
-        assert!(!Client::new("quay.io", "a/b", false, None, &[]).unwrap().insecure);
-        assert!(Client::new("quay.io", "a/b", false, None, &["quay.io".into()]).unwrap().insecure);
-        assert!(Client::new("127.0.0.1:5000", "a/b", false, None, &[]).unwrap().insecure);
+        assert!(
+            !Client::new("quay.io", "a/b", false, None, &[])
+                .unwrap()
+                .insecure
+        );
+        assert!(
+            Client::new("quay.io", "a/b", false, None, &["quay.io".into()])
+                .unwrap()
+                .insecure
+        );
+        assert!(
+            Client::new("127.0.0.1:5000", "a/b", false, None, &[])
+                .unwrap()
+                .insecure
+        );
     }
 }

@@ -93,7 +93,11 @@ pub fn parse_platform(s: &str) -> Option<Platform> {
     if os.is_empty() || arch.is_empty() {
         return None;
     }
-    Some(Platform { os: os.to_lowercase(), architecture: normalize_arch(arch), variant })
+    Some(Platform {
+        os: os.to_lowercase(),
+        architecture: normalize_arch(arch),
+        variant,
+    })
 }
 
 fn normalize_arch(a: &str) -> String {
@@ -116,7 +120,11 @@ pub fn default_arch() -> &'static str {
 }
 
 pub fn default_platform() -> Platform {
-    Platform { os: "linux".into(), architecture: default_arch().into(), variant: None }
+    Platform {
+        os: "linux".into(),
+        architecture: default_arch().into(),
+        variant: None,
+    }
 }
 
 /// Picks the entry of an index for `want` (a variant is matched only when asked for; arm64
@@ -135,14 +143,12 @@ pub fn select<'a>(index: &'a Index, want: &Platform) -> Option<&'a Descriptor> {
         }
     };
     // Prefer an exact variant-less match (or arm64/v8) before any variant.
-    index
-        .manifests
-        .iter()
-        .filter(ok)
-        .min_by_key(|d| match d.platform.as_ref().and_then(|p| p.variant.as_deref()) {
+    index.manifests.iter().filter(ok).min_by_key(|d| {
+        match d.platform.as_ref().and_then(|p| p.variant.as_deref()) {
             None | Some("v8") => 0,
             Some(_) => 1,
-        })
+        }
+    })
 }
 
 #[cfg(test)]
@@ -154,7 +160,11 @@ mod tests {
             media_type: OCI_MANIFEST.into(),
             digest: digest.into(),
             size: 1,
-            platform: Some(Platform { os: os.into(), architecture: arch.into(), variant: variant.map(Into::into) }),
+            platform: Some(Platform {
+                os: os.into(),
+                architecture: arch.into(),
+                variant: variant.map(Into::into),
+            }),
             urls: vec![],
         }
     }
@@ -183,8 +193,17 @@ mod tests {
 
     #[test]
     fn media_types() {
-        assert_eq!(media_type_of(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(), OCI_INDEX);
-        assert_eq!(media_type_of(br#"{"schemaVersion":2,"config":{}}"#).unwrap(), OCI_MANIFEST);
-        assert_eq!(media_type_of(format!(r#"{{"mediaType":"{DOCKER_LIST}"}}"#).as_bytes()).unwrap(), DOCKER_LIST);
+        assert_eq!(
+            media_type_of(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(),
+            OCI_INDEX
+        );
+        assert_eq!(
+            media_type_of(br#"{"schemaVersion":2,"config":{}}"#).unwrap(),
+            OCI_MANIFEST
+        );
+        assert_eq!(
+            media_type_of(format!(r#"{{"mediaType":"{DOCKER_LIST}"}}"#).as_bytes()).unwrap(),
+            DOCKER_LIST
+        );
     }
 }

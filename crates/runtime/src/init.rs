@@ -449,7 +449,9 @@ pub(crate) fn apply_process_attrs(
 /// directory (a missing one is runc's 126 error).
 pub(crate) fn enter_cwd(process: &oci_spec::runtime::Process) -> Result<(), Fail> {
     let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as libc::mode_t));
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
     let cwd = process.cwd();
     nix::unistd::chdir(cwd.as_path()).map_err(|e| {
         Fail(

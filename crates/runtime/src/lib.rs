@@ -3,13 +3,13 @@
 //! The container init is cloned directly as a child of the calling process, which must be
 //! single-threaded (the `berth-runtime` CLI or the shim). See `docs/DESIGN.md`.
 
-pub mod reaper;
 pub mod cgroups;
 mod devfilter;
 mod error;
 mod exec;
 mod hooks;
 mod init;
+pub mod reaper;
 mod rootfs;
 mod seccomp;
 mod state;
@@ -510,7 +510,8 @@ impl Runtime {
                 // would block the next create of this id.
                 let dir = self.dir(id);
                 if dir.is_dir() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
                 }
                 return Ok(());
             }

@@ -61,14 +61,22 @@ pub fn run(args: &[CString], exec: impl FnOnce() -> i32) -> i32 {
 /// (the argv area is this process's own memory; no privilege is needed).
 fn rename_self(args: &[CString]) {
     let _ = nix::sys::prctl::set_name(c"docker-init");
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
     // Fields after the command (which may contain spaces) start after the last ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     // arg_start and arg_end are fields 48 and 49 (1-based) of the whole line; `rest` starts
     // at field 3.
-    let (Some(a), Some(b)) = (f.get(45), f.get(46)) else { return };
-    let (Ok(start), Ok(end)) = (a.parse::<u64>(), b.parse::<u64>()) else { return };
+    let (Some(a), Some(b)) = (f.get(45), f.get(46)) else {
+        return;
+    };
+    let (Ok(start), Ok(end)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+        return;
+    };
     if end <= start {
         return;
     }
@@ -79,7 +87,10 @@ fn rename_self(args: &[CString]) {
     }
     line.truncate(room);
     line.resize(room, 0);
-    if let Ok(mut mem) = std::fs::OpenOptions::new().write(true).open("/proc/self/mem") {
+    if let Ok(mut mem) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    {
         if mem.seek(SeekFrom::Start(start)).is_ok() {
             let _ = mem.write_all(&line);
         }

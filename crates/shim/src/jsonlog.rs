@@ -224,7 +224,10 @@ impl JsonLog {
         self.last_indexed = if ilen >= INDEX_RECORD as u64 {
             let mut rec = [0u8; INDEX_RECORD];
             let f = File::open(index_path(&self.path))?;
-            f.read_exact_at(&mut rec, ilen - ilen % INDEX_RECORD as u64 - INDEX_RECORD as u64)?;
+            f.read_exact_at(
+                &mut rec,
+                ilen - ilen % INDEX_RECORD as u64 - INDEX_RECORD as u64,
+            )?;
             Some(u64::from_le_bytes(rec[..8].try_into().unwrap_or_default()))
         } else {
             None
@@ -362,7 +365,13 @@ impl JsonLog {
             return Ok(());
         }
         let nanos = now.timestamp_nanos_opt().unwrap_or(0);
-        entry_attrs_into(&mut self.out, &buf, stream, &self.opts.attrs, &format_time(now));
+        entry_attrs_into(
+            &mut self.out,
+            &buf,
+            stream,
+            &self.opts.attrs,
+            &format_time(now),
+        );
         self.append(&[(0, nanos)])
     }
 
@@ -558,7 +567,8 @@ mod tests {
         let t = Utc::now();
         let mut log = JsonLog::open_with(&p, opts.clone()).unwrap();
         for i in 0..20 {
-            log.write(Stream::Stderr, format!("e{i}\n").as_bytes(), t).unwrap();
+            log.write(Stream::Stderr, format!("e{i}\n").as_bytes(), t)
+                .unwrap();
         }
         drop(log);
         assert!(!rotated_path(&p, 1).exists());
@@ -618,7 +628,10 @@ mod tests {
         let len = std::fs::metadata(&p).unwrap().len();
         let ix = std::fs::read(index_path(&p)).unwrap();
         let n = ix.len() / INDEX_RECORD;
-        assert!(n as u64 >= len / INDEX_EVERY && n as u64 <= len / INDEX_EVERY + 1, "{n} records for {len}");
+        assert!(
+            n as u64 >= len / INDEX_EVERY && n as u64 <= len / INDEX_EVERY + 1,
+            "{n} records for {len}"
+        );
         let data = std::fs::read(&p).unwrap();
         for r in ix.chunks_exact(INDEX_RECORD) {
             let off = u64::from_le_bytes(r[..8].try_into().unwrap()) as usize;

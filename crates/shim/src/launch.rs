@@ -75,7 +75,8 @@ fn launch_inner(serve: impl FnOnce() -> i32) -> io::Result<Result<i32, String>> 
             let null = File::options().read(true).write(true).open("/dev/null");
             let ok = nix::unistd::dup2(w.as_raw_fd(), 1).is_ok()
                 && null.as_ref().is_ok_and(|n| {
-                    nix::unistd::dup2(n.as_raw_fd(), 0).is_ok() && nix::unistd::dup2(n.as_raw_fd(), 2).is_ok()
+                    nix::unistd::dup2(n.as_raw_fd(), 0).is_ok()
+                        && nix::unistd::dup2(n.as_raw_fd(), 2).is_ok()
                 });
             drop(w);
             drop(null);

@@ -67,7 +67,9 @@ fn serve(args: Args) -> i32 {
     // The container's init is cloned from this process: run from a sealed copy of the binary so
     // nothing in the container can write to the shim's executable (the CVE-2019-5736 class).
     if let Err(e) = berth_sys::reexec_from_sealed_memfd("berth-shim") {
-        launch::send_report(&Err(format!("berth-shim: cannot re-execute from a sealed memfd: {e}")));
+        launch::send_report(&Err(format!(
+            "berth-shim: cannot re-execute from a sealed memfd: {e}"
+        )));
         return 1;
     }
     // A new session: no controlling terminal, not in berthd's process group.
@@ -95,7 +97,9 @@ fn serve(args: Args) -> i32 {
                 &args
                     .log_attrs
                     .as_deref()
-                    .and_then(|s| serde_json::from_str::<std::collections::BTreeMap<String, String>>(s).ok())
+                    .and_then(|s| {
+                        serde_json::from_str::<std::collections::BTreeMap<String, String>>(s).ok()
+                    })
                     .unwrap_or_default()
                     .into_iter()
                     .collect::<Vec<_>>(),

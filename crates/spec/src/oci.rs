@@ -129,6 +129,9 @@ pub enum OciError {
         /// What is wrong.
         reason: String,
     },
+    /// A block I/O setting names something that is not a block device.
+    #[error("{0} is not a block device")]
+    NotBlockDevice(String),
     /// A `DeviceCgroupRules` entry that cannot be parsed.
     #[error("invalid device cgroup format '{0}'")]
     InvalidDeviceRule(String),
@@ -204,6 +207,33 @@ pub struct RunInput {
     /// The host has AppArmor: `apparmor=<profile>` goes to `process.apparmorProfile`; without
     /// it only `apparmor=unconfined` is accepted.
     pub apparmor_supported: bool,
+    /// `(major, minor)` of every block device named by `BlkioWeightDevice` and the
+    /// `BlkioDevice*` throttles, resolved by the engine (see [`block_device_paths`]).
+    pub block_devices: BTreeMap<String, (i64, i64)>,
+    /// User namespace mappings (`--userns-remap`): container id 0 maps to `(host id, size)`
+    /// for uids and gids; None: no user namespace.
+    pub userns_remap: Option<((u32, u32), (u32, u32))>,
+}
+
+/// Every host path the block I/O settings of `hc` name (for [`RunInput::block_devices`]).
+pub fn block_device_paths(hc: &HostConfig) -> Vec<String> {
+    let mut out: Vec<String> = hc
+        .blkio_weight_device
+        .iter()
+        .flatten()
+        .map(|d| d.path.clone())
+        .collect();
+    for l in [
+        &hc.blkio_device_read_bps,
+        &hc.blkio_device_write_bps,
+        &hc.blkio_device_read_iops,
+        &hc.blkio_device_write_iops,
+    ] {
+        out.extend(l.iter().flatten().map(|d| d.path.clone()));
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Default for Process {
@@ -428,6 +458,42 @@ fn parse_device_rule(rule: &str) -> Result<Value, OciError> {
 
 fn path_depth(p: &str) -> usize {
     p.trim_end_matches('/').matches('/').count()
+}
+
+fn block_io(hc: &HostConfig, devs: &BTreeMap<String, (i64, i64)>) -> Result<Value, OciError> {
+    let dev = |path: &str| {
+        devs.get(path)
+            .copied()
+            .ok_or_else(|| OciError::NotBlockDevice(path.to_string()))
+    };
+    let mut b = json!({});
+    if hc.blkio_weight > 0 {
+        b["weight"] = json!(hc.blkio_weight);
+    }
+    let mut weights = Vec::new();
+    for d in hc.blkio_weight_device.iter().flatten() {
+        let (major, minor) = dev(&d.path)?;
+        weights.push(json!({"major": major, "minor": minor, "weight": d.weight}));
+    }
+    if !weights.is_empty() {
+        b["weightDevice"] = json!(weights);
+    }
+    for (list, key) in [
+        (&hc.blkio_device_read_bps, "throttleReadBpsDevice"),
+        (&hc.blkio_device_write_bps, "throttleWriteBpsDevice"),
+        (&hc.blkio_device_read_iops, "throttleReadIOPSDevice"),
+        (&hc.blkio_device_write_iops, "throttleWriteIOPSDevice"),
+    ] {
+        let mut v = Vec::new();
+        for d in list.iter().flatten() {
+            let (major, minor) = dev(&d.path)?;
+            v.push(json!({"major": major, "minor": minor, "rate": d.rate}));
+        }
+        if !v.is_empty() {
+            b[key] = json!(v);
+        }
+    }
+    Ok(b)
 }
 
 /// Builds the OCI runtime spec for a container.
@@ -704,6 +770,10 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
     if cgroupns {
         push_ns("cgroup", &NamespaceSource::New);
     }
+    let userns = input.userns_remap.filter(|_| hc.userns_mode != "host");
+    if userns.is_some() {
+        push_ns("user", &NamespaceSource::New);
+    }
 
     // ---- resources ----
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
@@ -770,7 +840,7 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
         "devices": devices,
         "memory": memory,
         "cpu": cpu,
-        "blockIO": {"weight": hc.blkio_weight},
+        "blockIO": block_io(hc, &input.block_devices)?,
     });
     if let Some(p) = hc.pids_limit {
         if p != 0 {
@@ -800,6 +870,10 @@ pub fn generate(input: &RunInput) -> Result<Spec, OciError> {
     });
     if !device_nodes.is_empty() {
         linux["devices"] = json!(device_nodes);
+    }
+    if let Some(((uid, usize), (gid, gsize))) = userns {
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": usize}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": gsize}]);
     }
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
@@ -1437,5 +1511,66 @@ mod tests {
             gid: 0,
             permissions: String::new(),
         }
+    }
+
+    /// `--blkio-weight 300 --blkio-weight-device /dev/sda:200 --device-read-bps /dev/sda:1mb
+    /// --device-write-iops /dev/loop0:300`, and `--userns-remap` with `--userns host`.
+    #[test]
+    fn block_io_and_userns() {
+        use berth_api_types::{ThrottleDevice, WeightDevice};
+        let mut input = base_input();
+        let hc = &mut input.host_config;
+        hc.blkio_weight = 300;
+        hc.blkio_weight_device = Some(vec![WeightDevice {
+            path: "/dev/sda".into(),
+            weight: 200,
+        }]);
+        hc.blkio_device_read_bps = Some(vec![ThrottleDevice {
+            path: "/dev/sda".into(),
+            rate: 1 << 20,
+        }]);
+        hc.blkio_device_write_iops = Some(vec![ThrottleDevice {
+            path: "/dev/loop0".into(),
+            rate: 300,
+        }]);
+        assert_eq!(block_device_paths(hc), ["/dev/loop0", "/dev/sda"]);
+        assert_eq!(
+            generate(&input).unwrap_err().to_string(),
+            "/dev/sda is not a block device"
+        );
+        input.block_devices.insert("/dev/sda".into(), (8, 0));
+        input.block_devices.insert("/dev/loop0".into(), (7, 0));
+        let j = to_json(&generate(&input).unwrap());
+        assert_eq!(
+            j["linux"]["resources"]["blockIO"],
+            json!({"weight": 300,
+                   "weightDevice": [{"major": 8, "minor": 0, "weight": 200}],
+                   "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+                   "throttleWriteIOPSDevice": [{"major": 7, "minor": 0, "rate": 300}]})
+        );
+        assert!(j["linux"].get("uidMappings").is_none());
+
+        let mut input = base_input();
+        input.userns_remap = Some(((100000, 65536), (200000, 65536)));
+        let j = to_json(&generate(&input).unwrap());
+        assert!(j["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user"})));
+        assert_eq!(
+            j["linux"]["uidMappings"],
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+        );
+        assert_eq!(
+            j["linux"]["gidMappings"],
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}])
+        );
+        input.host_config.userns_mode = "host".into();
+        let j = to_json(&generate(&input).unwrap());
+        assert!(!j["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user"})));
+        assert!(j["linux"].get("uidMappings").is_none());
     }
 }

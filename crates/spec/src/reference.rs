@@ -292,7 +292,8 @@ impl Reference {
             Some(i) if !name_part[i..].contains('/') => &name_part[..i],
             _ => name_part,
         };
-        if domain.to_lowercase() != domain && !domain.contains(['.', ':']) && domain != "localhost" {
+        if domain.to_lowercase() != domain && !domain.contains(['.', ':']) && domain != "localhost"
+        {
             // A first component with upper case that is not a host name: observed on dockerd
             // (`docker import f UPPER/case:bad`).
             let _ = name_part;
@@ -402,7 +403,10 @@ mod regression_uppercase_domain {
     #[test]
     fn uppercase_first_component_is_rejected_like_dockerd() {
         let e = Reference::parse_normalized("UPPER/case:bad").unwrap_err();
-        assert_eq!(e.to_string(), "invalid reference format: repository name must be lowercase");
+        assert_eq!(
+            e.to_string(),
+            "invalid reference format: repository name must be lowercase"
+        );
         assert!(Reference::parse_normalized("Foo/bar").is_err());
     }
 }

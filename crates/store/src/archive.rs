@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::digest::{ChainId, Digest, DiffId, ImageId};
+use crate::digest::{ChainId, DiffId, Digest, ImageId};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{mkdir_all, remove_any, tmp_path};
 use crate::reference::{familiar, normalize};
@@ -42,13 +42,19 @@ fn tar_err(what: &str, e: io::Error) -> Error {
     Error::io("write tar", what, e)
 }
 
-fn append_bytes<W: Write>(b: &mut tar::Builder<W>, name: &str, data: &[u8], mode: u32) -> Result<()> {
+fn append_bytes<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(data.len() as u64);
     h.set_mode(mode);
     h.set_mtime(0);
-    b.append_data(&mut h, name, data).map_err(|e| tar_err(name, e))
+    b.append_data(&mut h, name, data)
+        .map_err(|e| tar_err(name, e))
 }
 
 fn append_dir<W: Write>(b: &mut tar::Builder<W>, name: &str) -> Result<()> {
@@ -57,7 +63,8 @@ fn append_dir<W: Write>(b: &mut tar::Builder<W>, name: &str) -> Result<()> {
     h.set_size(0);
     h.set_mode(0o755);
     h.set_mtime(0);
-    b.append_data(&mut h, name, io::empty()).map_err(|e| tar_err(name, e))
+    b.append_data(&mut h, name, io::empty())
+        .map_err(|e| tar_err(name, e))
 }
 
 /// The legacy v1 layer id of layer `i`: a digest over the chain id and the parent's v1 id
@@ -100,7 +107,11 @@ impl ImageStore {
             let mut layer_paths = Vec::new();
             for (i, chain) in chains.iter().enumerate() {
                 let top = i + 1 == chains.len();
-                let id = v1_id(chain, parent.as_deref(), if top { Some(&item.id) } else { None });
+                let id = v1_id(
+                    chain,
+                    parent.as_deref(),
+                    if top { Some(&item.id) } else { None },
+                );
                 let path = format!("{id}/layer.tar");
                 if written.insert(id.clone(), ()).is_none() {
                     append_dir(&mut b, &format!("{id}/"))?;
@@ -120,7 +131,14 @@ impl ImageStore {
                         v1["parent"] = json!(p);
                     }
                     if top {
-                        for k in ["created", "os", "architecture", "config", "author", "comment"] {
+                        for k in [
+                            "created",
+                            "os",
+                            "architecture",
+                            "config",
+                            "author",
+                            "comment",
+                        ] {
                             if let Some(v) = info.config.get(k) {
                                 v1[k] = v.clone();
                             }
@@ -134,8 +152,12 @@ impl ImageStore {
                     h.set_size(len);
                     h.set_mode(0o644);
                     h.set_mtime(0);
-                    let r = io::Read::take(io::Read::chain(io::Read::take(&mut f, len), io::repeat(0)), len);
-                    b.append_data(&mut h, &path, r).map_err(|e| tar_err(&path, e))?;
+                    let r = io::Read::take(
+                        io::Read::chain(io::Read::take(&mut f, len), io::repeat(0)),
+                        len,
+                    );
+                    b.append_data(&mut h, &path, r)
+                        .map_err(|e| tar_err(&path, e))?;
                 }
                 layer_paths.push(path);
                 parent = Some(id);
@@ -156,9 +178,19 @@ impl ImageStore {
                 "Layers": layer_paths,
             }));
         }
-        append_bytes(&mut b, "manifest.json", &serde_json::to_vec(&manifest).expect("json"), 0o644)?;
+        append_bytes(
+            &mut b,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("json"),
+            0o644,
+        )?;
         if !repositories.is_empty() {
-            append_bytes(&mut b, "repositories", &serde_json::to_vec(&repositories).expect("json"), 0o644)?;
+            append_bytes(
+                &mut b,
+                "repositories",
+                &serde_json::to_vec(&repositories).expect("json"),
+                0o644,
+            )?;
         }
         b.into_inner().map_err(|e| tar_err("archive", e))
     }
@@ -270,7 +302,12 @@ impl ImageStore {
         let idx: Value = serde_json::from_slice(&sp.read("index.json")?)
             .map_err(|e| Error::InvalidArgument(format!("invalid index.json: {e}")))?;
         let mut out = Vec::new();
-        for desc in idx.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default() {
+        for desc in idx
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
             let ann = desc.get("annotations").cloned().unwrap_or(Value::Null);
             let name = ann
                 .get("io.containerd.image.name")
@@ -284,7 +321,10 @@ impl ImageStore {
                 })
                 .map(str::to_string);
             let manifest = self.oci_pick_manifest(sp, &desc)?;
-            let cfg_digest = manifest.pointer("/config/digest").and_then(Value::as_str).unwrap_or("");
+            let cfg_digest = manifest
+                .pointer("/config/digest")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let config = sp.read(&blob_path(cfg_digest)?)?;
             let layers: Vec<PathBuf> = manifest
                 .get("layers")
@@ -292,7 +332,10 @@ impl ImageStore {
                 .cloned()
                 .unwrap_or_default()
                 .iter()
-                .map(|l| blob_path(l.get("digest").and_then(Value::as_str).unwrap_or("")).map(PathBuf::from))
+                .map(|l| {
+                    blob_path(l.get("digest").and_then(Value::as_str).unwrap_or(""))
+                        .map(PathBuf::from)
+                })
                 .collect::<Result<_>>()?;
             let id = self.load_image(&config, &layers, sp)?;
             let tags = self.tag_loaded(&id, &name.into_iter().collect::<Vec<_>>())?;
@@ -415,14 +458,19 @@ impl Spool<'_> {
     /// Maps an archive path to a file under the spool dir, following the archive's
     /// symlinks (which never leave the archive).
     fn resolve(&self, p: impl AsRef<Path>) -> Result<PathBuf> {
-        let mut cur = clean(p.as_ref())
-            .ok_or_else(|| Error::InvalidArgument(format!("invalid path in archive: {}", p.as_ref().display())))?;
+        let mut cur = clean(p.as_ref()).ok_or_else(|| {
+            Error::InvalidArgument(format!("invalid path in archive: {}", p.as_ref().display()))
+        })?;
         for _ in 0..16 {
             let Some(target) = self.links.get(&cur) else {
                 return Ok(self.dir.join(&cur));
             };
             let base = cur.parent().map(Path::to_path_buf).unwrap_or_default();
-            let joined = if target.is_absolute() { target.clone() } else { base.join(target) };
+            let joined = if target.is_absolute() {
+                target.clone()
+            } else {
+                base.join(target)
+            };
             cur = clean(&joined).ok_or_else(|| {
                 Error::InvalidArgument(format!("invalid link in archive: {}", target.display()))
             })?;
@@ -438,9 +486,9 @@ impl Spool<'_> {
         let f = self.resolve(p)?;
         match fs::read(&f) {
             Ok(b) => Ok(b),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(Error::InvalidArgument(format!("invalid archive: {p} not found")))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::InvalidArgument(format!(
+                "invalid archive: {p} not found"
+            ))),
             Err(e) => Err(Error::io("read", f, e)),
         }
     }
@@ -514,12 +562,18 @@ mod tests {
     fn clean_paths() {
         assert_eq!(clean(Path::new("a/../b")), Some(PathBuf::from("b")));
         assert_eq!(clean(Path::new("../x")), None);
-        assert_eq!(clean(Path::new("/blobs/sha256/x")), Some(PathBuf::from("blobs/sha256/x")));
+        assert_eq!(
+            clean(Path::new("/blobs/sha256/x")),
+            Some(PathBuf::from("blobs/sha256/x"))
+        );
     }
 
     #[test]
     fn tags_split() {
         assert_eq!(split_tag("a:v1"), ("a".into(), "v1".into()));
-        assert_eq!(split_tag("localhost:5000/a"), ("localhost:5000/a".into(), "latest".into()));
+        assert_eq!(
+            split_tag("localhost:5000/a"),
+            ("localhost:5000/a".into(), "latest".into())
+        );
     }
 }

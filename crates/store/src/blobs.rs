@@ -35,7 +35,11 @@ impl BlobStore {
         for e in fs::read_dir(&self.ingest).ctx("readdir", &self.ingest)? {
             let e = e.ctx("readdir", &self.ingest)?;
             let fresh_partial = e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX)
-                && e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age < day);
+                && e.metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < day);
             if fresh_partial {
                 continue;
             }
@@ -51,7 +55,9 @@ impl BlobStore {
 
     /// Bytes of `d` already downloaded by an interrupted ingest (0 if none).
     pub fn partial_len(&self, d: &Digest) -> u64 {
-        fs::metadata(self.partial_path(d)).map(|m| m.len()).unwrap_or(0)
+        fs::metadata(self.partial_path(d))
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// Drops an interrupted download of `d` (the source could not resume it).
@@ -64,11 +70,23 @@ impl BlobStore {
     /// hashed again, not trusted), then verifies digest and size and moves it into place. If
     /// `reader` fails, what arrived is kept (fsynced) for the next attempt; a verification
     /// failure discards it. Concurrent ingests of one digest are serialised by a file lock.
-    pub fn ingest_resumable<R: Read>(&self, mut reader: R, expected: &Descriptor, offset: u64) -> Result<Descriptor> {
+    pub fn ingest_resumable<R: Read>(
+        &self,
+        mut reader: R,
+        expected: &Descriptor,
+        offset: u64,
+    ) -> Result<Descriptor> {
         use std::io::Seek;
         let path = self.partial_path(&expected.digest);
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).ctx("open", &path)?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| Error::io("lock", &path, e.into()))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .ctx("open", &path)?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", &path, e.into()))?;
         if self.exists(&expected.digest) {
             let _ = fs::remove_file(&path);
             return Ok(expected.clone());
@@ -92,7 +110,9 @@ impl BlobStore {
                 w.absorb(&buf[..n]);
                 left -= n as u64;
             }
-            (&w.inner).seek(io::SeekFrom::Start(keep)).ctx("seek", &path)?;
+            (&w.inner)
+                .seek(io::SeekFrom::Start(keep))
+                .ctx("seek", &path)?;
         }
         let copied = {
             let mut bw = io::BufWriter::new(&mut w);
@@ -110,9 +130,15 @@ impl BlobStore {
         if expected.digest != digest || expected.size != size {
             let _ = fs::remove_file(&path);
             if expected.size != size {
-                return Err(Error::SizeMismatch { expected: expected.size, actual: size });
+                return Err(Error::SizeMismatch {
+                    expected: expected.size,
+                    actual: size,
+                });
             }
-            return Err(Error::DigestMismatch { expected: expected.digest.to_string(), actual: digest.to_string() });
+            return Err(Error::DigestMismatch {
+                expected: expected.digest.to_string(),
+                actual: digest.to_string(),
+            });
         }
         w.inner.sync_all().ctx("fsync", &path)?;
         let dest = self.path(&digest);
@@ -150,16 +176,27 @@ impl BlobStore {
     /// Streams `reader` into the store, hashing while writing to a temp file under
     /// `ingest/`, fsyncs, checks `expected` (digest and size) if given, then renames into
     /// place. A blob that already exists is kept and the temp file discarded.
-    pub fn ingest<R: Read>(&self, mut reader: R, expected: Option<&Descriptor>) -> Result<Descriptor> {
+    pub fn ingest<R: Read>(
+        &self,
+        mut reader: R,
+        expected: Option<&Descriptor>,
+    ) -> Result<Descriptor> {
         let tmp = tmp_path(&self.ingest, "blob-");
         let res = (|| {
-            let f = OpenOptions::new().write(true).create_new(true).open(&tmp).ctx("create", &tmp)?;
+            let f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .ctx("create", &tmp)?;
             let mut w = HashingWriter::new(io::BufWriter::new(f));
             io::copy(&mut reader, &mut w).ctx("write", &tmp)?;
             w.flush().ctx("write", &tmp)?;
             let digest = w.digest();
             let size = w.count;
-            let f = w.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+            let f = w
+                .inner
+                .into_inner()
+                .map_err(|e| Error::io("write", &tmp, e.into_error()))?;
             if let Some(exp) = expected {
                 if exp.digest != digest {
                     return Err(Error::DigestMismatch {
@@ -168,7 +205,10 @@ impl BlobStore {
                     });
                 }
                 if exp.size != size {
-                    return Err(Error::SizeMismatch { expected: exp.size, actual: size });
+                    return Err(Error::SizeMismatch {
+                        expected: exp.size,
+                        actual: size,
+                    });
                 }
             }
             let dest = self.path(&digest);
@@ -192,9 +232,9 @@ impl BlobStore {
         let p = self.path(d);
         match fs::read(&p) {
             Ok(b) => Ok(b),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(Error::NotFound { what: format!("blob {d}") })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound {
+                what: format!("blob {d}"),
+            }),
             Err(e) => Err(Error::io("read", p, e)),
         }
     }
@@ -203,9 +243,9 @@ impl BlobStore {
         let p = self.path(d);
         match File::open(&p) {
             Ok(f) => Ok(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(Error::NotFound { what: format!("blob {d}") })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound {
+                what: format!("blob {d}"),
+            }),
             Err(e) => Err(Error::io("open", p, e)),
         }
     }

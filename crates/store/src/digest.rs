@@ -25,7 +25,9 @@ pub type ChainId = Digest;
 impl Digest {
     /// Digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest { hex: hex::encode(Sha256::digest(bytes)) }
+        Digest {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 
     /// From 64 hex characters (no algorithm prefix).
@@ -33,7 +35,9 @@ impl Digest {
         if is_full_hex(h) {
             Ok(Digest { hex: h.to_string() })
         } else {
-            Err(Error::InvalidArgument(format!("invalid sha256 hex digest: {h:?}")))
+            Err(Error::InvalidArgument(format!(
+                "invalid sha256 hex digest: {h:?}"
+            )))
         }
     }
 
@@ -67,7 +71,9 @@ impl Digest {
 }
 
 pub(crate) fn is_full_hex(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl FromStr for Digest {
@@ -75,7 +81,9 @@ impl FromStr for Digest {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s.strip_prefix("sha256:") {
             Some(h) => Digest::from_hex(h),
-            None => Err(Error::InvalidArgument(format!("invalid digest {s:?}: want sha256:<hex>"))),
+            None => Err(Error::InvalidArgument(format!(
+                "invalid digest {s:?}: want sha256:<hex>"
+            ))),
         }
     }
 }
@@ -121,14 +129,23 @@ pub(crate) struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Reads the rest of the stream (tar padding after the end-of-archive marker counts
     /// towards the diff id) and returns the digest and the inner reader.
     pub fn finish_into(mut self) -> io::Result<(Digest, R)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest { hex: hex::encode(self.hasher.finalize()) }, self.inner))
+        Ok((
+            Digest {
+                hex: hex::encode(self.hasher.finalize()),
+            },
+            self.inner,
+        ))
     }
 }
 
@@ -150,10 +167,16 @@ pub(crate) struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
     pub fn digest(&self) -> Digest {
-        Digest { hex: hex::encode(self.hasher.clone().finalize()) }
+        Digest {
+            hex: hex::encode(self.hasher.clone().finalize()),
+        }
     }
     /// Feeds bytes that are already in `inner` (a resumed partial file) into the hash.
     pub fn absorb(&mut self, bytes: &[u8]) {

@@ -75,11 +75,18 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
-        Error::Corrupt { path: path.into(), reason: reason.to_string() }
+        Error::Corrupt {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -54,9 +54,13 @@ fn list_dir(fd: &OwnedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
 fn getxattrs(fd: BorrowedFd<'_>) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut names = vec![0u8; 4096];
-    let Ok(n) = rfs::flistxattr(fd, &mut names[..]) else { return out };
+    let Ok(n) = rfs::flistxattr(fd, &mut names[..]) else {
+        return out;
+    };
     for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else { continue };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
         let mut val = vec![0u8; 65536];
         if let Ok(len) = rfs::fgetxattr(fd, name, &mut val[..]) {
             val.truncate(len);
@@ -99,7 +103,9 @@ impl<W: Write> Walker<'_, W> {
     fn empty_file(&mut self, rel: &Path, st: &rfs::Stat) -> Result<()> {
         let mut h = Self::header(st, tar::EntryType::Regular);
         h.set_mode(0o644);
-        self.b.append_data(&mut h, rel, io::empty()).map_err(|e| self.err(rel, "write tar", e))
+        self.b
+            .append_data(&mut h, rel, io::empty())
+            .map_err(|e| self.err(rel, "write tar", e))
     }
 
     fn dir(&mut self, fd: &OwnedFd, rel: &Path) -> Result<()> {
@@ -135,9 +141,7 @@ impl<W: Write> Walker<'_, W> {
                     }
                     self.dir(&cfd, &child)?;
                 }
-                FileType::CharacterDevice
-                    if self.mode == Whiteouts::Convert && st.st_rdev == 0 =>
-                {
+                FileType::CharacterDevice if self.mode == Whiteouts::Convert && st.st_rdev == 0 => {
                     let mut wh = b".wh.".to_vec();
                     wh.extend_from_slice(&name);
                     self.empty_file(&rel.join(OsStr::from_bytes(&wh)), &st)?;
@@ -161,11 +165,23 @@ impl<W: Write> Walker<'_, W> {
         Ok(())
     }
 
-    fn leaf(&mut self, dir: &OwnedFd, nm: &OsStr, rel: &Path, st: &rfs::Stat, ft: FileType) -> Result<()> {
+    fn leaf(
+        &mut self,
+        dir: &OwnedFd,
+        nm: &OsStr,
+        rel: &Path,
+        st: &rfs::Stat,
+        ft: FileType,
+    ) -> Result<()> {
         match ft {
             FileType::RegularFile => {
-                let fd = rfs::openat(dir, nm, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| self.err(rel, "open", e))?;
+                let fd = rfs::openat(
+                    dir,
+                    nm,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.err(rel, "open", e))?;
                 let xattrs = getxattrs(fd.as_fd());
                 self.pax(rel, &xattrs)?;
                 let f = File::from(fd);
@@ -174,11 +190,17 @@ impl<W: Write> Walker<'_, W> {
                 // A file that changes size while being read would corrupt the stream: take
                 // exactly st_size bytes (zero-padded if it shrank).
                 let size = st.st_size as u64;
-                let r = io::Read::take(io::Read::chain(io::Read::take(f, size), io::repeat(0)), size);
-                self.b.append_data(&mut h, rel, r).map_err(|e| self.err(rel, "write tar", e))
+                let r = io::Read::take(
+                    io::Read::chain(io::Read::take(f, size), io::repeat(0)),
+                    size,
+                );
+                self.b
+                    .append_data(&mut h, rel, r)
+                    .map_err(|e| self.err(rel, "write tar", e))
             }
             FileType::Symlink => {
-                let target = rfs::readlinkat(dir, nm, Vec::new()).map_err(|e| self.err(rel, "readlink", e))?;
+                let target = rfs::readlinkat(dir, nm, Vec::new())
+                    .map_err(|e| self.err(rel, "readlink", e))?;
                 let mut h = Self::header(st, tar::EntryType::Symlink);
                 self.b
                     .append_link(&mut h, rel, OsStr::from_bytes(target.as_bytes()))
@@ -192,10 +214,14 @@ impl<W: Write> Walker<'_, W> {
                 };
                 let mut h = Self::header(st, kind);
                 if ft != FileType::Fifo {
-                    h.set_device_major(rfs::major(st.st_rdev)).map_err(|e| self.err(rel, "header", e))?;
-                    h.set_device_minor(rfs::minor(st.st_rdev)).map_err(|e| self.err(rel, "header", e))?;
+                    h.set_device_major(rfs::major(st.st_rdev))
+                        .map_err(|e| self.err(rel, "header", e))?;
+                    h.set_device_minor(rfs::minor(st.st_rdev))
+                        .map_err(|e| self.err(rel, "header", e))?;
                 }
-                self.b.append_data(&mut h, rel, io::empty()).map_err(|e| self.err(rel, "write tar", e))
+                self.b
+                    .append_data(&mut h, rel, io::empty())
+                    .map_err(|e| self.err(rel, "write tar", e))
             }
             // Sockets and unknown types are not representable in a layer.
             _ => Ok(()),
@@ -216,9 +242,20 @@ pub fn write_tar_skipping<W: Write>(
     mode: Whiteouts,
     skip: &std::collections::HashSet<PathBuf>,
 ) -> Result<W> {
-    let root = rfs::openat(CWD, dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .ctx("open", dir)?;
-    let mut walker = Walker { b: tar::Builder::new(w), mode, root: dir, seen: HashMap::new(), skip };
+    let root = rfs::openat(
+        CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open", dir)?;
+    let mut walker = Walker {
+        b: tar::Builder::new(w),
+        mode,
+        root: dir,
+        seen: HashMap::new(),
+        skip,
+    };
     walker.dir(&root, Path::new(""))?;
     walker.b.into_inner().ctx("write tar", dir)
 }
@@ -240,7 +277,12 @@ impl ImageStore {
     ) -> Result<LayerInfo> {
         let tmp = tmp_path(&self.root.join("ingest"), "commit-");
         let res = (|| {
-            let f = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).ctx("create", &tmp)?;
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .ctx("create", &tmp)?;
             let mut f = write_tar_skipping(upper, io::BufWriter::new(f), Whiteouts::Convert, skip)?
                 .into_inner()
                 .map_err(|e| Error::io("write", &tmp, e.into_error()))?;

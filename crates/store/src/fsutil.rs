@@ -22,16 +22,25 @@ pub(crate) fn rand_suffix() -> String {
 
 /// fsync a directory so a rename inside it is durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).ctx("fsync dir", dir)
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .ctx("fsync dir", dir)
 }
 
 /// Write `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync(dir).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", rand_suffix()));
     let res = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).ctx("create", &tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .ctx("create", &tmp)?;
         f.write_all(data).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
         drop(f);

@@ -98,7 +98,11 @@ fn parse_diff_ids(config: &Value) -> Result<Vec<DiffId>> {
     let Some(rootfs) = config.get("rootfs") else {
         return Ok(Vec::new());
     };
-    let ids = rootfs.get("diff_ids").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ids = rootfs
+        .get("diff_ids")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     ids.iter()
         .map(|v| {
             v.as_str()
@@ -109,7 +113,8 @@ fn parse_diff_ids(config: &Value) -> Result<Vec<DiffId>> {
 }
 
 fn split_refs(refs: impl Iterator<Item = String>) -> (Vec<String>, Vec<String>) {
-    let (digests, tags): (Vec<String>, Vec<String>) = refs.map(|r| familiar(&r)).partition(|r| r.contains('@'));
+    let (digests, tags): (Vec<String>, Vec<String>) =
+        refs.map(|r| familiar(&r)).partition(|r| r.contains('@'));
     (tags, digests)
 }
 
@@ -129,7 +134,9 @@ impl ImageStore {
             let e = e.ctx("readdir", &self.images_dir)?;
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(hex) = name.strip_suffix(".json") else { continue };
+            let Some(hex) = name.strip_suffix(".json") else {
+                continue;
+            };
             if !is_full_hex(hex) {
                 continue;
             }
@@ -139,11 +146,19 @@ impl ImageStore {
         }
         let rp = self.repositories_path();
         let refs = match fs::read(&rp) {
-            Ok(b) => serde_json::from_slice::<RepositoriesFile>(&b).map_err(|e| Error::corrupt(&rp, e))?.refs,
+            Ok(b) => {
+                serde_json::from_slice::<RepositoriesFile>(&b)
+                    .map_err(|e| Error::corrupt(&rp, e))?
+                    .refs
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(Error::io("read", rp, e)),
         };
-        Ok(Meta { refs, images, pending: HashMap::new() })
+        Ok(Meta {
+            refs,
+            images,
+            pending: HashMap::new(),
+        })
     }
 
     fn save_refs(&self, refs: &BTreeMap<String, ImageId>) -> Result<()> {
@@ -159,11 +174,17 @@ impl ImageStore {
     }
 
     /// Like [`create_image`](Self::create_image), recording `parent` (as `docker commit` does).
-    pub fn create_image_with_parent(&self, config_json: &[u8], parent: Option<&ImageId>) -> Result<ImageId> {
+    pub fn create_image_with_parent(
+        &self,
+        config_json: &[u8],
+        parent: Option<&ImageId>,
+    ) -> Result<ImageId> {
         let config: Value = serde_json::from_slice(config_json)
             .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
         if !config.is_object() {
-            return Err(Error::InvalidArgument("image config must be a JSON object".into()));
+            return Err(Error::InvalidArgument(
+                "image config must be a JSON object".into(),
+            ));
         }
         let diff_ids = parse_diff_ids(&config)?;
         let layers = Digest::chain_ids(&diff_ids);
@@ -189,7 +210,9 @@ impl ImageStore {
         let mut meta = self.lock_meta();
         if let Some(p) = parent {
             if !meta.images.contains_key(p) {
-                return Err(Error::NoSuchImage { what: p.to_string() });
+                return Err(Error::NoSuchImage {
+                    what: p.to_string(),
+                });
             }
         }
         if !meta.images.contains_key(&id) {
@@ -217,11 +240,16 @@ impl ImageStore {
         let mut config = match base {
             Value::Null => json!({}),
             v @ Value::Object(_) => v,
-            _ => return Err(Error::InvalidArgument("import config must be an object".into())),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "import config must be an object".into(),
+                ))
+            }
         };
-        let comment = opts.message.clone().unwrap_or_else(|| {
-            format!("Imported from {}", opts.source.as_deref().unwrap_or("-"))
-        });
+        let comment = opts
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Imported from {}", opts.source.as_deref().unwrap_or("-")));
         let obj = config.as_object_mut().expect("object");
         obj.insert("created".into(), json!(created));
         obj.insert("architecture".into(), json!(oci_arch()));
@@ -246,7 +274,9 @@ impl ImageStore {
             .images
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::NoSuchImage { what: id.to_string() })
+            .ok_or_else(|| Error::NoSuchImage {
+                what: id.to_string(),
+            })
     }
 
     pub fn exists(&self, id: &ImageId) -> bool {
@@ -265,14 +295,22 @@ impl ImageStore {
         let bytes = self.blobs.get(id)?;
         let config: Value = serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&p, e))?;
         let (repo_tags, repo_digests) = split_refs(self.refs_for(id).into_iter());
-        Ok(ImageInfo { record, config, repo_tags, repo_digests })
+        Ok(ImageInfo {
+            record,
+            config,
+            repo_tags,
+            repo_digests,
+        })
     }
 
     /// All images, newest first.
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
         let (records, refs) = {
             let m = self.lock_meta();
-            (m.images.values().cloned().collect::<Vec<_>>(), m.refs.clone())
+            (
+                m.images.values().cloned().collect::<Vec<_>>(),
+                m.refs.clone(),
+            )
         };
         let mut by_id: HashMap<&ImageId, Vec<String>> = HashMap::new();
         for (r, id) in &refs {
@@ -294,7 +332,9 @@ impl ImageStore {
                 .unwrap_or_default();
             let (repo_tags, repo_digests) =
                 split_refs(by_id.get(&rec.id).cloned().unwrap_or_default().into_iter());
-            let created = DateTime::parse_from_rfc3339(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
+            let created = DateTime::parse_from_rfc3339(&rec.created)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
             out.push(ImageSummary {
                 id: rec.id.clone(),
                 parent: rec.parent.clone(),
@@ -312,7 +352,12 @@ impl ImageStore {
     /// Overlay lower dirs of an image, top-most first (as `lowerdir=` wants them).
     pub fn lower_dirs(&self, id: &ImageId) -> Result<Vec<PathBuf>> {
         let rec = self.record(id)?;
-        Ok(rec.layers.iter().rev().map(|c| self.snapshot_fs(c)).collect())
+        Ok(rec
+            .layers
+            .iter()
+            .rev()
+            .map(|c| self.snapshot_fs(c))
+            .collect())
     }
 
     /// Deletes an image record, every reference to it, its config blob, and the snapshots no
@@ -322,7 +367,9 @@ impl ImageStore {
     pub fn delete(&self, id: &ImageId) -> Result<DeleteReport> {
         let mut meta = self.lock_meta();
         let Some(rec) = meta.images.get(id).cloned() else {
-            return Err(Error::NoSuchImage { what: id.to_string() });
+            return Err(Error::NoSuchImage {
+                what: id.to_string(),
+            });
         };
         if meta.images.values().any(|r| r.parent.as_ref() == Some(id)) {
             return Err(Error::Conflict(format!(
@@ -331,8 +378,12 @@ impl ImageStore {
             )));
         }
         let mut report = DeleteReport::default();
-        let tagged: Vec<String> =
-            meta.refs.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect();
+        let tagged: Vec<String> = meta
+            .refs
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect();
         if !tagged.is_empty() {
             let mut refs = meta.refs.clone();
             for r in &tagged {
@@ -390,7 +441,9 @@ impl ImageStore {
         let full = normalize(reference)?.to_full_string();
         let mut meta = self.lock_meta();
         if !meta.images.contains_key(id) {
-            return Err(Error::NoSuchImage { what: id.to_string() });
+            return Err(Error::NoSuchImage {
+                what: id.to_string(),
+            });
         }
         if meta.refs.get(&full) == Some(id) {
             return Ok(());
@@ -407,7 +460,9 @@ impl ImageStore {
         let full = normalize(reference)?.to_full_string();
         let mut meta = self.lock_meta();
         let Some(id) = meta.refs.get(&full).cloned() else {
-            return Err(Error::NoSuchImage { what: familiar(&full) });
+            return Err(Error::NoSuchImage {
+                what: familiar(&full),
+            });
         };
         let mut refs = meta.refs.clone();
         refs.remove(&full);
@@ -418,7 +473,12 @@ impl ImageStore {
 
     /// Normalised references pointing at `id`, sorted.
     pub fn refs_for(&self, id: &ImageId) -> Vec<String> {
-        self.lock_meta().refs.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect()
+        self.lock_meta()
+            .refs
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// All references, normalised -> id.
@@ -436,7 +496,9 @@ impl ImageStore {
             return if self.exists(&id) {
                 Ok(id)
             } else {
-                Err(Error::NoSuchImage { what: id.to_string() })
+                Err(Error::NoSuchImage {
+                    what: id.to_string(),
+                })
             };
         }
         let norm = normalize(input);
@@ -448,17 +510,25 @@ impl ImageStore {
                 }
             }
         }
-        if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !bare.is_empty()
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             let mut hits = meta.images.keys().filter(|k| k.hex().starts_with(bare));
             if let Some(first) = hits.next() {
                 if hits.next().is_some() {
-                    return Err(Error::Ambiguous { prefix: bare.to_string() });
+                    return Err(Error::Ambiguous {
+                        prefix: bare.to_string(),
+                    });
                 }
                 return Ok(first.clone());
             }
         }
         match norm {
-            Ok(n) => Err(Error::NoSuchImage { what: familiar(&n.to_full_string()) }),
+            Ok(n) => Err(Error::NoSuchImage {
+                what: familiar(&n.to_full_string()),
+            }),
             Err(e) => Err(e),
         }
     }

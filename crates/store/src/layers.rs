@@ -52,13 +52,18 @@ pub(crate) fn decompress<'a, R: Read + 'a>(mut r: R) -> Result<(Compression, Box
     let m = &magic[..n];
     let head = io::Cursor::new(m.to_vec()).chain(r);
     if m.starts_with(&[0x1f, 0x8b]) {
-        Ok((Compression::Gzip, Box::new(flate2::read::MultiGzDecoder::new(head))))
+        Ok((
+            Compression::Gzip,
+            Box::new(flate2::read::MultiGzDecoder::new(head)),
+        ))
     } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let d = zstd::stream::read::Decoder::new(head)
             .map_err(|e| Error::io("zstd init", "<stream>", e))?;
         Ok((Compression::Zstd, Box::new(d)))
     } else if m.starts_with(b"BZh") || m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Err(Error::InvalidArgument("unsupported layer compression (bzip2/xz)".into()))
+        Err(Error::InvalidArgument(
+            "unsupported layer compression (bzip2/xz)".into(),
+        ))
     } else {
         Ok((Compression::None, Box::new(head)))
     }
@@ -97,7 +102,9 @@ impl ImageStore {
             Err(e) => return Err(Error::io("open", p, e)),
         }
         if !self.snapshot_exists(chain) {
-            return Err(Error::NotFound { what: format!("snapshot {chain}") });
+            return Err(Error::NotFound {
+                what: format!("snapshot {chain}"),
+            });
         }
         let tmp = tmp_path(&self.root.join("ingest"), "layer-");
         let f = fs::OpenOptions::new()
@@ -107,9 +114,13 @@ impl ImageStore {
             .open(&tmp)
             .ctx("create", &tmp)?;
         let _ = fs::remove_file(&tmp);
-        let mut f = crate::export::write_tar(&self.snapshot_fs(chain), io::BufWriter::new(f), crate::Whiteouts::Convert)?
-            .into_inner()
-            .map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        let mut f = crate::export::write_tar(
+            &self.snapshot_fs(chain),
+            io::BufWriter::new(f),
+            crate::Whiteouts::Convert,
+        )?
+        .into_inner()
+        .map_err(|e| Error::io("write", &tmp, e.into_error()))?;
         let len = io::Seek::seek(&mut f, io::SeekFrom::End(0)).ctx("seek", &tmp)?;
         io::Seek::rewind(&mut f).ctx("seek", &tmp)?;
         Ok((f, len))
@@ -129,7 +140,9 @@ impl ImageStore {
         let b = match fs::read(&p) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotFound { what: format!("snapshot {chain}") })
+                return Err(Error::NotFound {
+                    what: format!("snapshot {chain}"),
+                })
             }
             Err(e) => return Err(Error::io("read", p, e)),
         };
@@ -149,7 +162,9 @@ impl ImageStore {
     pub fn apply_layer<R: Read>(&self, parent: Option<&ChainId>, reader: R) -> Result<LayerInfo> {
         if let Some(p) = parent {
             if !self.snapshot_exists(p) {
-                return Err(Error::NotFound { what: format!("parent snapshot {p}") });
+                return Err(Error::NotFound {
+                    what: format!("parent snapshot {p}"),
+                });
             }
         }
         let tmp = tmp_path(&self.snapshots, ".tmp-");
@@ -160,7 +175,12 @@ impl ImageStore {
         res
     }
 
-    fn apply_into<R: Read>(&self, tmp: &Path, parent: Option<&ChainId>, reader: R) -> Result<LayerInfo> {
+    fn apply_into<R: Read>(
+        &self,
+        tmp: &Path,
+        parent: Option<&ChainId>,
+        reader: R,
+    ) -> Result<LayerInfo> {
         let fs_dir = tmp.join("fs");
         mkdir_all(&fs_dir)?;
         let (_, plain) = decompress(reader)?;
@@ -172,14 +192,20 @@ impl ImageStore {
             .create_new(true)
             .open(&tar_path)
             .ctx("create", &tar_path)?;
-        let tee = Tee { inner: plain, out: io::BufWriter::new(tar_file) };
+        let tee = Tee {
+            inner: plain,
+            out: io::BufWriter::new(tar_file),
+        };
         let mut hashing = HashingReader::new(tee);
         let stats = crate::unpack::unpack(&mut hashing, &fs_dir)?;
         let (diff_id, tee) = hashing.finish_into().map_err(|e| Error::InvalidLayer {
             entry: String::new(),
             reason: format!("reading layer stream: {e}"),
         })?;
-        let f = tee.out.into_inner().map_err(|e| Error::io("write", &tar_path, e.into_error()))?;
+        let f = tee
+            .out
+            .into_inner()
+            .map_err(|e| Error::io("write", &tar_path, e.into_error()))?;
         f.sync_all().ctx("fsync", &tar_path)?;
         let chain_id = Digest::chain(parent, &diff_id);
         let meta = SnapshotMeta {
@@ -206,6 +232,10 @@ impl ImageStore {
             fs::rename(tmp, &dest).ctx("rename", &dest)?;
             fsync_dir(&self.snapshots)?;
         }
-        Ok(LayerInfo { diff_id, chain_id, size: stats.size })
+        Ok(LayerInfo {
+            diff_id,
+            chain_id,
+            size: stats.size,
+        })
     }
 }

@@ -46,7 +46,10 @@ mod tests {
         assert_eq!(n("quay.io/a/b"), "quay.io/a/b:latest");
         assert!(normalize("Busybox").is_err());
         assert!(normalize("a:").is_err());
-        assert_eq!(familiar("docker.io/library/busybox:latest"), "busybox:latest");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
         assert_eq!(familiar("docker.io/me/app:latest"), "me/app:latest");
         assert_eq!(familiar("quay.io/a/b:latest"), "quay.io/a/b:latest");
     }

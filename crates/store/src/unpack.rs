@@ -60,7 +60,10 @@ fn os(c: &[u8]) -> &OsStr {
 }
 
 fn display(c: &[Vec<u8>]) -> String {
-    let v: Vec<String> = c.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect();
+    let v: Vec<String> = c
+        .iter()
+        .map(|x| String::from_utf8_lossy(x).into_owned())
+        .collect();
     v.join("/")
 }
 
@@ -72,7 +75,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn bad(&self, reason: impl std::fmt::Display) -> Error {
-        Error::InvalidLayer { entry: self.entry.clone(), reason: reason.to_string() }
+        Error::InvalidLayer {
+            entry: self.entry.clone(),
+            reason: reason.to_string(),
+        }
     }
 
     fn sys<T>(&self, op: &'static str, r: rustix::io::Result<T>) -> Result<T> {
@@ -114,7 +120,8 @@ impl Ctx<'_> {
                         if links > MAX_SYMLINKS {
                             return Err(self.bad("too many levels of symbolic links"));
                         }
-                        let target = self.sys("readlink", rfs::readlinkat(cur, name, Vec::new()))?;
+                        let target =
+                            self.sys("readlink", rfs::readlinkat(cur, name, Vec::new()))?;
                         let tb = target.as_bytes();
                         if tb.starts_with(b"/") {
                             stack.clear();
@@ -174,8 +181,14 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Re
 }
 
 fn ts(secs: u64) -> Timestamps {
-    let t = Timespec { tv_sec: secs.min(i64::MAX as u64) as i64, tv_nsec: 0 };
-    Timestamps { last_access: t, last_modification: t }
+    let t = Timespec {
+        tv_sec: secs.min(i64::MAX as u64) as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 /// Extended metadata from PAX records.
@@ -220,7 +233,11 @@ pub(crate) fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
         Mode::empty(),
     )
     .ctx("open", dest)?;
-    let mut ctx = Ctx { root, root_path: dest, entry: String::new() };
+    let mut ctx = Ctx {
+        root,
+        root_path: dest,
+        entry: String::new(),
+    };
     let mut stats = UnpackStats::default();
     // Directory mtimes are set last: creating children changes them.
     let mut dir_times: Vec<(Vec<Vec<u8>>, u64)> = Vec::new();
@@ -237,8 +254,14 @@ pub(crate) fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
         let pax = read_pax(&mut entry).map_err(|e| ctx.bad(format!("bad PAX header: {e}")))?;
         let hdr = entry.header().clone();
         let kind = hdr.entry_type();
-        let uid = pax.uid.or_else(|| hdr.uid().ok().map(|u| u as u32)).unwrap_or(0);
-        let gid = pax.gid.or_else(|| hdr.gid().ok().map(|g| g as u32)).unwrap_or(0);
+        let uid = pax
+            .uid
+            .or_else(|| hdr.uid().ok().map(|u| u as u32))
+            .unwrap_or(0);
+        let gid = pax
+            .gid
+            .or_else(|| hdr.gid().ok().map(|g| g as u32))
+            .unwrap_or(0);
         let mode = hdr.mode().map_err(|e| ctx.bad(e))? & 0o7777;
         let mtime = pax.mtime.or_else(|| hdr.mtime().ok()).unwrap_or(0);
 
@@ -372,7 +395,11 @@ pub(crate) fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
                 let tfd = ctx.resolve_dir(tparent, false)?;
                 // flags = 0: a symlink target is linked itself, never followed.
                 rfs::linkat(&tfd, os(tname), &pfd, name_os, AtFlags::empty()).map_err(|e| {
-                    ctx.bad(format!("hardlink to {}: {}", display(&tcomps), io::Error::from(e)))
+                    ctx.bad(format!(
+                        "hardlink to {}: {}",
+                        display(&tcomps),
+                        io::Error::from(e)
+                    ))
                 })?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -438,7 +465,11 @@ pub(crate) fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats> {
 fn set_owner_mode(ctx: &Ctx<'_>, fd: BorrowedFd<'_>, uid: u32, gid: u32, mode: u32) -> Result<()> {
     ctx.sys(
         "chown",
-        rfs::fchown(fd, Some(rfs::Uid::from_raw(uid)), Some(rfs::Gid::from_raw(gid))),
+        rfs::fchown(
+            fd,
+            Some(rfs::Uid::from_raw(uid)),
+            Some(rfs::Gid::from_raw(gid)),
+        ),
     )?;
     // After chown: chown clears set-id bits.
     ctx.sys("chmod", rfs::fchmod(fd, Mode::from_raw_mode(mode)))
@@ -475,7 +506,10 @@ mod tests {
     #[test]
     fn clean_contains_names() {
         let j = |n: &[u8]| {
-            clean(n).iter().map(|c| String::from_utf8(c.clone()).unwrap()).collect::<Vec<_>>()
+            clean(n)
+                .iter()
+                .map(|c| String::from_utf8(c.clone()).unwrap())
+                .collect::<Vec<_>>()
         };
         assert_eq!(j(b"../escape"), vec!["escape"]);
         assert_eq!(j(b"/abs/path"), vec!["abs", "path"]);

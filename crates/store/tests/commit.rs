@@ -18,12 +18,24 @@ impl Drop for Mount {
 }
 
 fn mount_overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, mnt: &Path) -> Mount {
-    let lower = lowers.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>().join(":");
+    let lower = lowers
+        .iter()
+        .map(|p| p.to_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
     let mut opts = format!("lowerdir={lower}");
     if let Some((u, w)) = upper {
-        opts.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
     }
-    let st = Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(mnt).status().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(mnt)
+        .status()
+        .unwrap();
     assert!(st.success(), "mount -o {opts}");
     Mount(mnt.to_path_buf())
 }
@@ -34,15 +46,27 @@ fn commit_upperdir_round_trips_through_overlay() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let store = ImageStore::open(tmp.path().join("store"))?;
     let mut t = RawTar::new();
-    t.dir("etc/").file("etc/keep", b"k").file("etc/remove-me", b"r").dir("data/").file("data/old", b"o");
+    t.dir("etc/")
+        .file("etc/keep", b"k")
+        .file("etc/remove-me", b"r")
+        .dir("data/")
+        .file("data/old", b"o");
     let l1 = store.apply_layer(None, &t.finish()[..])?;
 
-    let (upper, work, mnt) = (tmp.path().join("upper"), tmp.path().join("work"), tmp.path().join("mnt"));
+    let (upper, work, mnt) = (
+        tmp.path().join("upper"),
+        tmp.path().join("work"),
+        tmp.path().join("mnt"),
+    );
     for d in [&upper, &work, &mnt] {
         fs::create_dir(d)?;
     }
     {
-        let _m = mount_overlay(&[store.snapshot_fs(&l1.chain_id)], Some((&upper, &work)), &mnt);
+        let _m = mount_overlay(
+            &[store.snapshot_fs(&l1.chain_id)],
+            Some((&upper, &work)),
+            &mnt,
+        );
         fs::remove_file(mnt.join("etc/remove-me"))?;
         fs::remove_dir_all(mnt.join("data"))?;
         fs::create_dir(mnt.join("data"))?; // becomes an opaque dir in the upper
@@ -58,16 +82,34 @@ fn commit_upperdir_round_trips_through_overlay() -> anyhow::Result<()> {
     let mut names = Vec::new();
     for e in tar::Archive::new(&tar[..]).entries()? {
         let e = e?;
-        names.push((e.path()?.to_string_lossy().into_owned(), e.header().entry_type()));
+        names.push((
+            e.path()?.to_string_lossy().into_owned(),
+            e.header().entry_type(),
+        ));
     }
     let has = |n: &str| names.iter().any(|(p, _)| p.trim_end_matches('/') == n);
     assert!(has("etc/.wh.remove-me"), "{names:?}");
     assert!(has("data/.wh..wh..opq"), "{names:?}");
-    assert!(names.iter().any(|(p, k)| p == "hello-link" && *k == tar::EntryType::Link) || names.iter().any(|(p, k)| p == "hello" && *k == tar::EntryType::Link), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|(p, k)| p == "hello-link" && *k == tar::EntryType::Link)
+            || names
+                .iter()
+                .any(|(p, k)| p == "hello" && *k == tar::EntryType::Link),
+        "{names:?}"
+    );
 
     let l2 = store.commit_layer(Some(&l1.chain_id), &upper)?;
-    assert_eq!(l2.diff_id.hex(), sha256_hex(&tar), "commit tar is deterministic");
-    let id = store.create_image(&config_for(&[l1.diff_id.to_string(), l2.diff_id.to_string()], "c"))?;
+    assert_eq!(
+        l2.diff_id.hex(),
+        sha256_hex(&tar),
+        "commit tar is deterministic"
+    );
+    let id = store.create_image(&config_for(
+        &[l1.diff_id.to_string(), l2.diff_id.to_string()],
+        "c",
+    ))?;
     let mnt2 = tmp.path().join("mnt2");
     fs::create_dir(&mnt2)?;
     let _m = mount_overlay(&store.lower_dirs(&id)?, None, &mnt2);
@@ -92,7 +134,10 @@ fn export_keeps_tree_as_is() -> anyhow::Result<()> {
     // Re-applying the export gives the same tree.
     let again = store.apply_layer(None, &out[..])?;
     let fsdir = store.snapshot_fs(&again.chain_id);
-    assert_eq!(fs::read(fsdir.join("bin/busybox"))?, fs::read("/usr/bin/busybox")?);
+    assert_eq!(
+        fs::read(fsdir.join("bin/busybox"))?,
+        fs::read("/usr/bin/busybox")?
+    );
     assert_eq!(fs::metadata(fsdir.join("home/user"))?.uid(), 1000);
     Ok(())
 }

@@ -31,9 +31,16 @@ fn gzip_and_zstd_layers_have_the_plain_diff_id() -> anyhow::Result<()> {
         let store = ImageStore::open(tmp.path().join(name))?;
         let info = store.apply_layer(None, &bytes[..])?;
         assert_eq!(info.diff_id.to_string(), diff, "{name}");
-        assert_eq!(info.chain_id, info.diff_id, "{name}: bottom chain id is the diff id");
+        assert_eq!(
+            info.chain_id, info.diff_id,
+            "{name}: bottom chain id is the diff id"
+        );
         let fsdir = store.snapshot_fs(&info.chain_id);
-        assert_eq!(fs::read(fsdir.join("bin/busybox"))?, fs::read("/usr/bin/busybox")?, "{name}");
+        assert_eq!(
+            fs::read(fsdir.join("bin/busybox"))?,
+            fs::read("/usr/bin/busybox")?,
+            "{name}"
+        );
         assert_eq!(store.snapshot_meta(&info.chain_id)?.size, info.size);
     }
 
@@ -47,7 +54,10 @@ fn gzip_and_zstd_layers_have_the_plain_diff_id() -> anyhow::Result<()> {
     let expected = sha256_hex(format!("{} {}", l1.chain_id, l2.diff_id).as_bytes());
     assert_eq!(l2.chain_id.hex(), expected);
     assert_eq!(l2.diff_id.hex(), sha256_hex(&l2_tar));
-    assert_eq!(store.snapshot_meta(&l2.chain_id)?.parent.as_ref(), Some(&l1.chain_id));
+    assert_eq!(
+        store.snapshot_meta(&l2.chain_id)?.parent.as_ref(),
+        Some(&l1.chain_id)
+    );
     // Applying it again reuses the snapshot and leaves no temp dirs.
     let again = store.apply_layer(Some(&l1.chain_id), &l2_tar[..])?;
     assert_eq!(again, l2);
@@ -57,10 +67,17 @@ fn gzip_and_zstd_layers_have_the_plain_diff_id() -> anyhow::Result<()> {
     assert_eq!(names.len(), 2, "{names:?}");
 
     // Unknown parent, garbage, and xz are refused.
-    let err = store.apply_layer(Some(&berth_store::Digest::of(b"nope")), &l2_tar[..]).unwrap_err();
+    let err = store
+        .apply_layer(Some(&berth_store::Digest::of(b"nope")), &l2_tar[..])
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert!(store.apply_layer(None, &[0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2][..]).is_err());
-    assert!(store.apply_layer(None, &gz[..gz.len() / 2]).is_err(), "truncated gzip accepted");
+    assert!(store
+        .apply_layer(None, &[0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2][..])
+        .is_err());
+    assert!(
+        store.apply_layer(None, &gz[..gz.len() / 2]).is_err(),
+        "truncated gzip accepted"
+    );
     Ok(())
 }
 
@@ -77,16 +94,33 @@ fn whiteouts_hide_lower_files_under_overlay() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let store = ImageStore::open(tmp.path().join("store"))?;
     let mut t = RawTar::new();
-    t.dir("a/").file("a/keep", b"k").file("a/gone", b"g").dir("d/").file("d/old", b"o").dir("e/").file("e/f", b"f");
+    t.dir("a/")
+        .file("a/keep", b"k")
+        .file("a/gone", b"g")
+        .dir("d/")
+        .file("d/old", b"o")
+        .dir("e/")
+        .file("e/f", b"f");
     let l1 = store.apply_layer(None, &t.finish()[..])?;
     let mut t = RawTar::new();
-    t.dir("a/").file("a/.wh.gone", b"").dir("d/").file("d/.wh..wh..opq", b"").file("d/new", b"n").file(".wh.e", b"");
+    t.dir("a/")
+        .file("a/.wh.gone", b"")
+        .dir("d/")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/new", b"n")
+        .file(".wh.e", b"");
     let l2 = store.apply_layer(Some(&l1.chain_id), &gzip(&t.finish())[..])?;
-    let id = store.create_image(&config_for(&[l1.diff_id.to_string(), l2.diff_id.to_string()], "wh"))?;
+    let id = store.create_image(&config_for(
+        &[l1.diff_id.to_string(), l2.diff_id.to_string()],
+        "wh",
+    ))?;
 
     let upper = store.snapshot_fs(&l2.chain_id);
     let wh = fs::symlink_metadata(upper.join("a/gone"))?;
-    assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "a/gone is not a 0:0 char device");
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "a/gone is not a 0:0 char device"
+    );
     assert!(!upper.join("a/.wh.gone").exists());
     assert!(!upper.join("d/.wh..wh..opq").exists());
     let mut buf = [0u8; 8];
@@ -98,8 +132,16 @@ fn whiteouts_hide_lower_files_under_overlay() -> anyhow::Result<()> {
     assert_eq!(lowers, vec![upper.clone(), store.snapshot_fs(&l1.chain_id)]);
     let mnt = tmp.path().join("mnt");
     fs::create_dir(&mnt)?;
-    let lowerdir = lowers.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>().join(":");
-    let st = Command::new("mount").args(["-t", "overlay", "overlay", "-o"]).arg(format!("lowerdir={lowerdir}")).arg(&mnt).status()?;
+    let lowerdir = lowers
+        .iter()
+        .map(|p| p.to_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let st = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={lowerdir}"))
+        .arg(&mnt)
+        .status()?;
     assert!(st.success(), "mount overlay failed");
     let _m = Mount(mnt.clone());
     assert_eq!(fs::read(mnt.join("a/keep"))?, b"k");
@@ -126,11 +168,25 @@ impl Canary {
     }
 
     fn check(&self, case: &str) {
-        let names: Vec<String> =
-            fs::read_dir(&self.dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, vec!["secret".to_string()], "{case}: canary dir touched");
-        assert_eq!(fs::read_to_string(&self.secret).unwrap(), "s3cret", "{case}: canary modified");
-        assert_eq!(fs::metadata(&self.secret).unwrap().nlink(), 1, "{case}: canary hardlinked");
+        let names: Vec<String> = fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["secret".to_string()],
+            "{case}: canary dir touched"
+        );
+        assert_eq!(
+            fs::read_to_string(&self.secret).unwrap(),
+            "s3cret",
+            "{case}: canary modified"
+        );
+        assert_eq!(
+            fs::metadata(&self.secret).unwrap().nlink(),
+            1,
+            "{case}: canary hardlinked"
+        );
     }
 }
 
@@ -141,13 +197,22 @@ fn apply_hostile(store: &ImageStore, canary: &Canary, case: &str, tar: Vec<u8>) 
     canary.check(case);
     let tmps: Vec<_> = fs::read_dir(store.root().join("snapshots"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".tmp")
+        })
         .collect();
     assert!(tmps.is_empty(), "{case}: temp snapshot left behind");
     match res {
         Ok(info) => Some(store.snapshot_fs(&info.chain_id)),
         Err(e) => {
-            assert!(matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::Io), "{case}: {e}");
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::Io),
+                "{case}: {e}"
+            );
             None
         }
     }
@@ -159,13 +224,19 @@ fn hostile_tars_cannot_write_outside_the_snapshot() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let store = ImageStore::open(tmp.path().join("store"))?;
     let canary = Canary::new(tmp.path());
-    let c = canary.dir.to_str().unwrap().trim_start_matches('/').to_string();
+    let c = canary
+        .dir
+        .to_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
     let depth = "../".repeat(tmp.path().join("store/snapshots/x/fs").components().count() + 2);
     let shadow_links = fs::metadata("/etc/shadow")?.nlink();
 
     // 1. `..` climbing out: contained (cleaned to a path below the root).
     let mut t = RawTar::new();
-    t.file("../escape", b"x").file(&format!("{depth}{c}/dotdot"), b"x");
+    t.file("../escape", b"x")
+        .file(&format!("{depth}{c}/dotdot"), b"x");
     let fsdir = apply_hostile(&store, &canary, "dotdot", t.finish()).expect("dotdot contained");
     assert_eq!(fs::read(fsdir.join("escape"))?, b"x");
     assert_eq!(fs::read(fsdir.join(&c).join("dotdot"))?, b"x");
@@ -201,34 +272,59 @@ fn hostile_tars_cannot_write_outside_the_snapshot() -> anyhow::Result<()> {
         .file("sec", b"overwrite through final symlink");
     if let Some(fsdir) = apply_hostile(&store, &canary, "symlink-canary", t.finish()) {
         assert!(fsdir.join(&c).join("through-abs-link").is_file());
-        assert_eq!(fs::read(fsdir.join("sec"))?, b"overwrite through final symlink");
+        assert_eq!(
+            fs::read(fsdir.join("sec"))?,
+            b"overwrite through final symlink"
+        );
     }
 
     // 5. Hard links to host files: refused or contained, never linked.
-    for (case, target) in [("hardlink-shadow", "/etc/shadow".to_string()), ("hardlink-canary", canary.secret.to_str().unwrap().to_string()), ("hardlink-dotdot", format!("{depth}{c}/secret"))] {
+    for (case, target) in [
+        ("hardlink-shadow", "/etc/shadow".to_string()),
+        (
+            "hardlink-canary",
+            canary.secret.to_str().unwrap().to_string(),
+        ),
+        ("hardlink-dotdot", format!("{depth}{c}/secret")),
+    ] {
         let mut t = RawTar::new();
         t.hardlink("h", &target);
         if let Some(fsdir) = apply_hostile(&store, &canary, case, t.finish()) {
-            panic!("{case}: hardlink to a missing in-root target accepted: {:?}", fs::symlink_metadata(fsdir.join("h")));
+            panic!(
+                "{case}: hardlink to a missing in-root target accepted: {:?}",
+                fs::symlink_metadata(fsdir.join("h"))
+            );
         }
     }
     // A hardlink through a symlink to / resolves in the root too.
     let mut t = RawTar::new();
-    t.symlink("root", "/").hardlink("h", &format!("root/{c}/secret"));
+    t.symlink("root", "/")
+        .hardlink("h", &format!("root/{c}/secret"));
     assert!(apply_hostile(&store, &canary, "hardlink-via-symlink", t.finish()).is_none());
-    assert_eq!(fs::metadata("/etc/shadow")?.nlink(), shadow_links, "/etc/shadow got a new link");
+    assert_eq!(
+        fs::metadata("/etc/shadow")?.nlink(),
+        shadow_links,
+        "/etc/shadow got a new link"
+    );
 
     // 6. A whiteout that tries to climb out.
     let mut t = RawTar::new();
-    t.symlink("up", &depth).file(&format!("up/{c}/.wh.secret"), b"");
+    t.symlink("up", &depth)
+        .file(&format!("up/{c}/.wh.secret"), b"");
     apply_hostile(&store, &canary, "whiteout-through-symlink", t.finish());
 
     // 7. Legit in-layer hard links still work.
     let mut t = RawTar::new();
-    t.file("bin/real", b"data").hardlink("bin/alias", "bin/real").hardlink("alias2", "./bin/../bin/real");
-    let fsdir = apply_hostile(&store, &canary, "legit-hardlink", t.finish()).expect("legit hardlink");
+    t.file("bin/real", b"data")
+        .hardlink("bin/alias", "bin/real")
+        .hardlink("alias2", "./bin/../bin/real");
+    let fsdir =
+        apply_hostile(&store, &canary, "legit-hardlink", t.finish()).expect("legit hardlink");
     assert_eq!(fs::metadata(fsdir.join("bin/real"))?.nlink(), 3);
-    assert_eq!(fs::metadata(fsdir.join("bin/alias"))?.ino(), fs::metadata(fsdir.join("bin/real"))?.ino());
+    assert_eq!(
+        fs::metadata(fsdir.join("bin/alias"))?.ino(),
+        fs::metadata(fsdir.join("bin/real"))?.ino()
+    );
     Ok(())
 }
 

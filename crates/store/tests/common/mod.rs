@@ -29,7 +29,11 @@ pub fn busybox_rootfs_tar(tmp: &Path) -> Vec<u8> {
     for app in ["sh", "ls", "cat", "echo"] {
         symlink("busybox", dir.join("bin").join(app)).unwrap();
     }
-    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n").unwrap();
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+    )
+    .unwrap();
     fs::set_permissions(dir.join("home/user"), fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::chown(dir.join("home/user"), Some(1000), Some(1000)).unwrap();
     fs::write(dir.join("home/user/notes"), "hello\n").unwrap();
@@ -50,10 +54,19 @@ pub struct RawTar {
 
 impl RawTar {
     pub fn new() -> Self {
-        RawTar { b: tar::Builder::new(Vec::new()) }
+        RawTar {
+            b: tar::Builder::new(Vec::new()),
+        }
     }
 
-    pub fn entry(&mut self, name: &str, kind: tar::EntryType, link: &str, data: &[u8], mode: u32) -> &mut Self {
+    pub fn entry(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        link: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> &mut Self {
         let mut h = tar::Header::new_gnu();
         {
             let g = h.as_gnu_mut().unwrap();
