@@ -9,6 +9,7 @@ mod routes_archive;
 mod routes_images;
 mod routes_registry;
 mod routes_volumes;
+mod routes_networks;
 mod server;
 mod system;
 mod tuning;

@@ -300,10 +300,8 @@ async fn route(
         (&Method::POST, ["containers", "prune"]) => {
             Ok(ok_json(&engine.prune_containers(&q.filters()?).await?))
         }
-        // No user-defined networks and no build cache exist yet: nothing to delete (the
-        // truthful answer `docker system prune` needs).
-        (&Method::POST, ["networks", "prune"]) => {
-            Ok(ok_json(&serde_json::json!({"NetworksDeleted": null})))
+        (m, s) if crate::routes_networks::handles(m, s) => {
+            crate::routes_networks::route(engine, method.clone(), s, q, req).await
         }
         (&Method::POST, ["build", "prune"]) => Ok(ok_json(
             &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),

@@ -271,6 +271,7 @@ pub async fn serve(
     }
     tracing::info!("shutting down; containers keep running under their shims (live restore)");
     engine.shutdown();
+    engine.net_shutdown().await;
     for p in unix_paths {
         let _ = std::fs::remove_file(p);
     }

@@ -11,7 +11,12 @@ use crate::record::Record;
 use crate::Engine;
 
 impl Engine {
-    pub(crate) fn generate_spec(&self, rec: &Record, rootfs: &Path) -> Result<serde_json::Value> {
+    pub(crate) fn generate_spec(
+        &self,
+        rec: &Record,
+        rootfs: &Path,
+        netns: Option<&Path>,
+    ) -> Result<serde_json::Value> {
         let dir = self.cfg.container_dir(&rec.id);
         let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).ok();
         let group = std::fs::read_to_string(rootfs.join("etc/group")).ok();
@@ -62,6 +67,10 @@ impl Engine {
             cgroup_v2: self.cgroup_layout == crate::checks::CgroupLayout::V2,
             host_devices: host_devices(&rec.host_config)?,
             block_devices: block_devices(&rec.host_config),
+            network: match netns {
+                Some(p) => berth_spec::oci::NamespaceSource::Path(p.display().to_string()),
+                None => berth_spec::oci::NamespaceSource::New,
+            },
             ..Default::default()
         };
         let spec = generate(&input).map_err(|e| Error::invalid(e.to_string()))?;

@@ -202,8 +202,14 @@ impl Engine {
             }
             let extra_hosts = host_config.extra_hosts.clone().unwrap_or_default();
             files::write_all(&dir, &config.hostname, &extra_hosts)?;
+            let networks = self.initial_endpoints(
+                &host_config.network_mode,
+                req.networking_config.endpoints_config.as_ref(),
+            )?;
             let anon_volumes = self.create_container_volumes(&config, &host_config)?;
             let rec = Record {
+                networks,
+                ports: Default::default(),
                 schema: SCHEMA,
                 id: id.clone(),
                 name: name.clone(),
@@ -346,7 +352,21 @@ impl Engine {
                 return Err(e);
             }
         }
-        let spec = match self.generate_spec(rec, &rootfs) {
+        let netns = match self.net_attach(c).await {
+            Ok(p) => p,
+            Err(e) => {
+                cleanup(&e);
+                return Err(e);
+            }
+        };
+        let rec = &c.snapshot();
+        let cleanup = |e: &Error| {
+            cleanup(e);
+            let me = self.clone();
+            let id = rec.id.clone();
+            tokio::spawn(async move { me.net_detach(&id).await });
+        };
+        let spec = match self.generate_spec(rec, &rootfs, netns.as_deref()) {
             Ok(s) => s,
             Err(e) => {
                 cleanup(&e);
@@ -529,6 +549,7 @@ impl Engine {
         };
         *c.shim_tx.lock().await = None;
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        self.net_detach(&c.id).await;
         let _ = c.update(|r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;

@@ -19,6 +19,7 @@ pub mod image_io;
 mod images;
 pub mod logs;
 pub mod names;
+pub mod network;
 pub mod persist;
 mod prune;
 pub mod record;
@@ -117,6 +118,8 @@ pub struct Engine {
     shim_exe: Option<std::os::fd::OwnedFd>,
     /// Blobs in use by in-flight operations (kept by [`Engine::gc_blobs`]).
     pub leases: gc::Leases,
+    /// Networks and endpoints.
+    pub net: network::Networks,
 }
 
 impl Engine {
@@ -145,7 +148,9 @@ impl Engine {
                 None
             }
         };
+        let net = network::Networks::open(&cfg.data_root, &cfg.exec_root)?;
         let engine = Arc::new(Engine {
+            net,
             leases: gc::Leases::default(),
             shim_exe,
             cfg,
@@ -158,6 +163,9 @@ impl Engine {
             started: chrono::Utc::now(),
         });
         engine.restore().await;
+        if let Err(e) = engine.net_init().await {
+            tracing::warn!("networking: {e}");
+        }
         // Policies resume in the background: start-up does not wait for container starts.
         {
             let e = engine.clone();

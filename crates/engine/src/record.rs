@@ -122,6 +122,12 @@ pub struct Record {
     /// Anonymous volumes: mount destination -> volume name (crate::volumes).
     #[serde(default)]
     pub anon_volumes: std::collections::BTreeMap<String, String>,
+    /// Endpoints by network name (crate::network); addresses are filled while running.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, berth_api_types::EndpointSettings>,
+    /// Published ports as bound while running (ephemeral host ports resolved).
+    #[serde(default)]
+    pub ports: berth_api_types::PortMap,
 }
 
 pub const SCHEMA: u32 = 1;

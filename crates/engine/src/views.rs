@@ -226,12 +226,12 @@ impl Engine {
                 "ImageID": rec.image_id,
                 "Command": rec.command(),
                 "Created": rec.created.timestamp(),
-                "Ports": [],
+                "Ports": self.port_rows(&rec),
                 "Labels": rec.config.labels.clone().unwrap_or_default(),
                 "State": rec.state.status.as_str(),
                 "Status": rec.status_text(now),
                 "HostConfig": {"NetworkMode": network_mode(&rec)},
-                "NetworkSettings": {"Networks": {}},
+                "NetworkSettings": {"Networks": self.network_settings(&rec)["Networks"].clone()},
                 "Mounts": self.mount_points(&rec).iter().map(|m| m.to_json()).collect::<Vec<_>>()
             }));
             if _size {
@@ -316,26 +316,7 @@ impl Engine {
             },
             "Mounts": self.mount_points(&rec).iter().map(|m| m.to_json()).collect::<Vec<_>>(),
             "Config": rec.config,
-            "NetworkSettings": {
-                "Bridge": "",
-                "SandboxID": "",
-                "SandboxKey": "",
-                "Ports": {},
-                "HairpinMode": false,
-                "LinkLocalIPv6Address": "",
-                "LinkLocalIPv6PrefixLen": 0,
-                "SecondaryIPAddresses": null,
-                "SecondaryIPv6Addresses": null,
-                "EndpointID": "",
-                "Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "MacAddress": "",
-                "Networks": {}
-            }
+            "NetworkSettings": self.network_settings(&rec)
         });
         // dockerd omits State.Health without a healthcheck.
         if let Some(st) = v.get_mut("State").and_then(Value::as_object_mut) {

@@ -5,9 +5,9 @@
 
 use std::net::Ipv4Addr;
 
-use ipnetwork::{IpNetwork, Ipv4Network};
+use ipnetwork::Ipv4Network;
 use rustables::expr::{
-    Cmp, CmpOp, HighLevelPayload, Immediate, Masquerade, Meta, MetaType, Nat, NatType, Register,
+    Bitwise, IPv4HeaderField, NetworkHeaderField, Cmp, CmpOp, HighLevelPayload, Immediate, Masquerade, Meta, MetaType, Nat, NatType, Register,
     TCPHeaderField, TransportHeaderField, UDPHeaderField,
 };
 use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily, Rule, Table};
@@ -222,9 +222,16 @@ fn build_rule(chain: &Chain, clauses: &[Clause]) -> Result<Rule, NetError> {
     for c in clauses {
         match c {
             Clause::Addr { source, net } => {
-                r = r
-                    .match_network(IpNetwork::V4(*net), *source)
-                    .map_err(|e| NetError::Nft(e.to_string()))?;
+                // No `meta nfproto` guard: the table is `ip`, and nft's printer chokes on
+                // one there.
+                let field = if *source { IPv4HeaderField::Saddr } else { IPv4HeaderField::Daddr };
+                r.add_expr(HighLevelPayload::Network(NetworkHeaderField::IPv4(field)).build());
+                if net.prefix() < 32 {
+                    r.add_expr(
+                        Bitwise::new(net.mask().octets(), [0u8; 4]).map_err(|e| NetError::Nft(e.to_string()))?,
+                    );
+                }
+                r.add_expr(Cmp::new(CmpOp::Eq, net.network().octets()));
             }
             Clause::Iface { input, eq, name } => {
                 r.add_expr(Meta::new(if *input { MetaType::IifName } else { MetaType::OifName }));
@@ -256,7 +263,12 @@ fn build_rule(chain: &Chain, clauses: &[Clause]) -> Result<Rule, NetError> {
 
 /// Replaces the whole `ip berth` table with `rs`, atomically.
 pub fn apply(rs: &Ruleset) -> Result<(), NetError> {
-    let table = Table::new(ProtocolFamily::Ipv4).with_name(TABLE);
+    apply_named(TABLE, rs)
+}
+
+/// [`apply`] for a table of another name (a second daemon on the host has its own).
+pub fn apply_named(name: &str, rs: &Ruleset) -> Result<(), NetError> {
+    let table = Table::new(ProtocolFamily::Ipv4).with_name(name);
     let mut batch = Batch::new();
     // add (a no-op when it exists) + delete + add: the old table goes whatever it held.
     batch.add(&table, MsgType::Add);
@@ -288,7 +300,12 @@ pub fn apply(rs: &Ruleset) -> Result<(), NetError> {
 
 /// Deletes the table (daemon shutdown with no containers left, tests).
 pub fn remove() -> Result<(), NetError> {
-    let table = Table::new(ProtocolFamily::Ipv4).with_name(TABLE);
+    remove_named(TABLE)
+}
+
+/// [`remove`] for a table of another name.
+pub fn remove_named(name: &str) -> Result<(), NetError> {
+    let table = Table::new(ProtocolFamily::Ipv4).with_name(name);
     let mut batch = Batch::new();
     batch.add(&table, MsgType::Add);
     batch.add(&table, MsgType::Del);
