@@ -2,8 +2,9 @@
 # ref-dockerd.sh start|stop|status — the reference Docker daemon (the oracle).
 #
 # Runs Debian's dockerd in its own network namespace "berth-ref" (only lo), on
-# unix:///run/ref-docker.sock, with its own data and exec roots, no bridge and
-# no iptables, so it never touches the host network. It never pulls: images are
+# unix:///run/ref-docker.sock, with its own data and exec roots. Its default
+# bridge, veths and iptables rules live inside that namespace, so it never
+# touches the host network (and the namespace has no route anywhere). It never pulls: images are
 # seeded only with `docker import`. `stop` kills exactly the PID dockerd wrote
 # to its pidfile (and the containerd it spawned exits with it).
 # Env overrides: REF_DOCKER_SOCK, REF_DOCKER_ROOT, REF_DOCKER_EXEC_ROOT,
@@ -53,7 +54,7 @@ start() {
         --data-root "$data_root" \
         --exec-root "$exec_root" \
         --pidfile "$pidfile" \
-        --bridge none --iptables=false --ip6tables=false \
+        --ip6tables=false \
         --storage-driver overlay2 \
         ${REF_DOCKER_ARGS:-} \
         >>"$log" 2>&1 </dev/null &

@@ -10,8 +10,8 @@ The suite drives a Docker-compatible daemon through the real docker CLI
 
 Every test gets the session-wide ``daemon`` fixture (a ``Daemon``), plus
 helpers to run the CLI. Expectations that legitimately differ between the two
-targets go through ``daemon.target`` (e.g. berth has no network by default, so
-on the reference every ``run`` gets ``--network none``).
+targets go through ``daemon.target``. Both daemons give containers their default
+bridge network; the reference's bridge lives inside its own network namespace.
 """
 
 from __future__ import annotations

@@ -154,8 +154,8 @@ class Daemon:
 
     @property
     def net_args(self) -> list[str]:
-        # The reference defaults to a bridge; berth has no network by default (for now).
-        return ["--network", "none"] if self.target == "ref" else []
+        # Both daemons default to their bridge network now.
+        return []
 
     def run_args(self, *args: str) -> list[str]:
         return ["run", "--pull", "never", *self.net_args, *args]

@@ -274,7 +274,7 @@ def test_hosts_file_has_hostname(daemon, image):
 
 
 def test_only_loopback_interface(daemon, image):
-    rc, out, err = daemon.run("--rm", image, "ls", "/sys/class/net")
+    rc, out, err = daemon.run("--rm", "--network", "none", image, "ls", "/sys/class/net")
     assert (rc, out.split()) == (0, ["lo"]), err
 
 

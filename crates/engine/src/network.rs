@@ -1283,10 +1283,9 @@ impl Engine {
 /// Binds (without listening) a socket on the host port so nothing else takes it while the
 /// container publishes it; port 0 lets the kernel choose.
 fn reserve_port(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> std::result::Result<OwnedFd, String> {
-    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     let ty = if proto == Proto::Tcp { SockType::Stream } else { SockType::Datagram };
     let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|e| e.to_string())?;
-    let _ = setsockopt(&fd, sockopt::ReuseAddr, &true);
     let addr = SockaddrIn::from(std::net::SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).map_err(|e| match e {
         nix::errno::Errno::EADDRINUSE => "address already in use".to_string(),

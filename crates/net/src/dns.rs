@@ -132,15 +132,20 @@ impl Drop for DnsServer {
 impl DnsServer {
     /// Binds 127.0.0.11:53 (UDP and TCP) inside the namespace at `netns` and serves it.
     pub fn start(netns: &Path, lookup: Arc<dyn Lookup>) -> Result<DnsServer, NetError> {
+        // Random ports on 127.0.0.11, reached through a DNAT of port 53 inside the
+        // namespace: the container keeps port 53 for itself.
         let (udp, tcp) = crate::netns::run_in(netns, || {
-            let addr = SocketAddr::from((DNS_ADDR, 53));
-            let u = std::net::UdpSocket::bind(addr)?;
-            u.set_nonblocking(true)?;
-            let t = std::net::TcpListener::bind(addr)?;
-            t.set_nonblocking(true)?;
-            Ok::<_, std::io::Error>((u, t))
-        })?
-        .map_err(|e| NetError::Sys(format!("embedded DNS socket: {e}")))?;
+            let u = std::net::UdpSocket::bind(SocketAddr::from((DNS_ADDR, 0)))
+                .map_err(|e| NetError::Sys(format!("embedded DNS socket: {e}")))?;
+            u.set_nonblocking(true).map_err(|e| NetError::Sys(e.to_string()))?;
+            let t = std::net::TcpListener::bind(SocketAddr::from((DNS_ADDR, 0)))
+                .map_err(|e| NetError::Sys(format!("embedded DNS socket: {e}")))?;
+            t.set_nonblocking(true).map_err(|e| NetError::Sys(e.to_string()))?;
+            let up = u.local_addr().map_err(|e| NetError::Sys(e.to_string()))?.port();
+            let tp = t.local_addr().map_err(|e| NetError::Sys(e.to_string()))?.port();
+            crate::nft::apply_dns_redirect(DNS_ADDR, up, tp)?;
+            Ok::<_, NetError>((u, t))
+        })??;
         let udp = Arc::new(UdpSocket::from_std(udp).map_err(|e| NetError::Sys(e.to_string()))?);
         let tcp = TcpListener::from_std(tcp).map_err(|e| NetError::Sys(e.to_string()))?;
         let l2 = lookup.clone();

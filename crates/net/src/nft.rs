@@ -298,6 +298,30 @@ pub fn apply_named(name: &str, rs: &Ruleset) -> Result<(), NetError> {
     batch.send().map_err(|e| NetError::Nft(format!("{e}: {:?}", std::error::Error::source(&e))))
 }
 
+/// Inside a container's namespace (call from a thread that has joined it): the table
+/// `berth-dns` that sends queries for 127.0.0.11:53 to the ports the embedded server really
+/// listens on, so port 53 stays free for the container's own programs (as dockerd does).
+pub fn apply_dns_redirect(dns: Ipv4Addr, udp_port: u16, tcp_port: u16) -> Result<(), NetError> {
+    let table = Table::new(ProtocolFamily::Ipv4).with_name("berth-dns");
+    let mut batch = Batch::new();
+    batch.add(&table, MsgType::Add);
+    let mut c = Chain::new(&table).with_name("output");
+    c.set_hook(Hook::new(HookClass::Out, -100));
+    c.set_type(ChainType::Nat);
+    c.set_policy(ChainPolicy::Accept);
+    batch.add(&c, MsgType::Add);
+    let host = Ipv4Network::new(dns, 32).expect("/32");
+    for (proto, port) in [(Proto::Udp, udp_port), (Proto::Tcp, tcp_port)] {
+        let clauses = [
+            Clause::Addr { source: false, net: host },
+            Clause::Dport(proto, 53),
+            Clause::Dnat(dns, port),
+        ];
+        batch.add(&build_rule(&c, &clauses)?, MsgType::Add);
+    }
+    batch.send().map_err(|e| NetError::Nft(e.to_string()))
+}
+
 /// Deletes the table (daemon shutdown with no containers left, tests).
 pub fn remove() -> Result<(), NetError> {
     remove_named(TABLE)
