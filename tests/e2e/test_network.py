@@ -140,12 +140,13 @@ def test_published_ports_tcp_udp(daemon, image, names):
     udp_srv = subprocess.Popen(["nsenter", "-t", str(pid), "-n", "python3", "-c", UDP_SERVER, "53"])
     try:
         wait_for(lambda: "hello" in nc_get(daemon, "127.0.0.1", 18481), what="published tcp")
-        assert "hello" in nc_get(daemon, "127.0.0.1", 18482)
+        wait_for(lambda: "hello" in nc_get(daemon, "127.0.0.1", 18482), what="published tcp 2")
         wait_for(lambda: "udphello" in nc_get(daemon, "127.0.0.1", 18483, udp=True),
                  what="published udp", timeout=15)
         # from another container, through the bridge gateway
         gw = bridge_gw(daemon)
-        rc, out, err = sh(daemon, image, script=f"nc -w 2 {gw} 18482 </dev/null")
+        rc, out, err = sh(daemon, image, script=(
+            f"for i in 1 2 3 4 5 6 7 8; do nc -w 2 {gw} 18482 </dev/null && break; sleep 0.3; done"))
         assert out.strip() == "hello", (out, err)
         v4 = [l for l in daemon.ok("port", n).splitlines() if "[::]" not in l]
         assert sorted(v4) == ["80/tcp -> 0.0.0.0:18482", "80/tcp -> 127.0.0.1:18481"], v4

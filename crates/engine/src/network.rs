@@ -582,6 +582,7 @@ impl Engine {
     }
 
     async fn net_attach_inner(self: &Arc<Self>, c: &Arc<crate::Container>, path: &Path) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let rec = c.snapshot();
         let ports = self.resolve_bindings(&rec)?;
         let mut ifaces_rt = Vec::new();
@@ -613,6 +614,7 @@ impl Engine {
             if requested.is_some() && !net.user_config {
                 return Err(Error::invalid("user specified IP address is supported only when connecting to networks with user configured subnets"));
             }
+            let t_alloc = std::time::Instant::now();
             let cid = rec.id.clone();
             let updated = self.net.update(&net.id, |r| {
                 let used: BTreeSet<Ipv4Addr> = r.allocations.keys().copied().collect();
@@ -631,6 +633,8 @@ impl Engine {
             } else {
                 ipam::mac_for(ip)
             };
+            tracing::debug!(alloc_ms = t_alloc.elapsed().as_secs_f64() * 1e3, "allocated");
+            let t_link = std::time::Instant::now();
             let suffix = &new_id()[..7];
             let host_name = format!("veth{suffix}");
             let tmp = format!("bpeer{suffix}");
@@ -645,6 +649,7 @@ impl Engine {
             } else {
                 nl.macvlan_into(&tmp, &net.device, path).await.map_err(|e| Error::internal(e.to_string()))?;
             }
+            tracing::debug!(link_ms = t_link.elapsed().as_secs_f64() * 1e3, "linked");
             let ifname = format!("eth{i}");
             ifaces_rt.push((net.id.clone(), ifname.clone(), if net.driver == "bridge" { host_name } else { String::new() }));
             cfgs.push(IfaceConfig {
@@ -664,22 +669,40 @@ impl Engine {
             ep.mac_address = ipam::mac_text(&mac);
             ep.dns_names = if net.name == "bridge" { None } else { Some(dns_names(&rec, ep)) };
         }
+        let t_links = t0.elapsed();
         let inside = Netlink::in_netns(path).map_err(|e| Error::internal(e.to_string()))?;
         inside.configure(&cfgs, gateway).await.map_err(|e| Error::internal(e.to_string()))?;
         drop(inside);
+        let t_inside = t0.elapsed();
         c.update(|r| {
             r.networks = endpoints.clone();
             r.ports = ports.clone();
         })?;
         let rec = c.snapshot();
         self.write_net_files(&rec)?;
+        let t_files = t0.elapsed();
         let (rules, fds) = self.publish_ports(&rec, false)?;
+        let has_rules = !rules.is_empty();
         let dns = self.start_dns(&rec, path);
+        let t_dns = t0.elapsed();
         self.net.active.lock().expect("lock").insert(
             rec.id.clone(),
             Active { netns: path.to_path_buf(), _dns: dns, _ports: fds, rules, ifaces: ifaces_rt },
         );
-        self.apply_rules().await
+        // The bridges' rules are in place since the networks were made: only ports change it.
+        if has_rules {
+            self.apply_rules().await?;
+        }
+        tracing::debug!(
+            id = %rec.id,
+            links_ms = t_links.as_secs_f64() * 1e3,
+            inside_ms = t_inside.as_secs_f64() * 1e3,
+            files_ms = t_files.as_secs_f64() * 1e3,
+            dns_ms = t_dns.as_secs_f64() * 1e3,
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "network attached"
+        );
+        Ok(())
     }
 
     /// /etc/hosts and /etc/resolv.conf for a container on networks.

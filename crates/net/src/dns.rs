@@ -45,7 +45,11 @@ pub fn decide(query: &[u8], lookup: &dyn Lookup) -> Outcome {
     let Some(q) = msg.queries.first() else {
         return Outcome::Forward;
     };
-    let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    let name = q
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     let Some(addrs) = lookup.lookup(&name) else {
         return Outcome::Forward;
     };
@@ -71,7 +75,8 @@ pub fn decide(query: &[u8], lookup: &dyn Lookup) -> Outcome {
 fn servfail(query: &[u8]) -> Vec<u8> {
     match Message::from_vec(query) {
         Ok(m) => {
-            let mut r = Message::error_msg(m.metadata.id, m.metadata.op_code, ResponseCode::ServFail);
+            let mut r =
+                Message::error_msg(m.metadata.id, m.metadata.op_code, ResponseCode::ServFail);
             for q in m.queries {
                 r.add_query(q);
             }
@@ -83,12 +88,16 @@ fn servfail(query: &[u8]) -> Vec<u8> {
 
 async fn forward_udp(query: &[u8], ups: &[SocketAddr]) -> Vec<u8> {
     for up in ups {
-        let Ok(s) = UdpSocket::bind(if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await else { continue };
+        let Ok(s) = UdpSocket::bind(if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await else {
+            continue;
+        };
         if s.send_to(query, up).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];
-        if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_secs(3), s.recv_from(&mut buf)).await {
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), s.recv_from(&mut buf)).await
+        {
             buf.truncate(n);
             return buf;
         }
@@ -137,12 +146,20 @@ impl DnsServer {
         let (udp, tcp) = crate::netns::run_in(netns, || {
             let u = std::net::UdpSocket::bind(SocketAddr::from((DNS_ADDR, 0)))
                 .map_err(|e| NetError::Sys(format!("embedded DNS socket: {e}")))?;
-            u.set_nonblocking(true).map_err(|e| NetError::Sys(e.to_string()))?;
+            u.set_nonblocking(true)
+                .map_err(|e| NetError::Sys(e.to_string()))?;
             let t = std::net::TcpListener::bind(SocketAddr::from((DNS_ADDR, 0)))
                 .map_err(|e| NetError::Sys(format!("embedded DNS socket: {e}")))?;
-            t.set_nonblocking(true).map_err(|e| NetError::Sys(e.to_string()))?;
-            let up = u.local_addr().map_err(|e| NetError::Sys(e.to_string()))?.port();
-            let tp = t.local_addr().map_err(|e| NetError::Sys(e.to_string()))?.port();
+            t.set_nonblocking(true)
+                .map_err(|e| NetError::Sys(e.to_string()))?;
+            let up = u
+                .local_addr()
+                .map_err(|e| NetError::Sys(e.to_string()))?
+                .port();
+            let tp = t
+                .local_addr()
+                .map_err(|e| NetError::Sys(e.to_string()))?
+                .port();
             crate::nft::apply_dns_redirect(DNS_ADDR, up, tp)?;
             Ok::<_, NetError>((u, t))
         })??;
@@ -152,7 +169,9 @@ impl DnsServer {
         let t_udp = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
-                let Ok((n, peer)) = udp.recv_from(&mut buf).await else { break };
+                let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                    break;
+                };
                 let q = buf[..n].to_vec();
                 let (udp, lookup) = (udp.clone(), lookup.clone());
                 tokio::spawn(async move {
@@ -168,7 +187,9 @@ impl DnsServer {
         });
         let t_tcp = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = tcp.accept().await else { break };
+                let Ok((mut s, _)) = tcp.accept().await else {
+                    break;
+                };
                 let lookup = l2.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -191,7 +212,9 @@ impl DnsServer {
                 });
             }
         });
-        Ok(DnsServer { tasks: vec![t_udp, t_tcp] })
+        Ok(DnsServer {
+            tasks: vec![t_udp, t_tcp],
+        })
     }
 }
 
@@ -232,18 +255,28 @@ mod tests {
 
     #[test]
     fn answers_known_names_and_forwards_others() {
-        let Outcome::Reply(r) = decide(&query("WEB.", RecordType::A), &L) else { panic!() };
+        let Outcome::Reply(r) = decide(&query("WEB.", RecordType::A), &L) else {
+            panic!()
+        };
         let m = Message::from_vec(&r).unwrap();
         assert_eq!(m.metadata.id, 77);
         assert_eq!(m.answers.len(), 1);
         assert_eq!(m.answers[0].data, RData::A(A(Ipv4Addr::new(172, 18, 0, 2))));
-        let Outcome::Reply(r) = decide(&query("web.", RecordType::AAAA), &L) else { panic!() };
+        let Outcome::Reply(r) = decide(&query("web.", RecordType::AAAA), &L) else {
+            panic!()
+        };
         assert!(Message::from_vec(&r).unwrap().answers.is_empty());
-        assert_eq!(decide(&query("example.org.", RecordType::A), &L), Outcome::Forward);
+        assert_eq!(
+            decide(&query("example.org.", RecordType::A), &L),
+            Outcome::Forward
+        );
         assert!(servfail(&query("x.", RecordType::A)).len() > 12);
         assert_eq!(
             upstreams_from_resolv_conf("# c\nnameserver 127.0.0.53\nsearch x\nnameserver ::1\n"),
-            vec!["127.0.0.53:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+            vec![
+                "127.0.0.53:53".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
         );
     }
 }

@@ -53,13 +53,22 @@ pub struct Pool {
 }
 
 fn parse_net(what: &'static str, s: &str) -> Result<Ipv4Network, IpamError> {
-    let n: Ipv4Network = s.parse().map_err(|_| IpamError::Invalid { what, value: s.to_string() })?;
+    let n: Ipv4Network = s.parse().map_err(|_| IpamError::Invalid {
+        what,
+        value: s.to_string(),
+    })?;
     // Normalise to the network address, as dockerd does (`10.1.2.3/24` -> `10.1.2.0/24`).
-    Ipv4Network::new(n.network(), n.prefix()).map_err(|_| IpamError::Invalid { what, value: s.to_string() })
+    Ipv4Network::new(n.network(), n.prefix()).map_err(|_| IpamError::Invalid {
+        what,
+        value: s.to_string(),
+    })
 }
 
 fn parse_ip(what: &'static str, s: &str) -> Result<Ipv4Addr, IpamError> {
-    s.parse().map_err(|_| IpamError::Invalid { what, value: s.to_string() })
+    s.parse().map_err(|_| IpamError::Invalid {
+        what,
+        value: s.to_string(),
+    })
 }
 
 impl Pool {
@@ -72,9 +81,16 @@ impl Pool {
     ) -> Result<Pool, IpamError> {
         let subnet = parse_net("subnet", subnet)?;
         if subnet.prefix() > 30 {
-            return Err(IpamError::Invalid { what: "subnet (too small)", value: subnet.to_string() });
+            return Err(IpamError::Invalid {
+                what: "subnet (too small)",
+                value: subnet.to_string(),
+            });
         }
-        let outside = |what, v: String| IpamError::Outside { what, value: v, subnet: subnet.to_string() };
+        let outside = |what, v: String| IpamError::Outside {
+            what,
+            value: v,
+            subnet: subnet.to_string(),
+        };
         let gateway = match gateway.filter(|g| !g.is_empty()) {
             Some(g) => {
                 let g = parse_ip("gateway", g)?;
@@ -105,7 +121,12 @@ impl Pool {
             }
             auxv.push(ip);
         }
-        Ok(Pool { subnet, gateway, range, aux: auxv })
+        Ok(Pool {
+            subnet,
+            gateway,
+            range,
+            aux: auxv,
+        })
     }
 
     /// Addresses never handed out: network, broadcast, gateway, aux.
@@ -165,7 +186,8 @@ pub fn first_host(n: Ipv4Network) -> Ipv4Addr {
 /// The default address pools, in dockerd's order: 172.17-31.0.0/16, then 192.168.0-240.0/20.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Network> {
     let a = (17..=31).map(|b| Ipv4Network::new(Ipv4Addr::new(172, b, 0, 0), 16).expect("valid"));
-    let c = (0..16).map(|i| Ipv4Network::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid"));
+    let c =
+        (0..16).map(|i| Ipv4Network::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid"));
     a.chain(c)
 }
 
@@ -194,12 +216,19 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 
 /// `aa:bb:..` text of a MAC.
 pub fn mac_text(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let v: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
     v.try_into().ok()
 }
 
@@ -224,35 +253,63 @@ mod tests {
             got.push(a.to_string());
         }
         assert_eq!(got, ["10.5.0.2", "10.5.0.4", "10.5.0.5", "10.5.0.6"]);
-        assert_eq!(p.allocate(&used, None, last), Err(IpamError::Exhausted("10.5.0.0/29".into())));
+        assert_eq!(
+            p.allocate(&used, None, last),
+            Err(IpamError::Exhausted("10.5.0.0/29".into()))
+        );
         used.remove(&ip("10.5.0.4"));
         assert_eq!(p.allocate(&used, None, last).unwrap(), ip("10.5.0.4"));
         // freed addresses are reused only after the ones not yet handed out
         let mut used = BTreeSet::from([ip("10.5.0.2")]);
         used.insert(ip("10.5.0.4"));
         used.remove(&ip("10.5.0.2"));
-        assert_eq!(p.allocate(&used, None, Some(ip("10.5.0.4"))).unwrap(), ip("10.5.0.5"));
+        assert_eq!(
+            p.allocate(&used, None, Some(ip("10.5.0.4"))).unwrap(),
+            ip("10.5.0.5")
+        );
     }
 
     #[test]
     fn static_and_range_and_errors() {
-        let p = Pool::from_config("10.9.0.0/16", Some("10.9.0.254"), Some("10.9.4.0/24"), &[]).unwrap();
+        let p =
+            Pool::from_config("10.9.0.0/16", Some("10.9.0.254"), Some("10.9.4.0/24"), &[]).unwrap();
         let used = BTreeSet::new();
         assert_eq!(p.allocate(&used, None, None).unwrap(), ip("10.9.4.1"));
-        assert_eq!(p.allocate(&used, Some(ip("10.9.7.7")), None).unwrap(), ip("10.9.7.7"));
-        assert_eq!(p.allocate(&used, Some(ip("10.9.0.254")), None), Err(IpamError::InUse));
-        assert!(matches!(p.allocate(&used, Some(ip("10.8.0.1")), None), Err(IpamError::Outside { .. })));
+        assert_eq!(
+            p.allocate(&used, Some(ip("10.9.7.7")), None).unwrap(),
+            ip("10.9.7.7")
+        );
+        assert_eq!(
+            p.allocate(&used, Some(ip("10.9.0.254")), None),
+            Err(IpamError::InUse)
+        );
+        assert!(matches!(
+            p.allocate(&used, Some(ip("10.8.0.1")), None),
+            Err(IpamError::Outside { .. })
+        ));
         assert!(Pool::from_config("10.9.0.0/16", Some("10.10.0.1"), None, &[]).is_err());
         assert!(Pool::from_config("10.9.0.0/16", None, Some("10.10.0.0/24"), &[]).is_err());
         assert!(Pool::from_config("nonsense", None, None, &[]).is_err());
-        assert_eq!(Pool::from_config("10.1.2.3/24", None, None, &[]).unwrap().subnet.to_string(), "10.1.2.0/24");
+        assert_eq!(
+            Pool::from_config("10.1.2.3/24", None, None, &[])
+                .unwrap()
+                .subnet
+                .to_string(),
+            "10.1.2.0/24"
+        );
     }
 
     #[test]
     fn default_pool_skips_taken() {
-        let taken = ["172.17.0.0/16".parse().unwrap(), "172.18.5.0/24".parse().unwrap()];
+        let taken = [
+            "172.17.0.0/16".parse().unwrap(),
+            "172.18.5.0/24".parse().unwrap(),
+        ];
         assert_eq!(pick_default(&taken).unwrap().to_string(), "172.19.0.0/16");
         assert_eq!(mac_text(&mac_for(ip("172.17.0.2"))), "02:42:ac:11:00:02");
-        assert_eq!(parse_mac("02:42:ac:11:00:02"), Some(mac_for(ip("172.17.0.2"))));
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:02"),
+            Some(mac_for(ip("172.17.0.2")))
+        );
     }
 }

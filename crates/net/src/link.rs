@@ -67,17 +67,28 @@ impl Netlink {
 
     /// Index of a link by name.
     pub async fn index(&self, name: &str) -> Result<Option<u32>, NetError> {
-        let mut s = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match s.try_next().await {
             Ok(Some(m)) => Ok(Some(m.header.index)),
             Ok(None) => Ok(None),
-            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -(nix::errno::Errno::ENODEV as i32) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(m))
+                if m.raw_code() == -(nix::errno::Errno::ENODEV as i32) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(nl(&format!("get link {name}"), e)),
         }
     }
 
     async fn must_index(&self, name: &str) -> Result<u32, NetError> {
-        self.index(name).await?.ok_or_else(|| NetError::Netlink(format!("no link {name}")))
+        self.index(name)
+            .await?
+            .ok_or_else(|| NetError::Netlink(format!("no link {name}")))
     }
 
     /// Names of every link.
@@ -97,15 +108,27 @@ impl Netlink {
     /// Creates the bridge if missing, gives it `gw/prefix` (replacing nothing else), sets it up.
     pub async fn ensure_bridge(&self, name: &str, gw: Ipv4Network) -> Result<u32, NetError> {
         if self.index(name).await?.is_none() {
-            if let Err(e) = self.handle.link().add(LinkBridge::new(name).build()).execute().await {
+            if let Err(e) = self
+                .handle
+                .link()
+                .add(LinkBridge::new(name).build())
+                .execute()
+                .await
+            {
                 if !is_exists(&e) {
                     return Err(nl(&format!("create bridge {name}"), e));
                 }
             }
         }
         let idx = self.must_index(name).await?;
-        let req = self.handle.address().add(idx, IpAddr::V4(gw.ip()), gw.prefix()).replace();
-        req.execute().await.map_err(|e| nl(&format!("address {gw} on {name}"), e))?;
+        let req = self
+            .handle
+            .address()
+            .add(idx, IpAddr::V4(gw.ip()), gw.prefix())
+            .replace();
+        req.execute()
+            .await
+            .map_err(|e| nl(&format!("address {gw} on {name}"), e))?;
         self.up(idx).await?;
         Ok(idx)
     }
@@ -125,7 +148,8 @@ impl Netlink {
         if let Some(idx) = self.index(name).await? {
             match self.handle.link().del(idx).execute().await {
                 Ok(()) => {}
-                Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -(nix::errno::Errno::ENODEV as i32) => {}
+                Err(rtnetlink::Error::NetlinkError(m))
+                    if m.raw_code() == -(nix::errno::Errno::ENODEV as i32) => {}
                 Err(e) => return Err(nl(&format!("delete {name}"), e)),
             }
         }
@@ -134,24 +158,57 @@ impl Netlink {
 
     /// A veth pair `host` <-> `peer`; `host` enslaved to `bridge` and up; `peer` moved into
     /// the namespace at `netns`.
-    pub async fn veth_into(&self, host: &str, peer: &str, bridge: u32, netns: &Path) -> Result<(), NetError> {
+    pub async fn veth_into(
+        &self,
+        host: &str,
+        peer: &str,
+        bridge: u32,
+        netns: &Path,
+    ) -> Result<(), NetError> {
+        use netlink_packet_route::link::{InfoData, InfoVeth, LinkInfo};
+        let t0 = std::time::Instant::now();
+        // The peer is created directly inside the container's namespace (IFLA_NET_NS_FD on the
+        // peer): moving it afterwards costs the kernel an RCU grace period (~20 ms).
+        let f =
+            std::fs::File::open(netns).map_err(|e| nl(&format!("open {}", netns.display()), e))?;
+        let mut msg = LinkVeth::new(host, peer).build();
+        for a in msg.attributes.iter_mut() {
+            if let LinkAttribute::LinkInfo(infos) = a {
+                for i in infos.iter_mut() {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))) = i {
+                        p.attributes.push(LinkAttribute::NetNsFd(f.as_raw_fd()));
+                    }
+                }
+            }
+        }
         self.handle
             .link()
-            .add(LinkVeth::new(host, peer).build())
+            .add(msg)
             .execute()
             .await
             .map_err(|e| nl(&format!("create veth {host}"), e))?;
+        drop(f);
+        let t_create = t0.elapsed();
         let r = async {
             let h = self.must_index(host).await?;
             self.handle
                 .link()
-                .set(LinkUnspec::new_with_index(h).controller(bridge).up().build())
+                .set(
+                    LinkUnspec::new_with_index(h)
+                        .controller(bridge)
+                        .up()
+                        .build(),
+                )
                 .execute()
                 .await
-                .map_err(|e| nl(&format!("attach {host} to bridge"), e))?;
-            self.move_to(peer, netns).await
+                .map_err(|e| nl(&format!("attach {host} to bridge"), e))
         }
         .await;
+        tracing::debug!(
+            create_ms = t_create.as_secs_f64() * 1e3,
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "veth"
+        );
         if r.is_err() {
             let _ = self.delete(host).await;
         }
@@ -159,35 +216,33 @@ impl Netlink {
     }
 
     /// A macvlan link on `parent` (bridge mode) moved into the namespace at `netns`.
-    pub async fn macvlan_into(&self, name: &str, parent: &str, netns: &Path) -> Result<(), NetError> {
+    pub async fn macvlan_into(
+        &self,
+        name: &str,
+        parent: &str,
+        netns: &Path,
+    ) -> Result<(), NetError> {
         let p = self.must_index(parent).await?;
+        // created directly in the container's namespace (no move, no RCU wait)
+        let f =
+            std::fs::File::open(netns).map_err(|e| nl(&format!("open {}", netns.display()), e))?;
+        let mut msg = LinkMacVlan::new(name, p, MacVlanMode::Bridge).build();
+        msg.attributes.push(LinkAttribute::NetNsFd(f.as_raw_fd()));
         self.handle
             .link()
-            .add(LinkMacVlan::new(name, p, MacVlanMode::Bridge).build())
+            .add(msg)
             .execute()
             .await
-            .map_err(|e| nl(&format!("create macvlan on {parent}"), e))?;
-        let r = self.move_to(name, netns).await;
-        if r.is_err() {
-            let _ = self.delete(name).await;
-        }
-        r
-    }
-
-    async fn move_to(&self, name: &str, netns: &Path) -> Result<(), NetError> {
-        let idx = self.must_index(name).await?;
-        let f = std::fs::File::open(netns).map_err(|e| nl(&format!("open {}", netns.display()), e))?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(idx).setns_by_fd(f.as_raw_fd()).build())
-            .execute()
-            .await
-            .map_err(|e| nl(&format!("move {name} into the container's namespace"), e))
+            .map_err(|e| nl(&format!("create macvlan on {parent}"), e))
     }
 
     /// Inside a container namespace: `lo` up, each interface renamed, addressed and up, then the
     /// default route.
-    pub async fn configure(&self, ifaces: &[IfaceConfig], gateway: Option<Ipv4Addr>) -> Result<(), NetError> {
+    pub async fn configure(
+        &self,
+        ifaces: &[IfaceConfig],
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<(), NetError> {
         if let Some(lo) = self.index("lo").await? {
             self.up(lo).await?;
         }
@@ -195,7 +250,12 @@ impl Netlink {
             let idx = self.must_index(&i.from).await?;
             self.handle
                 .link()
-                .set(LinkUnspec::new_with_index(idx).name(i.name.clone()).address(i.mac.to_vec()).build())
+                .set(
+                    LinkUnspec::new_with_index(idx)
+                        .name(i.name.clone())
+                        .address(i.mac.to_vec())
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(|e| nl(&format!("rename {} to {}", i.from, i.name), e))?;
@@ -230,7 +290,9 @@ impl Netlink {
         let mut out = Vec::new();
         while let Some(m) = s.try_next().await.map_err(|e| nl("list addresses", e))? {
             for a in &m.attributes {
-                if let AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                if let AddressAttribute::Local(IpAddr::V4(ip))
+                | AddressAttribute::Address(IpAddr::V4(ip)) = a
+                {
                     if let Ok(n) = Ipv4Network::new(*ip, m.header.prefix_len) {
                         if !out.contains(&n) {
                             out.push(n);
@@ -244,7 +306,11 @@ impl Netlink {
 
     /// Destinations of the IPv4 routes (for picking a default pool that overlaps none).
     pub async fn ipv4_routes(&self) -> Result<Vec<Ipv4Network>, NetError> {
-        let mut s = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+        let mut s = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
         let mut out = Vec::new();
         while let Some(m) = s.try_next().await.map_err(|e| nl("list routes", e))? {
             for a in &m.attributes {

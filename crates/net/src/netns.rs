@@ -22,8 +22,14 @@ pub fn create(path: &Path) -> Result<(), NetError> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io("unshare(CLONE_NEWNET)", e))?;
         let tid = nix::unistd::gettid();
         let src = format!("/proc/self/task/{tid}/ns/net");
-        mount(Some(src.as_str()), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| io(&format!("bind {src} on {}", p.display()), e))
+        mount(
+            Some(src.as_str()),
+            &p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| io(&format!("bind {src} on {}", p.display()), e))
     })
     .join()
     .map_err(|_| NetError::Sys("netns thread panicked".into()))?;

@@ -7,10 +7,13 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 use rustables::expr::{
-    Bitwise, IPv4HeaderField, NetworkHeaderField, Cmp, CmpOp, HighLevelPayload, Immediate, Masquerade, Meta, MetaType, Nat, NatType, Register,
-    TCPHeaderField, TransportHeaderField, UDPHeaderField,
+    Bitwise, Cmp, CmpOp, HighLevelPayload, IPv4HeaderField, Immediate, Masquerade, Meta, MetaType,
+    Nat, NatType, NetworkHeaderField, Register, TCPHeaderField, TransportHeaderField,
+    UDPHeaderField,
 };
-use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily, Rule, Table};
+use rustables::{
+    Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily, Rule, Table,
+};
 
 use crate::NetError;
 
@@ -123,7 +126,10 @@ pub fn plan(rs: &Ruleset) -> Vec<(&'static str, Vec<Vec<Clause>>)> {
         };
         for a in addrs {
             dnat.push(vec![
-                Addr { source: false, net: host(a) },
+                Addr {
+                    source: false,
+                    net: host(a),
+                },
                 Dport(p.proto, p.host_port),
                 Dnat(p.container_ip, p.container_port),
             ]);
@@ -133,23 +139,43 @@ pub fn plan(rs: &Ruleset) -> Vec<(&'static str, Vec<Vec<Clause>>)> {
     for b in &rs.bridges {
         if b.masquerade && !b.internal {
             post.push(vec![
-                Addr { source: true, net: b.subnet },
-                Iface { input: false, eq: false, name: b.name.clone() },
+                Addr {
+                    source: true,
+                    net: b.subnet,
+                },
+                Iface {
+                    input: false,
+                    eq: false,
+                    name: b.name.clone(),
+                },
                 Masquerade,
             ]);
         }
         // host loopback -> published port -> container (route_localnet on the bridge)
         post.push(vec![
-            Addr { source: true, net: "127.0.0.0/8".parse().expect("cidr") },
-            Iface { input: false, eq: true, name: b.name.clone() },
+            Addr {
+                source: true,
+                net: "127.0.0.0/8".parse().expect("cidr"),
+            },
+            Iface {
+                input: false,
+                eq: true,
+                name: b.name.clone(),
+            },
             Masquerade,
         ]);
     }
     for p in &rs.ports {
         // hairpin: a container reaching its own published port
         post.push(vec![
-            Addr { source: true, net: host(p.container_ip) },
-            Addr { source: false, net: host(p.container_ip) },
+            Addr {
+                source: true,
+                net: host(p.container_ip),
+            },
+            Addr {
+                source: false,
+                net: host(p.container_ip),
+            },
             Dport(p.proto, p.container_port),
             Masquerade,
         ]);
@@ -158,13 +184,29 @@ pub fn plan(rs: &Ruleset) -> Vec<(&'static str, Vec<Vec<Clause>>)> {
     for b in &rs.bridges {
         if b.internal {
             fwd.push(vec![
-                Iface { input: true, eq: true, name: b.name.clone() },
-                Iface { input: false, eq: false, name: b.name.clone() },
+                Iface {
+                    input: true,
+                    eq: true,
+                    name: b.name.clone(),
+                },
+                Iface {
+                    input: false,
+                    eq: false,
+                    name: b.name.clone(),
+                },
                 Drop,
             ]);
             fwd.push(vec![
-                Iface { input: false, eq: true, name: b.name.clone() },
-                Iface { input: true, eq: false, name: b.name.clone() },
+                Iface {
+                    input: false,
+                    eq: true,
+                    name: b.name.clone(),
+                },
+                Iface {
+                    input: true,
+                    eq: false,
+                    name: b.name.clone(),
+                },
                 Drop,
             ]);
         }
@@ -173,14 +215,27 @@ pub fn plan(rs: &Ruleset) -> Vec<(&'static str, Vec<Vec<Clause>>)> {
         for b in &rs.bridges {
             if a.name != b.name {
                 fwd.push(vec![
-                    Iface { input: true, eq: true, name: a.name.clone() },
-                    Iface { input: false, eq: true, name: b.name.clone() },
+                    Iface {
+                        input: true,
+                        eq: true,
+                        name: a.name.clone(),
+                    },
+                    Iface {
+                        input: false,
+                        eq: true,
+                        name: b.name.clone(),
+                    },
                     Drop,
                 ]);
             }
         }
     }
-    vec![("prerouting", dnat.clone()), ("output", dnat), ("postrouting", post), ("forward", fwd)]
+    vec![
+        ("prerouting", dnat.clone()),
+        ("output", dnat),
+        ("postrouting", post),
+        ("forward", fwd),
+    ]
 }
 
 /// `nft list`-like text of the plan (for tests and `berthd --debug` logs).
@@ -193,13 +248,23 @@ pub fn render(rs: &Ruleset) -> String {
                 .iter()
                 .map(|c| match c {
                     Clause::Addr { source, net } => {
-                        let n = if net.prefix() == 32 { net.ip().to_string() } else { net.to_string() };
+                        let n = if net.prefix() == 32 {
+                            net.ip().to_string()
+                        } else {
+                            net.to_string()
+                        };
                         format!("ip {} {n}", if *source { "saddr" } else { "daddr" })
                     }
                     Clause::Iface { input, eq, name } => {
-                        format!("{}{} \"{name}\"", if *input { "iifname" } else { "oifname" }, if *eq { "" } else { " !=" })
+                        format!(
+                            "{}{} \"{name}\"",
+                            if *input { "iifname" } else { "oifname" },
+                            if *eq { "" } else { " !=" }
+                        )
                     }
-                    Clause::Dport(p, n) => format!("{} dport {n}", if *p == Proto::Tcp { "tcp" } else { "udp" }),
+                    Clause::Dport(p, n) => {
+                        format!("{} dport {n}", if *p == Proto::Tcp { "tcp" } else { "udp" })
+                    }
                     Clause::Dnat(ip, port) => format!("dnat to {ip}:{port}"),
                     Clause::Masquerade => "masquerade".into(),
                     Clause::Drop => "drop".into(),
@@ -224,18 +289,30 @@ fn build_rule(chain: &Chain, clauses: &[Clause]) -> Result<Rule, NetError> {
             Clause::Addr { source, net } => {
                 // No `meta nfproto` guard: the table is `ip`, and nft's printer chokes on
                 // one there.
-                let field = if *source { IPv4HeaderField::Saddr } else { IPv4HeaderField::Daddr };
+                let field = if *source {
+                    IPv4HeaderField::Saddr
+                } else {
+                    IPv4HeaderField::Daddr
+                };
                 r.add_expr(HighLevelPayload::Network(NetworkHeaderField::IPv4(field)).build());
                 if net.prefix() < 32 {
                     r.add_expr(
-                        Bitwise::new(net.mask().octets(), [0u8; 4]).map_err(|e| NetError::Nft(e.to_string()))?,
+                        Bitwise::new(net.mask().octets(), [0u8; 4])
+                            .map_err(|e| NetError::Nft(e.to_string()))?,
                     );
                 }
                 r.add_expr(Cmp::new(CmpOp::Eq, net.network().octets()));
             }
             Clause::Iface { input, eq, name } => {
-                r.add_expr(Meta::new(if *input { MetaType::IifName } else { MetaType::OifName }));
-                r.add_expr(Cmp::new(if *eq { CmpOp::Eq } else { CmpOp::Neq }, ifname_bytes(name)));
+                r.add_expr(Meta::new(if *input {
+                    MetaType::IifName
+                } else {
+                    MetaType::OifName
+                }));
+                r.add_expr(Cmp::new(
+                    if *eq { CmpOp::Eq } else { CmpOp::Neq },
+                    ifname_bytes(name),
+                ));
             }
             Clause::Dport(p, port) => {
                 r.add_expr(Meta::new(MetaType::L4Proto));
@@ -245,7 +322,10 @@ fn build_rule(chain: &Chain, clauses: &[Clause]) -> Result<Rule, NetError> {
             }
             Clause::Dnat(ip, port) => {
                 r.add_expr(Immediate::new_data(ip.octets().to_vec(), Register::Reg1));
-                r.add_expr(Immediate::new_data(port.to_be_bytes().to_vec(), Register::Reg2));
+                r.add_expr(Immediate::new_data(
+                    port.to_be_bytes().to_vec(),
+                    Register::Reg2,
+                ));
                 r.add_expr(
                     Nat::default()
                         .with_nat_type(NatType::DNat)
@@ -295,7 +375,9 @@ pub fn apply_named(name: &str, rs: &Ruleset) -> Result<(), NetError> {
             batch.add(&build_rule(chain, &clauses)?, MsgType::Add);
         }
     }
-    batch.send().map_err(|e| NetError::Nft(format!("{e}: {:?}", std::error::Error::source(&e))))
+    batch
+        .send()
+        .map_err(|e| NetError::Nft(format!("{e}: {:?}", std::error::Error::source(&e))))
 }
 
 /// Inside a container's namespace (call from a thread that has joined it): the table
@@ -313,7 +395,10 @@ pub fn apply_dns_redirect(dns: Ipv4Addr, udp_port: u16, tcp_port: u16) -> Result
     let host = Ipv4Network::new(dns, 32).expect("/32");
     for (proto, port) in [(Proto::Udp, udp_port), (Proto::Tcp, tcp_port)] {
         let clauses = [
-            Clause::Addr { source: false, net: host },
+            Clause::Addr {
+                source: false,
+                net: host,
+            },
             Clause::Dport(proto, 53),
             Clause::Dnat(dns, port),
         ];
@@ -343,8 +428,18 @@ mod tests {
     fn sample() -> Ruleset {
         Ruleset {
             bridges: vec![
-                BridgeRules { name: "berth0".into(), subnet: "172.17.0.0/16".parse().unwrap(), internal: false, masquerade: true },
-                BridgeRules { name: "br-1".into(), subnet: "172.18.0.0/16".parse().unwrap(), internal: true, masquerade: true },
+                BridgeRules {
+                    name: "berth0".into(),
+                    subnet: "172.17.0.0/16".parse().unwrap(),
+                    internal: false,
+                    masquerade: true,
+                },
+                BridgeRules {
+                    name: "br-1".into(),
+                    subnet: "172.18.0.0/16".parse().unwrap(),
+                    internal: true,
+                    masquerade: true,
+                },
             ],
             ports: vec![PortRule {
                 proto: Proto::Tcp,
@@ -361,14 +456,35 @@ mod tests {
     fn plan_text() {
         let t = render(&sample());
         assert!(t.contains("chain prerouting\n  ip daddr 127.0.0.1 tcp dport 8080 dnat to 172.17.0.2:80\n  ip daddr 172.17.0.1 tcp dport 8080 dnat to 172.17.0.2:80\n"), "{t}");
-        assert!(t.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"), "{t}");
+        assert!(
+            t.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"),
+            "{t}"
+        );
         // internal: no masquerade, fenced in both directions
-        assert!(!t.contains("ip saddr 172.18.0.0/16 oifname != \"br-1\" masquerade"), "{t}");
-        assert!(t.contains("iifname \"br-1\" oifname != \"br-1\" drop"), "{t}");
-        assert!(t.contains("oifname \"br-1\" iifname != \"br-1\" drop"), "{t}");
+        assert!(
+            !t.contains("ip saddr 172.18.0.0/16 oifname != \"br-1\" masquerade"),
+            "{t}"
+        );
+        assert!(
+            t.contains("iifname \"br-1\" oifname != \"br-1\" drop"),
+            "{t}"
+        );
+        assert!(
+            t.contains("oifname \"br-1\" iifname != \"br-1\" drop"),
+            "{t}"
+        );
         // isolation both ways
-        assert!(t.contains("iifname \"berth0\" oifname \"br-1\" drop"), "{t}");
-        assert!(t.contains("iifname \"br-1\" oifname \"berth0\" drop"), "{t}");
-        assert!(t.contains("ip saddr 172.17.0.2 ip daddr 172.17.0.2 tcp dport 80 masquerade"), "{t}");
+        assert!(
+            t.contains("iifname \"berth0\" oifname \"br-1\" drop"),
+            "{t}"
+        );
+        assert!(
+            t.contains("iifname \"br-1\" oifname \"berth0\" drop"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ip saddr 172.17.0.2 ip daddr 172.17.0.2 tcp dport 80 masquerade"),
+            "{t}"
+        );
     }
 }
