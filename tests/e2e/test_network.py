@@ -373,3 +373,21 @@ def test_default_bridge_names(daemon, image, names):
         assert out.strip() == "hello", out
     finally:
         daemon.docker("rm", "-f", a)
+
+
+def test_legacy_link_on_default_bridge(daemon, make_image, names):
+    img = make_image("EXPOSE 80/tcp", "ENV SECRET=s3", 'CMD ["sleep", "100"]')
+    t = names("linked")
+    daemon.ok("run", "--pull", "never", "-d", "--name", t, img)
+    try:
+        ip = daemon.inspect(t, "container")["NetworkSettings"]["IPAddress"]
+        rc, out, err = daemon.docker("run", "--pull", "never", "--rm", "--link", f"{t}:db", img,
+                                     "sh", "-c", "env | sort; cat /etc/hosts")
+        assert rc == 0, err
+        assert f"DB_PORT=tcp://{ip}:80" in out, out
+        assert f"DB_PORT_80_TCP_ADDR={ip}" in out and "DB_PORT_80_TCP_PORT=80" in out, out
+        assert "DB_ENV_SECRET=s3" in out and "DB_NAME=/" in out, out
+        line = [l for l in out.splitlines() if l.startswith(ip + "\t") or l.startswith(ip + " ")]
+        assert line and "db" in line[0].split() and t in line[0].split(), out
+    finally:
+        daemon.docker("rm", "-f", t)

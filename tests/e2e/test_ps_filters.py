@@ -47,3 +47,25 @@ def test_ps_filters(daemon, image):
     finally:
         daemon.docker("rm", "-f", a, b, c)
         daemon.docker("volume", "rm", "-f", v)
+
+
+def test_ps_port_and_network_filters_on_running(daemon, image):
+    tag = uuid.uuid4().hex[:8]
+    a, b, n = f"pfpa{tag}", f"pfpb{tag}", f"pfnet{tag}"
+    try:
+        daemon.ok("network", "create", n)
+        daemon.ok("run", "--pull", "never", "-d", "--name", a, "-p", "18791:80", "--expose", "81",
+                  "--label", f"pfp={tag}", image, "sleep", "100")
+        daemon.ok("run", "--pull", "never", "-d", "--name", b, "--network", n,
+                  "--label", f"pfp={tag}", image, "sleep", "100")
+        mine = f"label=pfp={tag}"
+        assert ps(daemon, mine, "publish=18791") == {a}
+        assert ps(daemon, mine, "publish=80") == set()
+        assert ps(daemon, mine, "expose=80") == {a}
+        assert ps(daemon, mine, "expose=81/tcp") == {a}
+        assert ps(daemon, mine, "expose=18000-18999") == set()
+        assert ps(daemon, mine, f"network={n}") == {b}
+        assert ps(daemon, mine, "network=bridge") == {a}
+    finally:
+        daemon.docker("rm", "-f", a, b)
+        daemon.docker("network", "rm", n)

@@ -27,6 +27,13 @@ impl Engine {
             .map_err(|e| Error::invalid(e.to_string()))?;
         let cfg = &rec.config;
         let mut env = daemon_env(cfg.env.as_deref().unwrap_or(&[]), &cfg.hostname, cfg.tty);
+        // `--link` variables come before the container's own (which win), as in dockerd.
+        let links = self.link_env(rec);
+        if !links.is_empty() {
+            let own: Vec<String> = env.drain(..).collect();
+            env = links;
+            env.extend(own);
+        }
         // As runc does: HOME from the user's passwd entry when the environment has none.
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={}", user.home));

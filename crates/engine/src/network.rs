@@ -705,6 +705,64 @@ impl Engine {
         Ok(())
     }
 
+    /// Legacy `--link target:alias` on the default bridge: (alias, target) for each running
+    /// target.
+    fn links_of(&self, rec: &Record) -> Vec<(String, Arc<crate::Container>)> {
+        let mut out = Vec::new();
+        for l in rec.host_config.links.iter().flatten() {
+            let (target, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            let target = target.trim_start_matches('/');
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            if let Ok(c) = self.container(target) {
+                out.push((alias.to_string(), c));
+            }
+        }
+        out
+    }
+
+    /// The environment variables `--link` gives, as dockerd does (`ALIAS_PORT_80_TCP=...`,
+    /// `ALIAS_NAME`, `ALIAS_ENV_*`).
+    pub(crate) fn link_env(&self, rec: &Record) -> Vec<String> {
+        let mut env = Vec::new();
+        for (alias, target) in self.links_of(rec) {
+            let t = target.snapshot();
+            let Some(ip) = t.networks.get("bridge").map(|e| e.ip_address.clone()).filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let p = alias.to_uppercase().replace('-', "_");
+            env.push(format!("{p}_NAME=/{}/{alias}", rec.name));
+            let mut ports: Vec<(u16, String)> = t
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|m| m.keys())
+                .filter_map(|k| {
+                    let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+                    Some((port.parse().ok()?, proto.to_string()))
+                })
+                .collect();
+            ports.sort();
+            if let Some((port, proto)) = ports.first() {
+                env.push(format!("{p}_PORT={proto}://{ip}:{port}"));
+            }
+            for (port, proto) in &ports {
+                let k = format!("{p}_PORT_{port}_{}", proto.to_uppercase());
+                env.push(format!("{k}={proto}://{ip}:{port}"));
+                env.push(format!("{k}_ADDR={ip}"));
+                env.push(format!("{k}_PORT={port}"));
+                env.push(format!("{k}_PROTO={proto}"));
+            }
+            for e in t.config.env.iter().flatten() {
+                if let Some((k, v)) = e.split_once('=') {
+                    if !matches!(k, "HOME" | "PATH" | "HOSTNAME") {
+                        env.push(format!("{p}_ENV_{k}={v}"));
+                    }
+                }
+            }
+        }
+        env
+    }
+
     /// /etc/hosts and /etc/resolv.conf for a container on networks.
     fn write_net_files(&self, rec: &Record) -> Result<()> {
         let dir = self.cfg.container_dir(&rec.id);
@@ -715,6 +773,12 @@ impl Engine {
             if let Some((name, addr)) = h.split_once(':') {
                 let addr = if addr == "host-gateway" { bridge_gw.as_str() } else { addr };
                 hosts.push_str(&format!("{addr}\t{name}\n"));
+            }
+        }
+        for (alias, target) in self.links_of(rec) {
+            let t = target.snapshot();
+            if let Some(tip) = t.networks.get("bridge").map(|e| e.ip_address.clone()).filter(|s| !s.is_empty()) {
+                hosts.push_str(&format!("{tip}\t{alias} {} {}\n", &t.id[..12], t.name));
             }
         }
         if let Some(ip) = ip {

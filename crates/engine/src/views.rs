@@ -28,8 +28,26 @@ fn network_mode(rec: &Record) -> String {
 
 /// The ports `ps` shows for a container: (`port/proto`, published `host_port/proto`). Berth has
 /// no network endpoints yet, so none (what dockerd shows for `--network none`).
-fn container_ports(_rec: &Record) -> Vec<(String, Option<String>)> {
-    Vec::new()
+/// The container's ports as dockerd's filters see them (NetworkSettings.Ports of a running
+/// container): (container port key, host port key when published).
+fn container_ports(rec: &Record) -> Vec<(String, Option<String>)> {
+    use crate::record::Status;
+    if !matches!(rec.state.status, Status::Running | Status::Paused | Status::Restarting) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (k, binds) in &rec.ports {
+        let proto = k.split_once('/').map(|(_, p)| p).unwrap_or("tcp");
+        for b in binds.iter().flatten() {
+            out.push((k.clone(), Some(format!("{}/{proto}", b.host_port))));
+        }
+    }
+    for k in rec.config.exposed_ports.iter().flat_map(|m| m.keys()) {
+        if !out.iter().any(|(p, _)| p == k) {
+            out.push((k.clone(), None));
+        }
+    }
+    out
 }
 
 /// Filter names and values checked before any container is looked at (dockerd rejects a bad
@@ -151,17 +169,22 @@ fn matches(
                 } else {
                     mode
                 };
-                vals.iter().any(|v| *v == mode)
+                vals.iter().any(|v| {
+                    *v == mode
+                        || rec.networks.iter().any(|(name, ep)| {
+                            name == v || (!v.is_empty() && ep.network_id.starts_with(v.as_str()))
+                        })
+                })
             }
-            // dockerd matches these against the container's network ports (`ps` Ports): with
-            // no network endpoint (Berth today, dockerd with --network none) there are none.
+            // dockerd matches these against the running container's NetworkSettings.Ports:
+            // `expose` the container ports, `publish` the host ports.
             "expose" => vals
                 .iter()
                 .any(|v| container_ports(rec).iter().any(|(p, _)| port_match(v, p))),
             "publish" => vals.iter().any(|v| {
-                container_ports(rec).iter().any(|(p, public)| {
-                    public.as_deref().is_some_and(|h| port_match(v, h)) || port_match(v, p)
-                })
+                container_ports(rec)
+                    .iter()
+                    .any(|(_, public)| public.as_deref().is_some_and(|h| port_match(v, h)))
             }),
             "health" => {
                 for v in vals {
