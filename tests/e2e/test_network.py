@@ -391,3 +391,53 @@ def test_legacy_link_on_default_bridge(daemon, make_image, names):
         assert line and "db" in line[0].split() and t in line[0].split(), out
     finally:
         daemon.docker("rm", "-f", t)
+
+
+def test_dockerpy_networks(daemon, image, names):
+    import docker
+
+    cli = daemon.client()
+    n = names("pynet")
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.124.0.0/24")])
+    net = cli.networks.create(n, driver="bridge", ipam=ipam, labels={"k": "v"})
+    c = None
+    try:
+        assert net.attrs["IPAM"]["Config"][0]["Subnet"] == "10.124.0.0/24"
+        c = cli.containers.run(image, ["sleep", "100"], detach=True, name=names("pyc"),
+                               network=n, ports={"80/tcp": ("127.0.0.1", 18881)})
+        c.reload()
+        ns = c.attrs["NetworkSettings"]
+        assert ns["Networks"][n]["IPAddress"].startswith("10.124.0."), ns
+        assert ns["Ports"]["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": "18881"}], ns["Ports"]
+        net.reload()
+        assert c.id in net.attrs["Containers"]
+        assert [x.name for x in cli.networks.list(names=[n])] == [n]
+        net.disconnect(c)
+        c.reload()
+        assert n not in c.attrs["NetworkSettings"]["Networks"]
+        net.connect(c, aliases=["again"])
+        c.reload()
+        assert "again" in c.attrs["NetworkSettings"]["Networks"][n]["Aliases"]
+    finally:
+        if c is not None:
+            c.remove(force=True)
+        net.remove()
+    assert cli.networks.list(names=[n]) == []
+
+
+def test_generated_files_on_user_network(daemon, image, net):
+    """/etc/resolv.conf and /etc/hosts exactly as dockerd writes them on a user network."""
+    n = net()
+    rc, out, err = sh(daemon, image, "--network", n, "--hostname", "filebox", script=(
+        "cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname"))
+    assert rc == 0, err
+    resolv, hosts, hostname = out.split("---\n")
+    host_search = [l for l in open("/etc/resolv.conf").read().splitlines() if l.startswith("search")]
+    want = "".join(l + "\n" for l in host_search) + "nameserver 127.0.0.11\noptions ndots:0\n"
+    assert resolv == want, resolv
+    lines = hosts.splitlines()
+    assert lines[:6] == ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                         "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix",
+                         "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"], hosts
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+\tfilebox", lines[6]), hosts
+    assert len(lines) == 7 and hostname.strip() == "filebox"
