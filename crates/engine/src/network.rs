@@ -825,17 +825,24 @@ impl Engine {
     pub(crate) async fn net_detach(self: &Arc<Self>, id: &str) {
         let active = self.net.active.lock().expect("lock").remove(id);
         let had_rules = active.as_ref().is_some_and(|a| !a.rules.is_empty());
+        let mut hosts = Vec::new();
         if let Some(a) = active {
-            if let Ok(nl) = self.net.nl().await {
-                for (_, _, host) in &a.ifaces {
-                    if !host.is_empty() {
-                        let _ = nl.delete(host).await;
-                    }
-                }
-            }
-            drop(a);
+            hosts = a.ifaces.iter().map(|(_, _, h)| h.clone()).filter(|h| !h.is_empty()).collect();
+            drop(a); // closes the DNS sockets, which hold the namespace
         }
         netns::remove(&self.net.netns_dir.join(id));
+        // The kernel deletes the veth pairs with the namespace; deleting the host sides as
+        // well makes sure, but off the exit path (each deletion waits an RCU grace period).
+        if !hosts.is_empty() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Ok(nl) = me.net.nl().await {
+                    for h in hosts {
+                        let _ = nl.delete(&h).await;
+                    }
+                }
+            });
+        }
         for r in self.net.list() {
             if r.allocations.values().any(|o| o == id) {
                 let _ = self.net.update(&r.id, |r| {
