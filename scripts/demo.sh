@@ -15,9 +15,10 @@ export DOCKER_HOST=unix://$sock
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# What a fresh Debian 12 needs: a static busybox for the image, libseccomp for the runtime.
+# What a fresh Debian 12 needs: a static busybox for the image, libseccomp for the runtime,
+# libclang for the nftables bindings (bindgen at build time).
 need=()
-for pkg in busybox-static libseccomp-dev pkg-config; do
+for pkg in busybox-static libseccomp-dev pkg-config libclang-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

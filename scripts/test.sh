@@ -19,7 +19,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages -----------------------------------------------------------
 need_pkgs=()
-for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar libseccomp-dev pkg-config docker-registry skopeo tmux; do
+for pkg in busybox-static python3-pip iproute2 docker.io runc crun util-linux tar libseccomp-dev pkg-config docker-registry skopeo tmux libclang-dev nftables docker-compose iperf3; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then
