@@ -107,3 +107,22 @@ def test_policies_resume_after_a_daemon_crash(workdir, rootfs_tar):
             for c in d.docker("ps", "-aq")[1].split():
                 d.docker("rm", "-f", c)
             d.stop()
+
+
+def test_force_remove_races_a_restarting_container(daemon, image, names):
+    """`rm -f` while an on-failure policy keeps restarting: the container goes and stays gone,
+    leaving no mount behind (the policy may not bring it back mid-removal)."""
+    from helpers import mounts_under
+
+    for delay in (0.0, 0.05, 0.12, 0.2, 0.3):
+        n = names("rmrace")
+        daemon.ok("run", "--pull", "never", "-d", "--name", n, "--restart", "on-failure:50",
+                  image, "sh", "-c", "sleep 0.05; exit 3")
+        time.sleep(delay)
+        rc, _, err = daemon.docker("rm", "-f", n)
+        assert rc == 0, err
+        time.sleep(0.3)
+        rc, _, _ = daemon.docker("inspect", "--type", "container", n)
+        assert rc != 0, f"{n} came back after rm -f"
+    if daemon.target == "berth":
+        assert mounts_under(daemon.exec_root / "containers") == []

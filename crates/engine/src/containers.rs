@@ -714,6 +714,8 @@ impl Engine {
                     rec.id
                 )));
             }
+            // No restart policy may bring it back while it is being removed.
+            let _ = c.update(|r| r.manually_stopped = true);
             self.thaw_if_paused(&rec.id).await;
             if rec.state.pid > 0 {
                 let _ = nix::sys::signal::kill(Pid::from_raw(rec.state.pid), Signal::SIGKILL);
@@ -726,6 +728,18 @@ impl Engine {
         if c.life.borrow().removed {
             return Ok(());
         }
+        // A policy restart that won the race for the lock: kill it again; with the lock held
+        // no further restart can start.
+        if force && c.snapshot().state.status.is_running() {
+            let _ = c.update(|r| r.manually_stopped = true);
+            let pid = c.snapshot().state.pid;
+            if pid > 0 {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let mut life = c.life.subscribe();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), life.wait_for(|l| !l.running)).await;
+        }
         if c.snapshot().state.status.is_running() {
             return Err(Error::conflict(format!(
                 "container {} did not stop",
@@ -735,6 +749,7 @@ impl Engine {
         let bundle = self.cfg.bundle_dir(&rec.id);
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&bundle);
+        self.net_detach(&rec.id).await;
         let _ = std::fs::remove_file(self.cfg.shim_socket(&rec.id));
         let _ = std::fs::remove_file(c.dir.join("config.v2.json"));
         let _ = std::fs::remove_dir_all(&c.dir);
