@@ -107,3 +107,27 @@ def test_exec_it_gets_a_terminal(daemon, sh_image, names, tmux_sessions):
     wait_screen(s, "24 80")
     tmux("send-keys", "-t", s, "exit 3", "Enter")
     wait_screen(s, "EXITED rc=3")
+
+
+def test_docker_cli_detach_keeps_stdin(daemon, sh_image, names, tmux_sessions):
+    """The docker CLI leaves detach keys to the daemon: `docker run -it`, ctrl-p ctrl-q, then
+    `docker attach` finds the same shell with its stdin still open."""
+    from helpers import DOCKER_CLI, _CLI_CONFIG
+
+    name = names("dtty")
+    env = f"DOCKER_CONFIG={_CLI_CONFIG} DOCKER_CLI_HINTS=false"
+    s = tmux_sessions(f"{env} {DOCKER_CLI} -H {daemon.host} run -it --pull never --name {name}"
+                      f" {sh_image} sh; echo EXITED rc=$?; sleep 60")
+    wait_screen(s, "/ #")
+    tmux("send-keys", "-t", s, "echo one-$((2*3))", "Enter")
+    wait_screen(s, "one-6")
+    tmux("send-keys", "-t", s, "C-p", "C-q")
+    wait_screen(s, "EXITED")
+    assert daemon.inspect(name)["State"]["Running"] is True
+    a = tmux_sessions(f"{env} {DOCKER_CLI} -H {daemon.host} attach {name}; echo EXITED rc=$?;"
+                      " sleep 60", 90, 20)
+    time.sleep(1.0)
+    tmux("send-keys", "-t", a, "echo two-$((3+4))", "Enter")
+    wait_screen(a, "two-7")
+    tmux("send-keys", "-t", a, "exit 5", "Enter")
+    wait_screen(a, "EXITED rc=5")

@@ -423,6 +423,7 @@ async fn attach(
     req: Request<Incoming>,
 ) -> Result<Reply, Error> {
     let (container, mut att) = engine.attach_container(id)?;
+    let detach_keys = parse_detach_keys(q.get("detachKeys").unwrap_or(""))?;
     let want_stdin = q.bool("stdin");
     let want_stdout = q.bool("stdout");
     let want_stderr = q.bool("stderr");
@@ -463,30 +464,50 @@ async fn attach(
                 }
             }
         }
+        let detached = Arc::new(tokio::sync::Notify::new());
         if want_stdin {
             let engine = engine.clone();
             let c = container.clone();
             let stdin_once = att.stdin_once;
+            let detached = detached.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
+                let mut esc = EscapeMatcher::new(detach_keys);
                 loop {
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if engine.write_stdin(&c, Some(&buf[..n])).await.is_err() {
+                            let (out, hit) = esc.feed(&buf[..n]);
+                            if !out.is_empty() && engine.write_stdin(&c, Some(&out)).await.is_err()
+                            {
                                 break;
+                            }
+                            if hit {
+                                // Detach: the container keeps its stdin open, as in dockerd.
+                                detached.notify_one();
+                                return;
                             }
                         }
                     }
                 }
-                if stdin_once {
+                // As dockerd: the end of the client's stdin closes the container's stdin
+                // (StdinOnce) only without a TTY; with one it ends this attach session and
+                // the container keeps its terminal (the docker CLI handles detach keys itself
+                // and then half-closes).
+                if tty {
+                    detached.notify_one();
+                } else if stdin_once {
                     let _ = engine.write_stdin(&c, None).await;
                 }
             });
         }
         if stream && !att.finished {
             loop {
-                match att.output.recv().await {
+                let next = tokio::select! {
+                    r = att.output.recv() => r,
+                    _ = detached.notified() => break,
+                };
+                match next {
                     Ok(OutFrame::Data(s, b)) => {
                         if (s == 1 && !want_stdout) || (s == 2 && !want_stderr) {
                             continue;
@@ -513,6 +534,105 @@ async fn attach(
         Err(Error::invalid(
             "attach requires a connection upgrade (Upgrade: tcp)",
         ))
+    }
+}
+
+/// `detachKeys` (`ctrl-p,ctrl-q` when empty): the byte sequence that detaches an attach.
+fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, Error> {
+    let spec = if spec.is_empty() {
+        "ctrl-p,ctrl-q"
+    } else {
+        spec
+    };
+    let mut out = Vec::new();
+    for k in spec.split(',') {
+        let b = match k.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let ch = c.as_bytes()[0].to_ascii_lowercase();
+                match ch {
+                    b'a'..=b'z' => ch - b'a' + 1,
+                    b'@' => 0,
+                    b'[' => 27,
+                    b'\\' => 28,
+                    b']' => 29,
+                    b'^' => 30,
+                    b'_' => 31,
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "Invalid detach keys ({spec}) provided"
+                        )))
+                    }
+                }
+            }
+            None if k.len() == 1 => k.as_bytes()[0],
+            _ => {
+                return Err(Error::invalid(format!(
+                    "Invalid detach keys ({spec}) provided"
+                )))
+            }
+        };
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// Holds back bytes that may start the detach sequence; releases them when the sequence
+/// breaks off.
+struct EscapeMatcher {
+    keys: Vec<u8>,
+    held: usize,
+}
+
+impl EscapeMatcher {
+    fn new(keys: Vec<u8>) -> Self {
+        EscapeMatcher { keys, held: 0 }
+    }
+
+    /// Returns the bytes to forward and whether the whole sequence was seen.
+    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if self.keys.is_empty() {
+                out.push(b);
+                continue;
+            }
+            if b == self.keys[self.held] {
+                self.held += 1;
+                if self.held == self.keys.len() {
+                    self.held = 0;
+                    return (out, true);
+                }
+            } else {
+                out.extend_from_slice(&self.keys[..self.held]);
+                self.held = 0;
+                if b == self.keys[0] {
+                    self.held = 1;
+                    if self.keys.len() == 1 {
+                        self.held = 0;
+                        return (out, true);
+                    }
+                } else {
+                    out.push(b);
+                }
+            }
+        }
+        (out, false)
+    }
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences() {
+        assert_eq!(parse_detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert!(parse_detach_keys("ctrl-ab").is_err());
+        let mut m = EscapeMatcher::new(vec![16, 17]);
+        assert_eq!(m.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(m.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(m.feed(b"x\x10\x10\x11rest"), (b"x\x10".to_vec(), true));
     }
 }
 
