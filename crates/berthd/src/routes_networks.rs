@@ -41,11 +41,16 @@ pub async fn route(
         (&Method::GET, ["networks"]) => Ok(ok_json(&engine.list_networks(&q.filters()?)?)),
         (&Method::POST, ["networks", "create"]) => {
             let v = body(req).await?;
-            Ok(json_reply(StatusCode::CREATED, &engine.create_network(&v).await?))
+            Ok(json_reply(
+                StatusCode::CREATED,
+                &engine.create_network(&v).await?,
+            ))
         }
         (&Method::POST, ["networks", "prune"]) => {
             let gone = engine.prune_networks().await?;
-            Ok(ok_json(&json!({"NetworksDeleted": if gone.is_empty() { Value::Null } else { json!(gone) }})))
+            Ok(ok_json(
+                &json!({"NetworksDeleted": if gone.is_empty() { Value::Null } else { json!(gone) }}),
+            ))
         }
         (&Method::GET, ["networks", id]) => Ok(ok_json(&engine.inspect_network(id)?)),
         (&Method::DELETE, ["networks", id]) => {
@@ -62,7 +67,9 @@ pub async fn route(
         (&Method::POST, ["networks", id, "disconnect"]) => {
             let v = body(req).await?;
             let c = v["Container"].as_str().unwrap_or("").to_string();
-            engine.disconnect_network(id, &c, v["Force"].as_bool().unwrap_or(false)).await?;
+            engine
+                .disconnect_network(id, &c, v["Force"].as_bool().unwrap_or(false))
+                .await?;
             Ok(status_only(StatusCode::OK))
         }
         _ => Err(Error::not_found("page not found")),
