@@ -37,6 +37,25 @@ pub use containers::{Attachment, Container, OutFrame, WaitCondition};
 pub use error::{Error, ErrorKind, Result};
 pub use images::ImportRequest;
 
+/// (inode, mtime seconds, mtime nanoseconds) of the shim binary: a change means an upgrade.
+fn shim_stamp(path: &Path) -> Option<(u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec()))
+}
+
+/// A sealed memfd copy of the shim and the stamp of the file it was made from.
+fn sealed_shim(path: &Path) -> Option<(std::os::fd::OwnedFd, (u64, i64, i64))> {
+    let stamp = shim_stamp(path)?;
+    match berth_sys::sealed_copy(path, "berth-shim") {
+        Ok(fd) => Some((fd, stamp)),
+        Err(e) => {
+            tracing::warn!("cannot make a sealed copy of {}: {e}; each shim copies itself", path.display());
+            None
+        }
+    }
+}
+
 /// Daemon configuration (from berthd's flags).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -115,7 +134,9 @@ pub struct Engine {
     pub started: chrono::DateTime<chrono::Utc>,
     /// A sealed memfd copy of berth-shim made once at start: every monitor is executed from it,
     /// so no start copies the binary again (the shim then skips its own re-exec).
-    shim_exe: Option<std::os::fd::OwnedFd>,
+    /// Replaced when the binary on disk changes (an upgrade), older copies kept open: a shim
+    /// being spawned may still be executing one.
+    shim_exe: Mutex<Vec<(std::os::fd::OwnedFd, (u64, i64, i64))>>,
     /// Blobs in use by in-flight operations (kept by [`Engine::gc_blobs`]).
     pub leases: gc::Leases,
     /// Networks and endpoints.
@@ -138,16 +159,10 @@ impl Engine {
             .map_err(|e| Error::internal(format!("cannot open image store: {e}")))?;
         let layout = checks::cgroup_layout()
             .ok_or_else(|| Error::internal("no cgroup hierarchy is mounted"))?;
-        let shim_exe = match berth_sys::sealed_copy(&cfg.shim_bin, "berth-shim") {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot make a sealed copy of {}: {e}; each shim copies itself",
-                    cfg.shim_bin.display()
-                );
-                None
-            }
-        };
+        let shim_exe = Mutex::new(Vec::new());
+        if let Some(c) = sealed_shim(&cfg.shim_bin) {
+            shim_exe.lock().expect("lock").push(c);
+        }
         let net = network::Networks::open(&cfg.data_root, &cfg.exec_root)?;
         let engine = Arc::new(Engine {
             net,
@@ -181,11 +196,18 @@ impl Engine {
     /// What to execute for a shim: the sealed copy (`/proc/self/fd/N`), else the binary.
     pub(crate) fn shim_exec_path(&self) -> Option<PathBuf> {
         use std::os::fd::AsRawFd;
-        self.shim_exe
-            .as_ref()
-            .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
+        let mut copies = self.shim_exe.lock().expect("lock");
+        let now = shim_stamp(&self.cfg.shim_bin);
+        if now.is_some() && copies.last().map(|c| Some(c.1)) != Some(now) {
+            if let Some(c) = sealed_shim(&self.cfg.shim_bin) {
+                tracing::info!("{} changed on disk: new shims run the new copy", self.cfg.shim_bin.display());
+                copies.push(c);
+            }
+        }
+        copies
+            .last()
+            .map(|(fd, _)| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
     }
-
     pub fn data_root(&self) -> &Path {
         &self.cfg.data_root
     }
