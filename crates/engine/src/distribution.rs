@@ -391,16 +391,28 @@ impl Engine {
         }
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
-        for (chain, diff) in rec.layers.iter().zip(rec.diff_ids.iter()) {
-            let (blob, actual_diff) = self.compressed_layer(chain, diff).await?;
-            let sid = diff.short().to_string();
-            if client.blob_exists(&blob.digest).await.map_err(reg_err)? {
-                let _ = tx.send(layer_status("Layer already exists", &sid)).await;
-            } else {
-                self.upload_from_store(&client, &blob.digest, blob.size, &sid, tx)
-                    .await?;
-                let _ = tx.send(layer_status("Pushed", &sid)).await;
-            }
+        // Up to 3 layers at once, each compressed (on a blocking thread) and uploaded while
+        // the others are: the order of the results is the order of the layers.
+        use futures_util::StreamExt as _;
+        let client_ref = &client;
+        let pairs: Vec<(ChainId, Digest)> =
+            rec.layers.iter().cloned().zip(rec.diff_ids.iter().cloned()).collect();
+        let mut done = futures_util::stream::iter(pairs)
+            .map(|(chain, diff)| async move {
+                let (blob, actual_diff) = self.compressed_layer(&chain, &diff).await?;
+                let sid = diff.short().to_string();
+                if client_ref.blob_exists(&blob.digest).await.map_err(reg_err)? {
+                    let _ = tx.send(layer_status("Layer already exists", &sid)).await;
+                } else {
+                    self.upload_from_store(client_ref, &blob.digest, blob.size, &sid, tx)
+                        .await?;
+                    let _ = tx.send(layer_status("Pushed", &sid)).await;
+                }
+                Ok::<_, Error>((blob, actual_diff))
+            })
+            .buffered(3);
+        while let Some(r) = done.next().await {
+            let (blob, actual_diff) = r?;
             layers.push(mf::Descriptor {
                 media_type: mf::DOCKER_LAYER_GZIP.into(),
                 digest: blob.digest.clone(),
