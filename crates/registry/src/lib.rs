@@ -105,10 +105,15 @@ impl hyper::body::Body for ChannelStream {
     }
 }
 
-/// A reader yielding `r` gzip-compressed (level 6 without a timestamp, so the same
-/// layer always gives the same blob digest).
+/// The gzip level of pushed layers: 1, as `pigz -1`/BuildKit's fast setting. Layers are
+/// mostly binaries and already-compressed data, where higher levels cost several times the
+/// CPU for a few percent; pushes are bound by compression on small machines.
+pub const GZIP_LEVEL: u32 = 1;
+
+/// A reader yielding `r` gzip-compressed (level [`GZIP_LEVEL`], without a timestamp, so the
+/// same layer always gives the same blob digest).
 pub fn gzip_reader<R: std::io::Read>(r: R) -> impl std::io::Read {
-    flate2::read::GzEncoder::new(r, flate2::Compression::new(6))
+    flate2::read::GzEncoder::new(r, flate2::Compression::new(GZIP_LEVEL))
 }
 
 /// sha256 digest string of `b`.
