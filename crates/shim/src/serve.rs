@@ -332,8 +332,19 @@ impl Shim<'_> {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             slots.push(Slot::Listener);
         }
+        // Backpressure from the first client (berthd, which fans output out to attach
+        // streams): while its queue could not take another full wakeup of reads, the
+        // container's output waits in the pipe, so nothing berthd relays is ever dropped.
+        // Other clients (and the log file) never hold the container back.
+        let primary_full = self
+            .clients
+            .first()
+            .is_some_and(|c| !c.dead && c.wbuf.len() + 16 * (READ_CHUNK + 64) > CLIENT_BUF_MAX);
         for (i, o) in self.out.iter().enumerate() {
             if let Some(f) = o {
+                if primary_full {
+                    continue;
+                }
                 fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
                 slots.push(Slot::Out(i));
             }

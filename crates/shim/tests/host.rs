@@ -240,8 +240,10 @@ fn slow_client_does_not_block_container_and_log_is_complete() {
     const N: usize = 12 << 20;
     let cmd = format!("head -c {N} /dev/zero | tr '\\0' a; echo; echo fin >&2");
     let s = launch(Opts::new(&["sh", "-c", &cmd])).unwrap_or_else(|(_, e)| panic!("{e}"));
-    let mut slow = s.connect();
+    // `c` connects first: it is the primary client (berthd's place), which gets everything
+    // (backpressure); `slow` reads nothing until the end and loses frames instead.
     let mut c = s.connect();
+    let mut slow = s.connect();
     let mut acc = Collected::default();
     c.start(&mut acc);
     // Read from `c` only; `slow` reads nothing until the end.
@@ -295,5 +297,25 @@ fn tty_resize_and_input() {
     assert!(acc.stderr.is_empty());
     assert_eq!(acc.exit.unwrap().exit_code, 0);
     assert!(read_log(&s.log()).iter().all(|(_, st)| st == "stdout"));
+    assert_shim_gone(&s);
+}
+
+#[test]
+fn slow_primary_client_holds_output_back_instead_of_losing_it() {
+    const N: usize = 12 << 20;
+    let cmd = format!("head -c {N} /dev/zero | tr '\\0' b; echo");
+    let s = launch(Opts::new(&["sh", "-c", &cmd])).unwrap_or_else(|(_, e)| panic!("{e}"));
+    let mut c = s.connect();
+    let mut acc = Collected::default();
+    c.start(&mut acc);
+    // The primary client stalls: the container must wait for it, not drop its output.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        matches!(proc_state(s.pid), Some(st) if st != 'Z'),
+        "the container finished while its primary client had not read"
+    );
+    c.read_to_end(&mut acc);
+    assert_eq!(acc.stdout.len(), N + 1);
+    assert_eq!(acc.exit.as_ref().unwrap().exit_code, 0);
     assert_shim_gone(&s);
 }
