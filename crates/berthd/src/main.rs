@@ -6,6 +6,7 @@ mod config;
 mod http;
 mod routes;
 mod routes_archive;
+mod routes_build;
 mod routes_images;
 mod routes_networks;
 mod routes_registry;

@@ -303,9 +303,8 @@ async fn route(
         (m, s) if crate::routes_networks::handles(m, s) => {
             crate::routes_networks::route(engine, method.clone(), s, q, req).await
         }
-        (&Method::POST, ["build", "prune"]) => Ok(ok_json(
-            &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
-        )),
+        (&Method::POST, ["build", "prune"]) => crate::routes_build::prune(engine),
+        (&Method::POST, ["build"]) => crate::routes_build::build(engine, q, req).await,
         (m, s) if crate::routes_volumes::handles(m, s) => {
             crate::routes_volumes::route(engine, method.clone(), s, q, req).await
         }

@@ -360,7 +360,7 @@ impl Engine {
 
     /// `docker diff` of a container as dockerd shows it, and the upper-dir paths (relative)
     /// that are only the runtime's mount targets (left out of diff and commit).
-    fn changes_and_skips(
+    pub(crate) fn changes_and_skips(
         &self,
         c: &crate::Container,
     ) -> Result<(Vec<berth_store::Change>, HashSet<PathBuf>)> {

@@ -3,6 +3,7 @@
 //! berthd parses requests into calls on [`Engine`] and maps [`Error`] kinds to statuses.
 
 pub mod archive;
+pub mod builder;
 mod bundle;
 pub mod checks;
 mod containers;

@@ -1,0 +1,81 @@
+//! `POST /build` (the classic builder: a tar context in the body, dockerd's JSON stream back)
+//! and `POST /build/prune`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_engine::builder::BuildOptions;
+use berth_engine::{Engine, Error};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::http::*;
+
+/// Largest build context accepted in one request.
+const MAX_CONTEXT: usize = 2 << 30;
+
+pub async fn build(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Result<Reply, Error> {
+    if q.get("version") == Some("2") {
+        return Err(Error::invalid(
+            "BuildKit (version=2) is not supported by Berth: use the classic builder (version=1)",
+        ));
+    }
+    if q.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(Error::invalid(
+            "remote build contexts are not supported yet: send the context as the request body",
+        ));
+    }
+    let json_map = |k: &str| -> Result<BTreeMap<String, Option<String>>, Error> {
+        match q.get(k).filter(|s| !s.is_empty()) {
+            None => Ok(BTreeMap::new()),
+            Some(s) => {
+                serde_json::from_str(s).map_err(|e| Error::invalid(format!("invalid {k}: {e}")))
+            }
+        }
+    };
+    let opts = BuildOptions {
+        tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
+        dockerfile: q.get("dockerfile").unwrap_or("").to_string(),
+        build_args: json_map("buildargs")?,
+        labels: json_map("labels")?
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect(),
+        target: q.get("target").unwrap_or("").to_string(),
+        no_cache: q.bool("nocache"),
+        rm: q.get("rm").map(|_| q.bool("rm")).unwrap_or(true),
+        force_rm: q.bool("forcerm"),
+        quiet: q.bool("q"),
+    };
+    berth_engine::builder::validate_tags(&opts.tags)?;
+    let body = http_body_util::Limited::new(req.into_body(), MAX_CONTEXT)
+        .collect()
+        .await
+        .map_err(|e| Error::invalid(format!("error reading build context: {e}")))?
+        .to_bytes();
+    let (tx, mut rx) = mpsc::channel::<Value>(256);
+    let (btx, brx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            if btx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let engine = engine.clone();
+    tokio::spawn(async move { engine.build_image(opts, body.to_vec(), tx).await });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .body(channel_body(brx))
+        .expect("static"))
+}
+
+pub fn prune(engine: &Arc<Engine>) -> Result<Reply, Error> {
+    Ok(ok_json(&engine.prune_build_cache()))
+}
