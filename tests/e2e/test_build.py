@@ -216,3 +216,21 @@ def test_global_arg_onbuild_and_dockerignore(daemon, image, tmp_path, tags):
     rc, out, _ = daemon.docker("run", "--rm", t2, "cat", "/onbuild")
     assert out == "triggered\n"
     assert not daemon.inspect(t2, "image")["Config"].get("OnBuild")
+
+
+def test_hostile_context_stays_inside(daemon, image, tmp_path, tags):
+    """A symlink in the context cannot make COPY read the daemon host's files, and `..` sources
+    are refused."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("context-passwd\n")
+    (tmp_path / "link").symlink_to("/etc")
+    (tmp_path / "up").symlink_to("../../../../../../etc")
+    write(tmp_path, {"Dockerfile": f"FROM {image}\nCOPY link/passwd /a\nCOPY up/passwd /b\n"})
+    t = tags("berth-e2e/hostile:1")
+    rc, out, err = build(daemon, tmp_path, "-t", t)
+    assert rc == 0, out + err
+    rc, out, _ = daemon.docker("run", "--rm", t, "cat", "/a", "/b")
+    assert out == "context-passwd\ncontext-passwd\n", out
+    write(tmp_path, {"Dockerfile": f"FROM {image}\nCOPY ../outside /x\n"})
+    rc, out, err = build(daemon, tmp_path)
+    assert rc != 0 and ("outside" in err or "forbidden" in err), err

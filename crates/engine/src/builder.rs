@@ -118,8 +118,17 @@ fn context_sources(ctx: &Path, src: &str, ignore: &Matcher) -> Result<Vec<PathBu
                 }
             }
         }
-    } else if ctx.join(rel).symlink_metadata().is_ok() && (rel.is_empty() || !ignore.excluded(rel)) {
-        out.push(PathBuf::from(rel));
+    } else if rel.is_empty() || !ignore.excluded(rel) {
+        // Symlinks on the way are followed inside the context only (openat2 RESOLVE_IN_ROOT
+        // semantics): `link -> /etc` then `COPY link/passwd` reads the context's etc/passwd,
+        // never the host's.
+        use std::os::fd::AsFd;
+        let root = std::fs::File::open(ctx)?;
+        let resolved = berth_sys::resolve_in_root_path(root.as_fd(), Path::new(&format!("/{rel}")))?;
+        let resolved = resolved.strip_prefix("/").unwrap_or(&resolved).to_path_buf();
+        if ctx.join(&resolved).symlink_metadata().is_ok() {
+            out.push(resolved);
+        }
     }
     if out.is_empty() {
         return Err(Error::invalid(format!(
