@@ -234,3 +234,54 @@ def test_hostile_context_stays_inside(daemon, image, tmp_path, tags):
     write(tmp_path, {"Dockerfile": f"FROM {image}\nCOPY ../outside /x\n"})
     rc, out, err = build(daemon, tmp_path)
     assert rc != 0 and ("outside" in err or "forbidden" in err), err
+
+
+def test_remote_context_and_add_url(daemon, image, tmp_path, tags):
+    """Remote contexts: the docker CLI downloads a URL context itself, docker-py passes
+    `remote=` for the daemon to fetch (a plain Dockerfile, or a tar); `ADD <url>` is fetched by
+    the daemon. The HTTP server runs on loopback, in the host namespace (for the CLI) and, for
+    the reference dockerd, also inside its namespace, on the same port."""
+    import socket
+    import tarfile as _tf
+    import time
+
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    (srv / "Dockerfile").write_text(
+        f"FROM {image}\nADD http://127.0.0.1:{port}/data.txt /fetched/\nCMD [\"cat\", \"/fetched/data.txt\"]\n")
+    (srv / "data.txt").write_text("over http\n")
+    with _tf.open(srv / "ctx.tar.gz", "w:gz") as tf:
+        tf.add(srv / "Dockerfile", "Dockerfile")
+    servers = [subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                                cwd=srv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    if daemon.target == "ref":
+        servers.append(subprocess.Popen(
+            ["ip", "netns", "exec", daemon.netns, "python3", "-m", "http.server", str(port), "--bind",
+             "127.0.0.1"], cwd=srv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        time.sleep(1.0)
+        env = cli_env(daemon.host)
+        env["DOCKER_BUILDKIT"] = "0"
+        t = tags("berth-e2e/remote:1")
+        for path in ("Dockerfile", "ctx.tar.gz"):
+            p = subprocess.run([DOCKER_CLI, "build", "-t", t, f"http://127.0.0.1:{port}/{path}"],
+                               env=env, capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, p.stdout + p.stderr
+            rc, out, _ = daemon.docker("run", "--rm", t)
+            assert out == "over http\n", out
+        rc, out, _ = daemon.docker("run", "--rm", t, "stat", "-c", "%a", "/fetched/data.txt")
+        assert out.strip() == "600", out
+        # daemon-side fetch (remote=) through docker-py
+        cli = daemon.client()
+        for path in ("Dockerfile", "ctx.tar.gz"):
+            img, _ = cli.images.build(path=f"http://127.0.0.1:{port}/{path}", tag=t)
+            rc, out, _ = daemon.docker("run", "--rm", t)
+            assert out == "over http\n", out
+    finally:
+        for h in servers:
+            h.kill()
+            h.wait()

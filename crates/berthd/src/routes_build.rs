@@ -25,11 +25,6 @@ pub async fn build(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Re
             "BuildKit (version=2) is not supported by Berth: use the classic builder (version=1)",
         ));
     }
-    if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(Error::invalid(
-            "remote build contexts are not supported yet: send the context as the request body",
-        ));
-    }
     let json_map = |k: &str| -> Result<BTreeMap<String, Option<String>>, Error> {
         match q.get(k).filter(|s| !s.is_empty()) {
             None => Ok(BTreeMap::new()),
@@ -51,6 +46,7 @@ pub async fn build(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Re
         rm: q.get("rm").map(|_| q.bool("rm")).unwrap_or(true),
         force_rm: q.bool("forcerm"),
         quiet: q.bool("q"),
+        remote: q.get("remote").unwrap_or("").to_string(),
     };
     berth_engine::builder::validate_tags(&opts.tags)?;
     let body = http_body_util::Limited::new(req.into_body(), MAX_CONTEXT)

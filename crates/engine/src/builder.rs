@@ -33,6 +33,8 @@ pub struct BuildOptions {
     pub rm: bool,
     pub force_rm: bool,
     pub quiet: bool,
+    /// `remote=`: a URL to a tar context or to a plain Dockerfile.
+    pub remote: String,
 }
 
 type Tx = mpsc::Sender<Value>;
@@ -93,6 +95,31 @@ fn unpack_context(body: &[u8], dir: &Path) -> Result<()> {
         e.unpack_in(dir).map_err(|e| Error::invalid(format!("invalid build context: {e}")))?;
     }
     Ok(())
+}
+
+/// `remote=URL`: a tar (plain or gzip) is the context; anything else is taken as the
+/// Dockerfile of an otherwise empty context, as dockerd does.
+async fn remote_context(url: &str) -> Result<Vec<u8>> {
+    if url.starts_with("git@") || url.ends_with(".git") || url.starts_with("git://") || url.contains(".git#") {
+        return Err(Error::invalid(format!("git build contexts are not supported: {url}")));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(Error::invalid(format!("unable to prepare context: unsupported remote context {url}")));
+    }
+    let body = berth_registry::fetch_url(url, 2 << 30)
+        .await
+        .map_err(|e| Error::invalid(format!("unable to prepare context: {e}")))?;
+    let is_tar = body.starts_with(&[0x1f, 0x8b]) || (body.len() >= 262 && &body[257..262] == b"ustar");
+    if is_tar {
+        return Ok(body.to_vec());
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "Dockerfile", &body[..])?;
+    Ok(b.into_inner()?)
 }
 
 /// Files of the context a COPY source names (globs in the last component allowed), with
@@ -238,6 +265,11 @@ impl Engine {
         let dir = self.cfg.data_root.join("tmp").join(format!("build-{}", &crate::names::new_id()[..16]));
         let r = async {
             std::fs::create_dir_all(&dir)?;
+            let context = if opts.remote.is_empty() {
+                context
+            } else {
+                remote_context(&opts.remote).await?
+            };
             let ctx = dir.clone();
             tokio::task::spawn_blocking(move || unpack_context(&context, &ctx))
                 .await
@@ -583,13 +615,45 @@ impl Engine {
                 let mut hasher = sha2::Sha256::new();
                 let res = (|| -> Result<()> {
                     let mut srcs = Vec::new();
+                    let remote: Vec<&String> = parts.iter().filter(|p| p.starts_with("http://") || p.starts_with("https://")).collect();
+                    if !remote.is_empty() && cmd == "COPY" {
+                        return Err(Error::invalid("COPY does not take URLs: use ADD"));
+                    }
                     for p in &parts {
+                        if p.starts_with("http://") || p.starts_with("https://") {
+                            continue;
+                        }
                         let ig = if from.is_none() { ignore.clone() } else { Matcher::parse("") };
                         for s in context_sources(&src_root, p, &ig)? {
                             srcs.push(s);
                         }
                     }
                     let dest_is_dir = dest.ends_with('/') || srcs.len() > 1 || parts.len() > 1;
+                    for u in &remote {
+                        // ADD <url>: downloaded as is (never extracted), mode 0600, as dockerd
+                        let data = tokio::task::block_in_place(|| {
+                            tokio::runtime::Handle::current().block_on(berth_registry::fetch_url(u, 2 << 30))
+                        })
+                        .map_err(|e| Error::invalid(format!("ADD {u}: {e}")))?;
+                        hasher.update(u.as_bytes());
+                        hasher.update(&data);
+                        let name = u.split(['?', '#']).next().unwrap_or(u).rsplit('/').next().unwrap_or("").to_string();
+                        let target_rel = dest_abs.trim_start_matches('/');
+                        let out = if dest_is_dir || name.is_empty() && dest.ends_with('/') {
+                            layer_dir.join(target_rel).join(if name.is_empty() { "index.html".into() } else { name })
+                        } else {
+                            layer_dir.join(target_rel)
+                        };
+                        if let Some(parent) = out.parent() {
+                            std::fs::create_dir_all(parent)?;
+                        }
+                        std::fs::write(&out, &data)?;
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600))?;
+                        if let Some((u, g)) = owner {
+                            std::os::unix::fs::chown(&out, Some(u), Some(g))?;
+                        }
+                    }
                     for s in srcs {
                         let full = src_root.join(&s);
                         let md = std::fs::symlink_metadata(&full)?;

@@ -880,3 +880,52 @@ mod tests {
         );
     }
 }
+
+/// GETs `url` (http or https, the host's CAs plus certs.d), following up to 5 redirects, and
+/// returns the body (at most `limit` bytes): `docker build` remote contexts and `ADD <url>`.
+pub async fn fetch_url(url: &str, limit: usize) -> Result<Bytes> {
+    use http_body_util::BodyExt as _;
+    let mut url = url.to_string();
+    for _ in 0..6 {
+        let uri: hyper::Uri = url.parse().map_err(|e| Error::Protocol(format!("invalid URL {url}: {e}")))?;
+        let host = uri.host().unwrap_or("").to_string();
+        let mut conn = HttpConnector::new();
+        conn.enforce_http(false);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&host)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
+        let http: hyper_util::client::legacy::Client<_, Body> =
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(tls);
+        let req = hyper::Request::get(&uri)
+            .header(hyper::header::USER_AGENT, "berth")
+            .body(bytes_body(Bytes::new()))
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let resp = http.request(req).await.map_err(|e| Error::Transport(format!("{url}: {e}")))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            let loc = resp
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Error::Protocol(format!("{url}: redirect without a location")))?;
+            url = if loc.starts_with("http://") || loc.starts_with("https://") {
+                loc.to_string()
+            } else {
+                format!("{}://{}{}", uri.scheme_str().unwrap_or("http"), uri.authority().map(|a| a.as_str()).unwrap_or(""), loc)
+            };
+            continue;
+        }
+        if !status.is_success() {
+            return Err(Error::NotFound(format!("error downloading {url}: {status}")));
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| Error::Transport(format!("{url}: {e}")))?
+            .to_bytes();
+        return Ok(body);
+    }
+    Err(Error::Protocol(format!("{url}: too many redirects")))
+}
