@@ -285,3 +285,15 @@ def test_remote_context_and_add_url(daemon, image, tmp_path, tags):
         for h in servers:
             h.kill()
             h.wait()
+
+
+def test_copy_chmod_is_a_berth_extension(daemon, image, tmp_path, tags):
+    """`COPY --chmod` works in Berth's classic builder (dockerd's needs BuildKit for it)."""
+    write(tmp_path, {"Dockerfile": f"FROM {image}\nCOPY --chmod=751 f.txt /m\n", "f.txt": "f\n"})
+    rc, out, err = build(daemon, tmp_path, "-t", tags("berth-e2e/chmod:1"))
+    if daemon.target == "ref":
+        assert rc != 0 and "requires BuildKit" in err, err
+        return
+    assert rc == 0, out + err
+    rc, out, _ = daemon.docker("run", "--rm", "berth-e2e/chmod:1", "stat", "-c", "%a", "/m")
+    assert out.strip() == "751"

@@ -68,6 +68,8 @@ struct Stage {
     args: BTreeMap<String, String>,
     /// ARGs declared before the first FROM: a bare `ARG NAME` in the stage takes its value.
     globals: BTreeMap<String, String>,
+    /// A CMD was given in this stage (ENTRYPOINT then keeps it; it resets an inherited one).
+    cmd_set: bool,
 }
 
 const PREDEFINED_ARGS: &[&str] = &[
@@ -423,7 +425,9 @@ impl Engine {
         let args = BTreeMap::new();
         let globals = meta.clone();
         if base == "scratch" {
-            return Ok(Stage { name, image: None, config: ContainerConfig::default(), shell: vec!["/bin/sh".into(), "-c".into()], args, globals });
+            let mut config = ContainerConfig::default();
+            add_default_path(&mut config);
+            return Ok(Stage { name, image: None, config, shell: vec!["/bin/sh".into(), "-c".into()], args, globals, cmd_set: false });
         }
         // an earlier stage by name or index
         if let Some(s) = stages.iter().enumerate().find(|(i, s)| (!s.name.is_empty() && s.name == base.to_lowercase()) || i.to_string() == base) {
@@ -431,6 +435,7 @@ impl Engine {
             st.name = name;
             st.args = args;
             st.globals = globals;
+            st.cmd_set = false;
             if let Some(id) = &st.image {
                 say_id(tx, opts, id).await;
             }
@@ -447,7 +452,9 @@ impl Engine {
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .unwrap_or_default();
         let shell = config.shell.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-        let mut st = Stage { name, image: Some(id.to_string()), config, shell, args, globals };
+        let mut config = config;
+        add_default_path(&mut config);
+        let mut st = Stage { name, image: Some(id.to_string()), config, shell, args, globals, cmd_set: false };
         say_id(tx, opts, &id.to_string()).await;
         // ONBUILD triggers of the base run now, then are cleared
         let triggers = st.config.on_build.take().unwrap_or_default();
@@ -774,11 +781,17 @@ impl Engine {
                         }
                         c.volumes = Some(m);
                     }
-                    "CMD" => c.cmd = Some(exec_or_shell(&ins.args, &st.shell)),
+                    "CMD" => {
+                        c.cmd = Some(exec_or_shell(&ins.args, &st.shell));
+                        st.cmd_set = true;
+                    }
                     "ENTRYPOINT" => {
                         c.entrypoint = Some(exec_or_shell(&ins.args, &st.shell));
-                        // a new ENTRYPOINT resets an inherited CMD, as dockerd does
-                        c.cmd = None;
+                        // a new ENTRYPOINT resets an inherited CMD (not one of this stage), as
+                        // dockerd does
+                        if !st.cmd_set {
+                            c.cmd = None;
+                        }
                     }
                     "SHELL" => {
                         let Args::Exec(v) = &ins.args else {
@@ -973,6 +986,14 @@ impl Drop for RoMount {
     fn drop(&mut self) {
         let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// dockerd's builder gives every stage a PATH when its base has none.
+fn add_default_path(c: &mut ContainerConfig) {
+    let env = c.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
 }
 
