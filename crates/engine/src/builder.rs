@@ -176,6 +176,7 @@ fn copy_tree(
     ignore: Option<&Matcher>,
     owner: Option<(u32, u32)>,
     hash: &mut sha2::Sha256,
+    dry: bool,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let md = std::fs::symlink_metadata(src)?;
@@ -191,21 +192,29 @@ fn copy_tree(
     if md.file_type().is_symlink() {
         let t = std::fs::read_link(src)?;
         hash.update(t.to_string_lossy().as_bytes());
+        if dry {
+            return Ok(());
+        }
         let _ = std::fs::remove_file(dst);
         std::os::unix::fs::symlink(&t, dst)?;
         std::os::unix::fs::lchown(dst, Some(uid), Some(gid))?;
     } else if md.is_dir() {
-        std::fs::create_dir_all(dst)?;
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        std::os::unix::fs::chown(dst, Some(uid), Some(gid))?;
+        if !dry {
+            std::fs::create_dir_all(dst)?;
+            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            std::os::unix::fs::chown(dst, Some(uid), Some(gid))?;
+        }
         let mut names: Vec<_> = std::fs::read_dir(src)?.flatten().map(|e| e.file_name()).collect();
         names.sort();
         for n in names {
-            copy_tree(&src.join(&n), &dst.join(&n), &rel.join(&n), ignore, owner, hash)?;
+            copy_tree(&src.join(&n), &dst.join(&n), &rel.join(&n), ignore, owner, hash, dry)?;
         }
     } else if md.is_file() {
         let data = std::fs::read(src)?;
         hash.update(&data);
+        if dry {
+            return Ok(());
+        }
         std::fs::write(dst, &data)?;
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
         std::os::unix::fs::chown(dst, Some(uid), Some(gid))?;
@@ -618,9 +627,9 @@ impl Engine {
                     None => None,
                 };
                 let layer_dir = self.cfg.data_root.join("tmp").join(format!("layer-{}", &crate::names::new_id()[..16]));
-                std::fs::create_dir_all(&layer_dir)?;
-                let mut hasher = sha2::Sha256::new();
-                let res = (|| -> Result<()> {
+                // First a dry pass that only hashes the sources (a cache hit copies nothing),
+                // then, on a miss, the pass that writes the layer.
+                let pass = |dry: bool, hasher: &mut sha2::Sha256| -> Result<()> {
                     let mut srcs = Vec::new();
                     let remote: Vec<&String> = parts.iter().filter(|p| p.starts_with("http://") || p.starts_with("https://")).collect();
                     if !remote.is_empty() && cmd == "COPY" {
@@ -651,6 +660,9 @@ impl Engine {
                         } else {
                             layer_dir.join(target_rel)
                         };
+                        if dry {
+                            continue;
+                        }
                         if let Some(parent) = out.parent() {
                             std::fs::create_dir_all(parent)?;
                         }
@@ -668,10 +680,12 @@ impl Engine {
                         if cmd == "ADD" && md.is_file() && is_tar_archive(&full) && from.is_none() {
                             // ADD of a local archive: its contents are extracted at dest
                             let out = layer_dir.join(target_rel);
-                            std::fs::create_dir_all(&out)?;
                             let data = std::fs::read(&full)?;
                             hasher.update(&data);
-                            unpack_context(&data, &out)?;
+                            if !dry {
+                                std::fs::create_dir_all(&out)?;
+                                unpack_context(&data, &out)?;
+                            }
                             continue;
                         }
                         let out = if md.is_dir() {
@@ -681,11 +695,16 @@ impl Engine {
                         } else {
                             layer_dir.join(target_rel)
                         };
-                        if let Some(parent) = out.parent() {
-                            std::fs::create_dir_all(parent)?;
+                        if !dry {
+                            if let Some(parent) = out.parent() {
+                                std::fs::create_dir_all(parent)?;
+                            }
                         }
                         let ig = if from.is_none() { Some(ignore) } else { None };
-                        copy_tree(&full, &out, &s, ig, owner, &mut hasher)?;
+                        copy_tree(&full, &out, &s, ig, owner, hasher, dry)?;
+                        if dry {
+                            continue;
+                        }
                         if let Some(m) = &chmod {
                             if let Ok(mode) = u32::from_str_radix(m, 8) {
                                 use std::os::unix::fs::PermissionsExt;
@@ -694,18 +713,20 @@ impl Engine {
                         }
                     }
                     Ok(())
-                })();
-                if let Err(e) = res {
-                    let _ = std::fs::remove_dir_all(&layer_dir);
-                    return Err(e);
-                }
-                let key = format!("{cmd}|{}|{raw}|{:x}|{:?}", st.image.clone().unwrap_or_default(), hasher.finalize(), from);
+                };
+                let mut hasher = sha2::Sha256::new();
+                pass(true, &mut hasher)?;
+                let key = format!("{cmd}|{}|{raw}|{:x}|{:?}|{:?}|{:?}", st.image.clone().unwrap_or_default(), hasher.finalize(), from, owner, chmod);
                 if let Some(id) = self.cache_hit(&key, opts) {
-                    let _ = std::fs::remove_dir_all(&layer_dir);
                     say(tx, " ---> Using cache\n").await;
                     st.image = Some(id.clone());
                     say_id(tx, opts, &id).await;
                     return Ok(());
+                }
+                std::fs::create_dir_all(&layer_dir)?;
+                if let Err(e) = pass(false, &mut sha2::Sha256::new()) {
+                    let _ = std::fs::remove_dir_all(&layer_dir);
+                    return Err(e);
                 }
                 let created_by = format!("/bin/sh -c #(nop) {cmd} {raw}");
                 let id = self.commit_step(st, None, Some(&layer_dir), created_by, false).await;
