@@ -217,3 +217,39 @@ mod tests {
         );
     }
 }
+
+/// A streamed reply of JSON lines (pull, push, build progress): send objects on the returned
+/// sender; the reply ends when it is dropped.
+pub fn progress_reply() -> (mpsc::Sender<serde_json::Value>, Reply) {
+    let (tx, mut rx) = mpsc::channel::<serde_json::Value>(256);
+    let (btx, brx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            if btx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reply = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(channel_body(brx))
+        .expect("static");
+    (tx, reply)
+}
+
+/// A JSON request body of at most `limit` bytes; an empty body is `{}`.
+pub async fn json_body(
+    req: hyper::Request<hyper::body::Incoming>,
+    limit: usize,
+) -> Result<serde_json::Value, Error> {
+    let b = http_body_util::Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| Error::invalid(format!("error reading request body: {e}")))?
+        .to_bytes();
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(&b).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
+}

@@ -6,13 +6,9 @@ use std::sync::Arc;
 
 use berth_engine::builder::BuildOptions;
 use berth_engine::{Engine, Error};
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
-use hyper::{Request, Response, StatusCode};
-use serde_json::Value;
-use tokio::sync::mpsc;
+use hyper::Request;
 
 use crate::http::*;
 
@@ -54,22 +50,10 @@ pub async fn build(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Re
         .await
         .map_err(|e| Error::invalid(format!("error reading build context: {e}")))?
         .to_bytes();
-    let (tx, mut rx) = mpsc::channel::<Value>(256);
-    let (btx, brx) = mpsc::channel::<Bytes>(256);
-    tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            if btx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (tx, reply) = progress_reply();
     let engine = engine.clone();
     tokio::spawn(async move { engine.build_image(opts, body.to_vec(), tx).await });
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, "application/json")
-        .body(channel_body(brx))
-        .expect("static"))
+    Ok(reply)
 }
 
 pub fn prune(engine: &Arc<Engine>) -> Result<Reply, Error> {

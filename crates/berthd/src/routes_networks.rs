@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use berth_engine::{Engine, Error};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -19,15 +18,7 @@ pub fn handles(_method: &Method, segs: &[&str]) -> bool {
 }
 
 async fn body(req: Request<Incoming>) -> Result<Value, Error> {
-    let b = http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::invalid(format!("error reading request body: {e}")))?
-        .to_bytes();
-    if b.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&b).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))
+    json_body(req, MAX_BODY).await
 }
 
 pub async fn route(

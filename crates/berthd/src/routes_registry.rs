@@ -4,13 +4,10 @@
 use std::sync::Arc;
 
 use berth_engine::{Engine, Error};
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
-use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
 
 use crate::http::*;
 
@@ -28,25 +25,6 @@ fn registry_auth(req: &Request<Incoming>) -> Option<String> {
         .get("X-Registry-Auth")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// Forwards progress objects as JSON lines.
-fn progress_reply() -> (mpsc::Sender<Value>, Reply) {
-    let (tx, mut rx) = mpsc::channel::<Value>(64);
-    let (btx, brx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            if btx.send(Bytes::from(format!("{v}\n"))).await.is_err() {
-                break;
-            }
-        }
-    });
-    let reply = Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, "application/json")
-        .body(channel_body(brx))
-        .expect("static");
-    (tx, reply)
 }
 
 /// `POST /images/create?fromImage=...&tag=...&platform=...`.
