@@ -41,3 +41,18 @@ def test_image_tag_untag_and_filters(daemon, image, names):
     assert ("untag", img_id, img_id) in acts, acts
     only = events(daemon, since, "--filter", "type=image", "--filter", "event=untag")
     assert only and all(e["Action"] == "untag" for e in only)
+
+
+def test_oom_kill_event(daemon, image, names):
+    """A container killed by the kernel's OOM killer: `oom` then `die` (137), and
+    State.OOMKilled."""
+    n = names("oom")
+    since = int(time.time())
+    rc, _, _ = daemon.docker(*daemon.run_args(
+        "--name", n, "-m", "8m", "--memory-swap", "8m", image, "sh", "-c",
+        "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived"))
+    assert rc == 137, rc
+    assert daemon.inspect(n, "container")["State"]["OOMKilled"] is True
+    evs = [e["Action"] for e in events(daemon, since, "--filter", "type=container",
+                                       "--filter", f"container={n}")]
+    assert "oom" in evs and evs.index("oom") < evs.index("die"), evs

@@ -560,6 +560,10 @@ impl Engine {
                 r.state.error = "the container's monitor exited unexpectedly".into();
             }
         });
+        if oom {
+            // dockerd reports the kernel's OOM kill as its own event, before `die`.
+            self.emit("oom", &c.snapshot(), &[]);
+        }
         self.emit("die", &c.snapshot(), &[("exitCode", code.to_string())]);
         let _ = c.output.send(OutFrame::End);
         c.life.send_modify(|l| {
