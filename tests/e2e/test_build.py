@@ -297,3 +297,14 @@ def test_copy_chmod_is_a_berth_extension(daemon, image, tmp_path, tags):
     assert rc == 0, out + err
     rc, out, _ = daemon.docker("run", "--rm", "berth-e2e/chmod:1", "stat", "-c", "%a", "/m")
     assert out.strip() == "751"
+
+
+def test_build_network_and_iidfile(daemon, image, tmp_path, tags):
+    write(tmp_path, {"Dockerfile": f"FROM {image}\nRUN ls /sys/class/net > /nets\n"})
+    t = tags("berth-e2e/netmode:1")
+    iid = tmp_path / "iid"
+    rc, out, err = build(daemon, tmp_path, "--network", "none", "--iidfile", str(iid), "-t", t)
+    assert rc == 0, out + err
+    assert iid.read_text().strip() == daemon.inspect(t, "image")["Id"]
+    rc, out, _ = daemon.docker("run", "--rm", t, "cat", "/nets")
+    assert out.split() == ["lo"], out

@@ -43,6 +43,7 @@ pub async fn build(engine: &Arc<Engine>, q: Query, req: Request<Incoming>) -> Re
         force_rm: q.bool("forcerm"),
         quiet: q.bool("q"),
         remote: q.get("remote").unwrap_or("").to_string(),
+        network_mode: q.get("networkmode").unwrap_or("").to_string(),
     };
     berth_engine::builder::validate_tags(&opts.tags)?;
     let body = http_body_util::Limited::new(req.into_body(), MAX_CONTEXT)

@@ -35,6 +35,8 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `remote=`: a URL to a tar context or to a plain Dockerfile.
     pub remote: String,
+    /// `networkmode=` for RUN containers (default: the default bridge).
+    pub network_mode: String,
 }
 
 type Tx = mpsc::Sender<Value>;
@@ -542,7 +544,10 @@ impl Engine {
                 config.attach_stderr = true;
                 let req = ContainerCreateRequest {
                     config,
-                    host_config: HostConfig { network_mode: "default".into(), ..Default::default() },
+                    host_config: HostConfig {
+                        network_mode: if opts.network_mode.is_empty() { "default".into() } else { opts.network_mode.clone() },
+                        ..Default::default()
+                    },
                     ..Default::default()
                 };
                 let (cid, _) = self.create_container(None, req).await?;
