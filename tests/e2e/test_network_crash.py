@@ -133,3 +133,27 @@ def test_run_rm_cycles_leave_nothing(netd):
     assert after[:3] == before[:3], (before, after)
     assert after[3] <= before[3] + 2, (before, after)
     assert veths_on(bridge) == []
+
+
+def test_sigkill_during_build_leaves_no_staging(netd, tmp_path):
+    """A daemon killed in the middle of a build: after the restart, no build context, layer
+    staging or mount is left under the data root, and the same build then succeeds."""
+    import time
+    d = netd
+    (tmp_path / "Dockerfile").write_text("FROM netcrash/busybox:1\nRUN sleep 2\nCOPY . /ctx/\n")
+    (tmp_path / "big").write_bytes(os.urandom(4 << 20))
+    env = dict(os.environ, DOCKER_HOST=d.host, DOCKER_BUILDKIT="0")
+    p = subprocess.Popen(["docker", "build", "-t", "crashbuild:1", str(tmp_path)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    d.proc.kill()
+    d.proc.wait()
+    d.proc = None
+    p.wait(timeout=30)
+    d.start()
+    tmp = d.data_root / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
+    mounts = open("/proc/self/mountinfo").read()
+    assert str(d.data_root / "tmp") not in mounts
+    rc, out, err = d.docker("build", "-q", "-t", "crashbuild:1", str(tmp_path))
+    assert rc == 0, err

@@ -164,6 +164,13 @@ impl Engine {
         if let Some(c) = sealed_shim(&cfg.shim_bin) {
             shim_exe.lock().expect("lock").push(c);
         }
+        // Build contexts, layer staging and COPY --from mounts of builds cut off by a crash.
+        if let Ok(rd) = std::fs::read_dir(cfg.data_root.join("tmp")) {
+            for e in rd.flatten() {
+                let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         let net = network::Networks::open(&cfg.data_root, &cfg.exec_root)?;
         let engine = Arc::new(Engine {
             net,
