@@ -313,7 +313,27 @@ impl Engine {
                 "Cannot locate specified Dockerfile: {df_name}"
             ))
         })?;
-        let df = parse(&text).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut df = parse(&text).map_err(|e| Error::invalid(e.to_string()))?;
+        // `--label k=v`: one LABEL step each at the end, counted in the steps, as dockerd does
+        let last_line = df.instructions.last().map(|i| i.line).unwrap_or(0);
+        for (k, v) in &opts.labels {
+            let q = |s: &str| {
+                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+                    serde_json::to_string(s).unwrap_or_default()
+                } else {
+                    s.to_string()
+                }
+            };
+            let kv = format!("{}={}", q(k), q(v));
+            df.instructions.push(Instruction {
+                cmd: "LABEL".into(),
+                flags: Vec::new(),
+                args: Args::Shell(kv.clone()),
+                heredocs: Vec::new(),
+                line: last_line + 1,
+                original: format!("LABEL {kv}"),
+            });
+        }
         if df.instructions.is_empty() {
             return Err(Error::invalid("the Dockerfile (Dockerfile) cannot be empty"));
         }
@@ -378,17 +398,6 @@ impl Engine {
             self.step(st, ins, escape, ctx, &ignore, &stages, opts, &mut used_args, tx).await?;
         }
         let st = cur.ok_or_else(|| Error::invalid("no FROM instruction"))?;
-        // labels from the request go on the final image
-        let mut st = st;
-        if !opts.labels.is_empty() {
-            let mut l = st.config.labels.clone().unwrap_or_default();
-            for (k, v) in &opts.labels {
-                l.insert(k.clone(), v.clone());
-            }
-            st.config.labels = Some(l);
-            let id = self.commit_step(&st, None, None, "LABEL (from the build request)".into(), true).await?;
-            st.image = Some(id);
-        }
         let Some(id) = st.image.clone() else {
             return Err(Error::invalid("No image was generated. Is your Dockerfile empty?"));
         };
