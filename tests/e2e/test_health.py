@@ -61,3 +61,23 @@ def test_image_healthcheck_and_no_healthcheck(daemon, make_image, names):
         assert daemon.inspect(m, "container")["Config"]["Healthcheck"]["Test"] == ["NONE"]
     finally:
         daemon.docker("rm", "-f", n, m)
+
+
+def test_removed_container_stays_removed_across_restart(daemon, image, names):
+    """A health probe finishing after `rm -f` must not write the record back: after a daemon
+    restart the container is still gone (Berth only: restarts the daemon under test)."""
+    import pytest
+    if daemon.target != "berth":
+        pytest.skip("restarts the daemon under test")
+    gone = []
+    for i in range(5):
+        n = names("hcrm")
+        daemon.ok(*daemon.run_args("-d", "--name", n, "--health-cmd", "sleep 0.05",
+                                   "--health-interval", "100ms", image, "sleep", "100"))
+        import time as _t
+        _t.sleep(0.15 + i * 0.07)
+        daemon.ok("rm", "-f", n)
+        gone.append(n)
+    daemon.restart()
+    names_after = daemon.ok("ps", "-a", "--format", "{{.Names}}").split()
+    assert not set(gone) & set(names_after), names_after

@@ -63,6 +63,8 @@ pub struct Container {
     shim_tx: tokio::sync::Mutex<Option<FrameWriter>>,
     /// Serialises start/stop/kill/remove on this container.
     pub(crate) op: tokio::sync::Mutex<()>,
+    /// Set when removal starts deleting files: nothing persists the record after that.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// A client attached to a container's streams.
@@ -92,6 +94,7 @@ impl Container {
             output,
             shim_tx: tokio::sync::Mutex::new(None),
             op: tokio::sync::Mutex::new(()),
+            deleted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -101,6 +104,11 @@ impl Container {
     }
 
     pub fn persist(&self) -> std::io::Result<()> {
+        // A late update (health monitor, exit bookkeeping) must not bring a removed
+        // container's record back from the dead.
+        if self.deleted.load(std::sync::atomic::Ordering::SeqCst) || !self.dir.is_dir() {
+            return Ok(());
+        }
         let rec = self.snapshot();
         persist::write_json(&self.dir.join("config.v2.json"), &rec)
     }
@@ -754,6 +762,8 @@ impl Engine {
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&bundle);
         self.net_detach(&rec.id).await;
+        // From here on nothing persists this container again.
+        c.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = std::fs::remove_file(self.cfg.shim_socket(&rec.id));
         let _ = std::fs::remove_file(c.dir.join("config.v2.json"));
         let _ = std::fs::remove_dir_all(&c.dir);
